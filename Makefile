@@ -1,0 +1,39 @@
+# make demo: a local virtualenv, the synthetic data, every pipeline stage end to end.
+# make test: the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_CONFIG ?= configs/demo.yaml
+PYTEST_ARGS ?=
+
+.PHONY: demo test install bench clean help
+
+help:
+	@echo "make demo   install into $(VENV), make synthetic data, run every stage on $(DEMO_CONFIG)"
+	@echo "make test   install into $(VENV) and run the tests"
+	@echo "make bench  run the benchmarks in bench/"
+	@echo "make clean  remove $(VENV), data/demo and output/demo"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "ppeye needs Python >= 3.10 (found $$($(PYTHON) --version 2>&1)); set PYTHON=..."; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
+		{ echo "could not create a virtualenv: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . || \
+		$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) tools/demo.py -c $(DEMO_CONFIG)
+
+test: install
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench: install
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) data/demo output/demo inference/demo

@@ -1,0 +1,52 @@
+"""ppeye: eye-disease onset from ERA5-Land weather and UK Biobank features, in PaddlePaddle.
+
+The stable public interface::
+
+    cfg = ppeye.load_config("configs/demo.yaml", ["train.epochs=2"])
+    shapes = ppeye.input_shapes(cfg)     # {"T", "C", "D", "H", "W", "F"}
+    model = ppeye.build_model(cfg)
+"""
+from .core.config import load_config
+from .core.errors import ConfigError, StageNotAvailable
+
+__version__ = "0.1.0"
+
+
+def input_shapes(cfg):
+    """The sizes the model takes: ``T`` days, ``C`` variables, ``D`` hours, ``H x W`` cells, ``F`` features."""
+    from .data.era5.variables import resolve_variables
+
+    data = cfg["data"]
+    box = data["box"]
+    if not (isinstance(box, (list, tuple)) and len(box) == 2):
+        raise ConfigError(f"data.box must be [height, width], got {box!r}")
+    shapes = {
+        "T": int(data["window_days"]),
+        "C": len(resolve_variables(data["variables"])),
+        "D": int(data["hours"]),
+        "H": int(box[0]),
+        "W": int(box[1]),
+        "F": int(data["num_features"]),
+    }
+    bad = [k for k, v in shapes.items() if v < 1]
+    if bad:
+        raise ConfigError(f"input sizes must be positive: {', '.join(f'{k}={shapes[k]}' for k in bad)}")
+    if 24 % shapes["D"]:
+        raise ConfigError(f"data.hours must divide 24 (1, 2, 3, 4, 6, 8, 12, 24), got {shapes['D']}")
+    return shapes
+
+
+def build_model(cfg):
+    """The model described by ``cfg.model``, built through the MODELS registry."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(f"{__name__}.modeling") is None:
+        raise StageNotAvailable("the model (ppeye.modeling, OnsetNet) is not built yet (planned in issue #4)")
+    importlib.import_module(f"{__name__}.modeling")  # registers the models
+    from .core.registry import MODELS
+
+    return MODELS.build(cfg["model"], **{"input_shapes": input_shapes(cfg)})
+
+
+__all__ = ["load_config", "build_model", "input_shapes", "__version__"]

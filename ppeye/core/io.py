@@ -1,0 +1,65 @@
+"""Atomic file and directory writes: a reader never sees a half-written output."""
+import contextlib
+import os
+import shutil
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w", **open_kwargs):
+    """Open a temporary file beside ``path``; rename it over ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` keeps its old
+    content (or stays absent).
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.txt")
+    >>> with atomic_write(p) as f:
+    ...     _ = f.write("hello")
+    >>> open(p).read()
+    'hello'
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ppeye-tmp-", suffix=os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path, overwrite=False):
+    """Yield a temporary directory that replaces ``path`` only if the block succeeds.
+
+    With ``overwrite=False`` an existing non-empty ``path`` is an error, so a
+    previous output is never destroyed by accident. With ``overwrite=True`` the
+    old directory is swapped out and removed only after the new one is in place.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise FileExistsError(f"{path} exists and is not a directory")
+    if os.path.isdir(path) and os.listdir(path) and not overwrite:
+        raise FileExistsError(f"{path} already exists and is not empty (pass overwrite to replace it)")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".ppeye-tmp-", suffix="-" + os.path.basename(path), dir=parent)
+    try:
+        yield tmp
+        if os.path.isdir(path):
+            old = tmp + "-old"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

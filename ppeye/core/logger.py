@@ -1,0 +1,36 @@
+"""Logging for ppeye: one format, rank-aware, optionally to a file in the run directory.
+
+Never log participant ids, raw feature rows or credentials: log counts and row numbers.
+"""
+import logging
+import os
+import sys
+
+_FORMAT = "[%(asctime)s] %(name)s %(levelname)s: %(message)s"
+_DATEFMT = "%Y-%m-%d %H:%M:%S"
+
+
+def get_logger(name="ppeye", output_dir=None, rank=None):
+    """Return the ``ppeye`` logger (or a child), configured once per process.
+
+    Only rank 0 logs INFO; other ranks log warnings and errors. With ``output_dir``
+    a ``log.txt`` there receives the same lines (rank 0 only).
+    """
+    if rank is None:
+        rank = int(os.environ.get("PADDLE_TRAINER_ID", os.environ.get("RANK", 0)))
+    root = logging.getLogger("ppeye")
+    if not getattr(root, "_ppeye_configured", False):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+        root.propagate = False
+        root._ppeye_configured = True
+    if output_dir is not None and rank == 0:
+        path = os.path.abspath(os.path.join(output_dir, "log.txt"))
+        if not any(getattr(h, "baseFilename", None) == path for h in root.handlers):
+            os.makedirs(output_dir, exist_ok=True)
+            handler = logging.FileHandler(path)
+            handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
+            root.addHandler(handler)
+    return root if name == "ppeye" else root.getChild(name.removeprefix("ppeye."))
