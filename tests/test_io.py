@@ -1,0 +1,46 @@
+"""Atomic writes: no half-written output, previous outputs kept on failure."""
+import os
+
+import pytest
+
+from ppeye.core.io import atomic_directory, atomic_write
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(path) as f:
+            f.write("new, half")
+            raise RuntimeError("killed")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["a.txt"]  # no temporary left behind
+    with atomic_write(path) as f:
+        f.write("new")
+    assert path.read_text() == "new"
+
+
+def test_atomic_directory_refuses_to_clobber(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        with atomic_directory(out):
+            pass
+    assert (out / "keep.txt").read_text() == "x"
+
+
+def test_atomic_directory_keeps_the_old_one_when_the_new_one_fails(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(ValueError):
+        with atomic_directory(out, overwrite=True) as tmp:
+            open(os.path.join(tmp, "half.txt"), "w").write("y")
+            raise ValueError("interrupted")
+    assert os.listdir(out) == ["keep.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+    with atomic_directory(out, overwrite=True) as tmp:
+        open(os.path.join(tmp, "new.txt"), "w").write("z")
+    assert os.listdir(out) == ["new.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["out"]
