@@ -15,8 +15,8 @@ help:
 	@echo "make clean  remove $(VENV), data/demo and output/demo"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
-		{ echo "ppeye needs Python >= 3.10 (found $$($(PYTHON) --version 2>&1)); set PYTHON=..."; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "ppeye needs Python >= 3.11 (found $$($(PYTHON) --version 2>&1)); set PYTHON=..."; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
 		{ echo "could not create a virtualenv: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt

@@ -17,8 +17,8 @@ setup(
     long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["ppeye", "ppeye.*"]),
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     install_requires=requirements(),
-    extras_require={"test": ["pytest==8.4.2"]},
+    extras_require={"test": ["pytest==8.4.2"], "cluster": ["distributed==2025.7.0"]},
     include_package_data=True,
 )

@@ -3,6 +3,7 @@ import sys
 
 import pytest
 
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
@@ -27,3 +28,31 @@ def write_yaml(tmp_path):
         return str(path)
 
     return write
+
+
+DEMO = os.path.join(ROOT, "configs", "demo.yaml")
+TINY = [
+    "data.sites=[Liverpool, Manchester]", "data.box=[8, 8]", "data.start_date=2019-01-01",
+    "data.end_date=2019-06-30", "data.window_days=28", "data.variables=[t2m, tp, ssrd, d2m]",
+    "synthetic.group_size=3", "synthetic.num_participants=800", "synthetic.num_features=20",
+    "synthetic.signals.event.lags=[3, 10]", "synthetic.signals.periodic.period_days=7",
+    "synthetic.prevalence={glaucoma: 0.2, cataract: 0.3, amd: 0.2, dr: 0.15}",
+]
+SMALL = [o for o in TINY if not o.startswith(("data.end_date", "synthetic.num_participants"))]
+SMALL += ["data.end_date=2019-03-15", "synthetic.num_participants=60"]
+
+
+def tiny_cfg(extra=()):
+    import ppeye
+
+    return ppeye.load_config(DEMO, TINY + list(extra))
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A tiny synthetic raw dataset, made once per test session: (directory, ground truth)."""
+    from ppeye.data.synthetic import make_synthetic
+
+    out = str(tmp_path_factory.mktemp("syn") / "raw")
+    gt = make_synthetic(tiny_cfg(), out)
+    return out, gt

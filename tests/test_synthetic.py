@@ -20,27 +20,7 @@ from ppeye.data.synthetic.signals import auc, solve_intercept, window_sums
 from ppeye.data.ukb import fields as F
 from ppeye.data.ukb.centres import get_centre
 
-DEMO = os.path.join(ROOT, "configs", "demo.yaml")
-TINY = [
-    "data.sites=[Liverpool, Manchester]", "data.box=[8, 8]", "data.start_date=2019-01-01",
-    "data.end_date=2019-06-30", "data.window_days=28", "data.variables=[t2m, tp, ssrd, d2m]",
-    "synthetic.group_size=3", "synthetic.num_participants=800", "synthetic.num_features=20",
-    "synthetic.signals.event.lags=[3, 10]", "synthetic.signals.periodic.period_days=7",
-    "synthetic.prevalence={glaucoma: 0.2, cataract: 0.3, amd: 0.2, dr: 0.15}",
-]
-SMALL = [o for o in TINY if not o.startswith(("data.end_date", "synthetic.num_participants"))]
-SMALL += ["data.end_date=2019-03-15", "synthetic.num_participants=60"]
-
-
-def tiny_cfg(extra=()):
-    return ppeye.load_config(DEMO, TINY + list(extra))
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("syn") / "raw")
-    gt = make_synthetic(tiny_cfg(), out)
-    return out, gt
+from conftest import DEMO, SMALL, TINY, tiny_cfg  # noqa: E402  (shared with the converter tests)
 
 
 def open_raw(path):

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, TINY
 
 TOOLS = ["download", "preprocess", "train", "eval", "export", "infer", "visualize", "make_synthetic", "demo"]
 
@@ -42,10 +42,10 @@ def test_unknown_override_is_a_clear_error_without_traceback():
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("name, issue", [("preprocess", 3), ("download", 3), ("train", 5), ("eval", 5),
-                                         ("export", 7), ("visualize", 6)])
-def test_unbuilt_stages_say_so_and_exit_3(name, issue):
-    res = run_tool(name, "-c", "configs/demo.yaml")
+@pytest.mark.parametrize("name, issue, extra", [("preprocess", 3, ["--stage", "ukb"]), ("download", 3, []),
+                                                ("train", 5, []), ("eval", 5, []), ("export", 7, []), ("visualize", 6, [])])
+def test_unbuilt_stages_say_so_and_exit_3(name, issue, extra):
+    res = run_tool(name, "-c", "configs/demo.yaml", *extra)
     assert res.returncode == 3
     assert f"issue #{issue}" in res.stderr and "nothing was run" in res.stderr
 
@@ -62,3 +62,16 @@ def test_make_synthetic_refuses_to_overwrite_without_the_flag(tmp_path):
     res = run_tool("make_synthetic", "-c", "configs/demo.yaml", "--out", str(out))
     assert res.returncode == 2 and "--overwrite" in res.stderr
     assert (out / "mine.txt").read_text() == "keep"
+
+
+def test_preprocess_era5_stage_end_to_end(tiny, tmp_path):
+    out, _ = tiny
+    args = ["-c", "configs/demo.yaml", "--stage", "era5", "-o", *TINY,
+            f"data.era5_raw_dir={out}/era5", f"data.work_dir={tmp_path}", "data.norm_period=[2019-01-01, 2019-03-31]"]
+    res = run_tool("preprocess", *args)
+    assert res.returncode == 0, res.stderr
+    assert "6 months converted" in res.stdout and (tmp_path / "era5.zarr").is_dir()
+    again = run_tool("preprocess", *args)
+    assert "0 months converted, 6 unchanged" in again.stdout
+    missing = run_tool("preprocess", "-c", "configs/demo.yaml", "--stage", "era5", "-o", f"data.era5_raw_dir={tmp_path}/nope")
+    assert missing.returncode == 2 and "nope does not exist" in missing.stderr

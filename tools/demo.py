@@ -27,7 +27,9 @@ def stages(cfg_path, cfg):
     c = ["-c", cfg_path]
     return [
         ("synthetic data", ["make_synthetic.py", *c, "--out", raw, "--overwrite"]),
-        ("preprocess", ["preprocess.py", *c]),
+        ("preprocess era5", ["preprocess.py", *c, "--stage", "era5"]),
+        ("preprocess ukb", ["preprocess.py", *c, "--stage", "ukb"]),
+        ("impute", ["preprocess.py", *c, "--stage", "impute"]),
         ("train", ["train.py", *c, "--eval"]),
         ("eval", ["eval.py", *c, "-o", weights]),
         ("export", ["export.py", *c, "-o", weights, "--output_dir", export_dir]),

@@ -10,6 +10,18 @@ _FORMAT = "[%(asctime)s] %(name)s %(levelname)s: %(message)s"
 _DATEFMT = "%Y-%m-%d %H:%M:%S"
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at the time of the record (it may be redirected)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
 def get_logger(name="ppeye", output_dir=None, rank=None):
     """Return the ``ppeye`` logger (or a child), configured once per process.
 
@@ -20,7 +32,7 @@ def get_logger(name="ppeye", output_dir=None, rank=None):
         rank = int(os.environ.get("PADDLE_TRAINER_ID", os.environ.get("RANK", 0)))
     root = logging.getLogger("ppeye")
     if not getattr(root, "_ppeye_configured", False):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _StdoutHandler()
         handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
         root.addHandler(handler)
         root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
