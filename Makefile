@@ -20,8 +20,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
 		{ echo "could not create a virtualenv: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . || \
-		$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 install: $(VENV)/.installed
