@@ -34,7 +34,7 @@ DEMO = os.path.join(ROOT, "configs", "demo.yaml")
 TINY = [
     "data.sites=[Liverpool, Manchester]", "data.box=[8, 8]", "data.start_date=2019-01-01",
     "data.end_date=2019-06-30", "data.window_days=28", "data.variables=[t2m, tp, ssrd, d2m]",
-    "synthetic.group_size=3", "synthetic.num_participants=800", "synthetic.num_features=20",
+    "synthetic.group_size=3", "synthetic.num_participants=800", "synthetic.num_features=20", "data.num_features=20",
     "synthetic.signals.event.lags=[3, 10]", "synthetic.signals.periodic.period_days=7",
     "synthetic.prevalence={glaucoma: 0.2, cataract: 0.3, amd: 0.2, dr: 0.15}",
 ]

@@ -42,7 +42,7 @@ def test_unknown_override_is_a_clear_error_without_traceback():
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("name, issue, extra", [("preprocess", 3, ["--stage", "ukb"]), ("download", 3, []),
+@pytest.mark.parametrize("name, issue, extra", [("preprocess", 3, ["--stage", "impute"]), ("download", 3, []),
                                                 ("train", 5, []), ("eval", 5, []), ("export", 7, []), ("visualize", 6, [])])
 def test_unbuilt_stages_say_so_and_exit_3(name, issue, extra):
     res = run_tool(name, "-c", "configs/demo.yaml", *extra)

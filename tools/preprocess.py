@@ -31,9 +31,16 @@ def main():
                 report = convert_era5(cfg, progress=progress)
             print(f"era5.zarr: {report['path']} ({len(report['converted'])} months converted, "
                   f"{len(report['skipped'])} unchanged, {report['missing_site_days']} site-days missing)")
-        if args.stage in ("ukb", "impute", "all"):
-            cli.not_available("the UK Biobank cohort and imputation stages (ppeye.data.ukb)", issue=3,
-                              detail="The era5 stage above ran." if args.stage == "all" else "")
+        if args.stage in ("ukb", "all"):
+            from ppeye.data.ukb.cohort import build_cohort
+
+            report = build_cohort(cfg)
+            splits = ", ".join(f"{k} {v['n']}" for k, v in sorted(report["splits"].items()))
+            print(f"cohort.parquet: {report['participants']} participants ({splits}); "
+                  f"excluded {sum(report['excluded'].values())} (see cohort_report.json)")
+        if args.stage in ("impute", "all"):
+            cli.not_available("the imputation stage (ppeye.data.ukb.impute)", issue=3,
+                              detail="The stages above ran." if args.stage == "all" else "")
 
     cli.main(run)
 

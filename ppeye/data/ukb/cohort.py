@@ -1,0 +1,404 @@
+"""UK Biobank export -> ``cohort.parquet``: one row per participant with site, index date,
+four labels, encoded features and split. Documented rules:
+
+* **Missing values.** Empty cells and UK Biobank placeholder dates are missing. In
+  non-continuous fields (questionnaire answers, counts, categories) the "no answer"
+  codes (-1, -3, -121, -818) are missing, -10 ("less than one") becomes 0.5 in the
+  count fields that use it, and -7 ("none of the above") stays a category.
+  Continuous measurements keep negative values (Townsend index, refraction).
+* **Encoding.** One column per field (``f<field>``): numbers as they are; categories
+  as integer codes 0..K-1 in the sorted order of the values seen in the training
+  split (an unseen value elsewhere is missing and counted). The field list, kinds
+  and code tables are saved to ``features/ukb_fields.json`` for inference.
+* **Outcomes.** A disease's onset is the earliest date among its first-occurrence
+  fields and, when the hospital diagnoses (41270 with dates in 41280) are in the
+  export, its confirming ICD-10 codes. With ``ukb.refine_with_icd10``, an H35 first
+  occurrence counts as AMD only if the person has no hospital H35 code or has H35.3.
+  A participant with a disease whose date is a placeholder is excluded (their onset
+  cannot be placed), as is one whose disease began before recruitment (prevalent)
+  or before the weather window can cover it, or after ``data.end_date``.
+* **Index dates.** Cases: the first onset among the four diseases; labels: every
+  disease with onset within ``ukb.label_window_days`` after it. Controls (no onset
+  ever recorded): the index date of a case drawn at random among the cases whose
+  index date falls inside the control's own follow-up (recruitment or the start of
+  weather coverage, to death or ``data.end_date``). The controls' index dates thus
+  follow the cases' calendar distribution exactly, so the date cannot leak the label.
+* **Site.** The assessment centre (field 54), or with ``ukb.site_from: home`` the
+  configured centre nearest to the home location (OSGB 20074/20075), within
+  ``ukb.max_home_distance_km``.
+* **Splits.** Participant-level, stratified by the label pattern, with the
+  fractions of ``ukb.split``; participants of ``ukb.external_centres`` form an
+  ``external`` split.
+
+Every exclusion is counted in ``cohort_report.json``; ids never appear in logs.
+"""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+
+from ...core.errors import ConfigError, DataError
+from ...core.io import atomic_write
+from ...core.logger import get_logger
+from . import fields as F
+from .centres import BY_CODE, resolve_sites
+from .load import field_columns, read_table
+
+KINDS = ("continuous", "integer", "ordinal", "categorical")
+LESS_THAN_ONE_VALUE = 0.5
+
+
+def feature_list(cfg):
+    """``[(field, kind, less_than_one)]`` from ``ukb.features`` (null: the synthetic table's fields)."""
+    ukb = cfg["ukb"]
+    spec = ukb.get("features")
+    if spec is None:
+        from ..synthetic.cohort import feature_fields
+
+        return [(f.field, f.kind, f.less_than_one)
+                for f in feature_fields(int(cfg["data"]["num_features"]), int(cfg["synthetic"]["seed"]))]
+    if not isinstance(spec, list) or not spec:
+        raise ConfigError(f"ukb.features must be null or a list of field ids, got {spec!r}")
+    from ..synthetic.cohort import CURATED
+
+    known = {f.field: f for f in CURATED}
+    out = []
+    for item in spec:
+        entry = item if isinstance(item, dict) else {"field": item}
+        if "field" not in entry or not str(entry["field"]).isdigit():
+            raise ConfigError(f"ukb.features: entry {item!r} needs a numeric field id")
+        field = int(entry["field"])
+        default = known.get(field)
+        kind = entry.get("kind", default.kind if default else "auto")
+        if kind not in KINDS + ("auto",):
+            raise ConfigError(f"ukb.features: field {field} has kind {kind!r}; use one of {', '.join(KINDS)} or auto")
+        lto = entry.get("less_than_one", default.less_than_one if default else False)
+        out.append((field, kind, bool(lto)))
+    if len({f for f, _, _ in out}) != len(out):
+        raise ConfigError("ukb.features lists a field twice")
+    return out
+
+
+def _dates(series):
+    """Parse ``YYYY-MM-DD`` dates: ``(Series of datetime64 with NaT, placeholder mask)``."""
+    text = series.astype("string")
+    placeholder = text.isin(F.PLACEHOLDER_DATES).fillna(False).to_numpy(dtype=bool)
+    parsed = pd.to_datetime(text.where(~text.isin(F.PLACEHOLDER_DATES)), errors="coerce", format="%Y-%m-%d")
+    return pd.Series(parsed, index=series.index, dtype="datetime64[ns]"), placeholder
+
+
+def _numeric(frame, field, kind, less_than_one, report):
+    col = f"{field}-0.0"
+    raw = frame[col] if col in frame else pd.Series(np.nan, index=frame.index, dtype="string")
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    bad_text = int((raw.notna().to_numpy() & np.isnan(values)).sum())
+    if kind != "continuous":
+        values[np.isin(values, F.MISSING_CODES)] = np.nan
+        if less_than_one:
+            values[values == F.LESS_THAN_ONE] = LESS_THAN_ONE_VALUE
+    report["unreadable_values"][str(field)] = bad_text
+    return values
+
+
+def _infer_kind(values):
+    seen = values[~np.isnan(values)]
+    if len(seen) and np.all(seen == np.round(seen)) and len(np.unique(seen)) <= 10:
+        return "categorical"
+    return "continuous"
+
+
+def _onsets(frame, disease, refine, report):
+    """Earliest onset per participant (NaT if none) and whether a placeholder hides one."""
+    n = len(frame)
+    best = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
+    unknown = np.zeros(n, dtype=bool)
+    fo_any = np.zeros(n, dtype=bool)
+    for field in F.FIRST_OCCURRENCE[disease]:
+        for col in field_columns(frame, field):
+            dates, placeholder = _dates(frame[col])
+            unknown |= placeholder
+            fo_any |= placeholder | dates.notna()
+            best = best.where(best.notna() & ~((dates < best) & dates.notna()), dates)
+    codes = field_columns(frame, F.ICD10_DIAGNOSES)
+    if codes:
+        dates_cols = {c.split("-")[1]: c for c in field_columns(frame, F.ICD10_DATES)}
+        confirm = F.ICD10_CONFIRM[disease]
+        h35_other = np.zeros(n, dtype=bool)
+        h353 = np.zeros(n, dtype=bool)
+        for col in codes:
+            code = frame[col].fillna("").astype(str).str.replace(".", "", regex=False).str.upper()
+            hit = code.str.startswith(confirm).to_numpy()
+            h35_other |= (code.str.startswith("H35") & ~code.str.startswith("H353")).to_numpy()
+            h353 |= code.str.startswith("H353").to_numpy()
+            date_col = dates_cols.get(col.split("-")[1])
+            if date_col is not None:
+                dates, placeholder = _dates(frame[date_col])
+                dates = dates.where(hit)
+                unknown |= hit & placeholder
+                best = best.where(best.notna() & ~((dates < best) & dates.notna()), dates)
+        if disease == "amd" and refine:
+            not_amd = fo_any & h35_other & ~h353
+            report["h35_not_amd"] = int(not_amd.sum())
+            best[not_amd] = pd.NaT
+            unknown &= ~not_amd
+    return best, unknown & best.isna()
+
+
+def _sites(frame, cfg, sites, report):
+    """Index into ``sites`` per row (-1 when not a study site)."""
+    ukb = cfg["ukb"]
+    idx = np.full(len(frame), -1)
+    if ukb["site_from"] == "home":
+        from .geo import osgb_to_latlon
+
+        east = pd.to_numeric(frame.get("20074-0.0"), errors="coerce").to_numpy(dtype=float)
+        north = pd.to_numeric(frame.get("20075-0.0"), errors="coerce").to_numpy(dtype=float)
+        lat, lon = osgb_to_latlon(east, north)
+        dist = np.stack([_haversine(lat, lon, c.lat, c.lon) for c in sites], axis=1)
+        near = np.nanargmin(np.where(np.isnan(dist), np.inf, dist), axis=1)
+        ok = np.nanmin(np.where(np.isnan(dist), np.inf, dist), axis=1) <= float(ukb["max_home_distance_km"])
+        idx[ok] = near[ok]
+        report["excluded"]["home_too_far_or_missing"] = int((~ok).sum())
+        return idx
+    codes = pd.to_numeric(frame["54-0.0"], errors="coerce").to_numpy()
+    position = {c.code: i for i, c in enumerate(sites)}
+    for i, code in enumerate(codes):
+        idx[i] = position.get(int(code), -1) if not np.isnan(code) else -1
+    unknown = ~np.isnan(codes) & ~np.isin(codes, list(BY_CODE))
+    report["excluded"]["unknown_centre_code"] = int(unknown.sum())
+    report["excluded"]["centre_not_in_data_sites"] = int(((idx < 0) & ~unknown).sum())
+    return idx
+
+
+def _haversine(lat, lon, lat0, lon0):
+    p1, p2 = np.radians(lat), np.radians(lat0)
+    dp, dl = p2 - p1, np.radians(lon0 - lon)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * 6371.0 * np.arcsin(np.sqrt(a))
+
+
+def _splits(labels, site_codes, cfg, rng):
+    ukb = cfg["ukb"]
+    fractions = ukb["split"]
+    names = ("train", "val", "test")
+    if set(fractions) != set(names) or abs(sum(fractions.values()) - 1) > 1e-6 or min(fractions.values()) < 0:
+        raise ConfigError(f"ukb.split must give train, val and test fractions summing to 1, got {dict(fractions)}")
+    split = np.empty(len(labels), dtype=object)
+    external = np.isin(site_codes, [c.code for c in resolve_sites(ukb["external_centres"])]) \
+        if ukb["external_centres"] else np.zeros(len(labels), bool)
+    split[external] = "external"
+    strata = np.array(["".join(map(str, row)) for row in labels.astype(int)])
+    for stratum in np.unique(strata[~external]):
+        members = np.nonzero((strata == stratum) & ~external)[0]
+        members = members[rng.permutation(len(members))]
+        cuts = np.round(np.cumsum([fractions[n] for n in names]) * len(members)).astype(int)
+        for name, lo, hi in zip(names, np.r_[0, cuts[:-1]], cuts):
+            split[members[lo:hi]] = name
+    return split
+
+
+def build_cohort(cfg, log=None):
+    """Write ``cohort.parquet``, ``features/ukb_fields.json`` and the reports; returns the report."""
+    log = log or get_logger("ppeye.ukb")
+    data, ukb = cfg["data"], cfg["ukb"]
+    path = data["ukb_table"]
+    sites = resolve_sites(data["sites"])
+    features = feature_list(cfg)
+    if ukb["site_from"] not in ("centre", "home"):
+        raise ConfigError(f"ukb.site_from must be centre or home, got {ukb['site_from']!r}")
+    outcome_fields = [f for fs in F.FIRST_OCCURRENCE.values() for f in fs]
+    wanted = [f for f, _, _ in features] + [F.ASSESSMENT_DATE, F.ASSESSMENT_CENTRE, F.DEATH_DATE,
+                                             F.ICD10_DIAGNOSES, F.ICD10_DATES, 20074, 20075] + outcome_fields
+    frame, unknown_columns = read_table(path, wanted)
+    required = [F.ASSESSMENT_DATE] + ([F.ASSESSMENT_CENTRE] if ukb["site_from"] == "centre" else [20074, 20075])
+    for field in required:
+        if not field_columns(frame, field):
+            raise DataError(f"{path}: required field {field} is missing (expected a column {field}-0.0 or p{field}_i0)")
+    for disease, fs in F.FIRST_OCCURRENCE.items():
+        if not any(field_columns(frame, f) for f in fs):
+            raise DataError(f"{path}: no first-occurrence field for {disease} ({', '.join(map(str, fs))})")
+    absent = [f for f, _, _ in features if f"{f}-0.0" not in frame]
+    n = len(frame)
+    report = {"table": os.path.basename(path), "rows": n, "excluded": {}, "unreadable_values": {},
+              "unknown_columns": len(unknown_columns), "absent_feature_fields": absent}
+    if len(absent) == len(features):
+        raise DataError(f"{path}: none of the {len(features)} feature fields of ukb.features are in the table")
+    if absent:
+        log.warning(f"{len(absent)} of {len(features)} feature fields are not in the table; they are all-missing")
+
+    start, end = pd.Timestamp(str(data["start_date"])), pd.Timestamp(str(data["end_date"]))
+    cover = start + pd.Timedelta(days=int(data["window_days"]))
+    today = pd.Timestamp.today().normalize()
+    assess, _ = _dates(frame["53-0.0"])
+    death = _dates(frame["40000-0.0"])[0] if "40000-0.0" in frame else pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
+    future = (assess > today).to_numpy(dtype=bool)
+    if future.any():
+        log.warning(f"{int(future.sum())} rows have an assessment date in the future; they are excluded")
+    report["excluded"]["assessment_date_missing_or_future"] = int((assess.isna().to_numpy() | future).sum())
+    site_idx = _sites(frame, cfg, sites, report)
+
+    onset, unknown_date = {}, np.zeros(n, bool)
+    for d in F.DISEASES:
+        onset[d], unknown = _onsets(frame, d, bool(ukb["refine_with_icd10"]), report)
+        unknown_date |= unknown
+    onsets = pd.DataFrame(onset)
+    first = onsets.min(axis=1)
+    keep = ~(assess.isna().to_numpy() | future) & (site_idx >= 0)
+    report["excluded"]["onset_date_unknown"] = int((keep & unknown_date).sum())
+    keep &= ~unknown_date
+    prevalent = (first <= assess).to_numpy() & first.notna().to_numpy()
+    report["excluded"]["prevalent_at_recruitment"] = int((keep & prevalent).sum())
+    keep &= ~prevalent
+    has = first.notna().to_numpy()
+    early = has & (first < cover).to_numpy()
+    late = has & (first > end).to_numpy()
+    report["excluded"]["onset_before_weather_window"] = int((keep & early).sum())
+    report["excluded"]["onset_after_end_date"] = int((keep & late).sum())
+    keep &= ~early & ~late
+    case = keep & has
+    control = keep & ~has
+
+    index_date = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
+    index_date[case] = first[case]
+    rng = np.random.default_rng(int(ukb["seed"]))
+    case_dates = np.sort(first[case].to_numpy(dtype="datetime64[D]"))
+    fu_start = np.maximum(assess.to_numpy(dtype="datetime64[D]"), np.datetime64(cover.date()))
+    fu_end = np.minimum(np.where(death.isna(), np.datetime64(end.date()), death.to_numpy(dtype="datetime64[D]")),
+                        np.datetime64(end.date()))
+    lo = np.searchsorted(case_dates, fu_start, side="left")
+    hi = np.searchsorted(case_dates, fu_end, side="right")
+    draws = hi > lo
+    report["excluded"]["control_without_case_date_in_follow_up"] = int((control & ~draws).sum())
+    control &= draws
+    pick = lo + np.floor(rng.random(n) * np.maximum(hi - lo, 1)).astype(int)
+    index_date[control] = case_dates[np.minimum(pick, len(case_dates) - 1)][control].astype("datetime64[ns]")
+    rows = np.nonzero(case | control)[0]
+    if len(rows) == 0 or case.sum() == 0:
+        raise DataError(f"{path}: no usable cases after the exclusions {report['excluded']}")
+
+    window = pd.Timedelta(days=int(ukb["label_window_days"]))
+    labels = np.zeros((n, len(F.DISEASES)), dtype=np.int8)
+    for k, d in enumerate(F.DISEASES):
+        on = onsets[d]
+        labels[:, k] = (case & on.notna().to_numpy() & (on <= index_date + window).to_numpy())
+    site_codes = np.array([sites[i].code if i >= 0 else -1 for i in site_idx])
+    split = _splits(labels[rows], site_codes[rows], cfg, rng)
+
+    cohort = pd.DataFrame({
+        "eid": frame["eid"].to_numpy()[rows],
+        "row": rows + 1,  # 1-based data row of the export, for reports that must not name ids
+        "site": site_codes[rows],
+        "site_index": site_idx[rows],
+        "index_date": index_date.to_numpy()[rows],
+        "split": split,
+    })
+    for k, d in enumerate(F.DISEASES):
+        cohort[f"label_{d}"] = labels[rows, k]
+    encoded, fields_meta = _encode(frame.iloc[rows], features, split == "train", report)
+    cohort = pd.concat([cohort, encoded.reset_index(drop=True)], axis=1)
+    report.update(_summary(cohort))
+    _write_outputs(cfg, cohort, fields_meta, report)
+    log.info(f"cohort: {len(cohort)} participants ({int(case.sum())} cases, {int(control.sum())} controls), "
+             f"{len(features)} features, excluded {sum(report['excluded'].values())} "
+             f"({', '.join(f'{k} {v}' for k, v in report['excluded'].items() if v)})")
+    return report
+
+
+def _encode(frame, features, train_mask, report):
+    columns, meta = {}, []
+    report["unseen_categories"] = {}
+    for field, kind, less_than_one in features:
+        values = _numeric(frame, field, kind, less_than_one, report)
+        if kind == "auto":
+            kind = _infer_kind(values[train_mask])
+        entry = {"field": field, "column": f"f{field}", "kind": kind, "less_than_one": less_than_one}
+        if kind == "categorical":
+            levels = np.unique(values[train_mask & ~np.isnan(values)])
+            lookup = {float(v): i for i, v in enumerate(levels)}
+            coded = np.array([lookup.get(float(v), np.nan) if not np.isnan(v) else np.nan for v in values])
+            report["unseen_categories"][str(field)] = int((~np.isnan(values) & np.isnan(coded)).sum())
+            entry["levels"] = [float(v) for v in levels]
+            values = coded
+        columns[f"f{field}"] = values.astype(np.float32)
+        meta.append(entry)
+    return pd.DataFrame(columns, index=frame.index), meta
+
+
+def _summary(cohort):
+    out = {"participants": len(cohort), "splits": {}}
+    for name, part in cohort.groupby("split"):
+        out["splits"][name] = {"n": len(part), **{d: int(part[f"label_{d}"].sum()) for d in F.DISEASES}}
+    return out
+
+
+def missingness_blocks(missing, names, threshold=0.9):
+    """Group features whose missing-indicator columns agree (Jaccard >= threshold) into blocks."""
+    blocks, assigned = [], set()
+    for i in range(missing.shape[1]):
+        if i in assigned or not missing[:, i].any():
+            continue
+        block = [i]
+        for j in range(i + 1, missing.shape[1]):
+            if j in assigned or not missing[:, j].any():
+                continue
+            inter = np.logical_and(missing[:, i], missing[:, j]).sum()
+            union = np.logical_or(missing[:, i], missing[:, j]).sum()
+            if inter / union >= threshold:
+                block.append(j)
+        if len(block) > 1:
+            assigned.update(block)
+            blocks.append([names[k] for k in block])
+    return blocks
+
+
+def _write_outputs(cfg, cohort, fields_meta, report):
+    work = cfg["data"]["work_dir"]
+    feat_dir = os.path.join(work, "features")
+    os.makedirs(feat_dir, exist_ok=True)
+    feature_cols = [m["column"] for m in fields_meta]
+    missing = cohort[feature_cols].isna().to_numpy()
+    per_feature = pd.DataFrame({
+        "column": feature_cols, "field": [m["field"] for m in fields_meta], "kind": [m["kind"] for m in fields_meta],
+        "missing_share": missing.mean(0).round(4),
+        "missing_share_train": cohort.loc[cohort.split == "train", feature_cols].isna().mean().round(4).to_numpy(),
+    })
+    blocks = missingness_blocks(missing, feature_cols)
+    per_block = pd.DataFrame({
+        "block": range(len(blocks)), "columns": [" ".join(b) for b in blocks],
+        "share_missing_whole_block": [float(cohort[b].isna().all(axis=1).mean().round(4)) for b in blocks],
+    })
+    with atomic_write(os.path.join(work, "missingness_features.csv")) as f:
+        per_feature.to_csv(f, index=False)
+    with atomic_write(os.path.join(work, "missingness_blocks.csv")) as f:
+        per_block.to_csv(f, index=False)
+    _plot_missingness(per_feature, blocks, os.path.join(work, "missingness.png"))
+    with atomic_write(os.path.join(feat_dir, "ukb_fields.json")) as f:
+        json.dump({"fields": fields_meta, "diseases": list(F.DISEASES),
+                   "missing_codes": list(F.MISSING_CODES), "less_than_one_value": LESS_THAN_ONE_VALUE}, f, indent=1)
+    with atomic_write(os.path.join(work, "cohort_report.json")) as f:
+        json.dump(report, f, indent=1, default=str)
+    with atomic_write(os.path.join(work, "cohort.parquet"), mode="wb") as f:
+        cohort.to_parquet(f, index=False)
+
+
+def _plot_missingness(per_feature, blocks, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    block_of = {c: i for i, b in enumerate(blocks) for c in b}
+    order = per_feature.sort_values("missing_share", ascending=False)
+    colors = [plt.cm.tab10(block_of[c] % 10) if c in block_of else (0.6, 0.6, 0.6) for c in order.column]
+    fig, ax = plt.subplots(figsize=(max(6, 0.12 * len(order)), 3.5), dpi=100)
+    ax.bar(range(len(order)), order.missing_share, color=colors)
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels(order.column, rotation=90, fontsize=5)
+    ax.set_ylabel("share missing")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Missing values per feature ({len(blocks)} blocks missing together, in colour)")
+    fig.tight_layout()
+    with atomic_write(path, mode="wb") as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)

@@ -1,0 +1,187 @@
+"""UK Biobank export -> cohort.parquet, checked against the synthetic ground truth."""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ppeye
+from conftest import DEMO, SMALL, TINY
+from ppeye.core.errors import ConfigError, DataError
+from ppeye.data.synthetic import make_synthetic
+from ppeye.data.synthetic.signals import auc
+from ppeye.data.ukb import fields as F
+from ppeye.data.ukb.cohort import _numeric, build_cohort, feature_list
+from ppeye.data.ukb.geo import osgb_to_latlon
+from ppeye.data.ukb.load import canonical
+
+
+def cfg_for(table, work, extra=()):
+    return ppeye.load_config(DEMO, TINY + [f"data.ukb_table={table}", f"data.work_dir={work}", *extra])
+
+
+@pytest.fixture(scope="module")
+def built(tiny, tmp_path_factory):
+    out, gt = tiny
+    work = tmp_path_factory.mktemp("cohort")
+    report = build_cohort(cfg_for(os.path.join(out, "ukb.csv"), work))
+    cohort = pd.read_parquet(work / "cohort.parquet")
+    truth = pd.read_csv(os.path.join(out, "truth.csv")).set_index("eid").loc[cohort.eid.astype(int)]
+    return work, report, cohort, truth
+
+
+def test_one_row_per_participant_with_features_labels_split(built):
+    work, report, cohort, _ = built
+    assert cohort.eid.is_unique and set(cohort.split) == {"train", "val", "test"}
+    assert len([c for c in cohort if c.startswith("f")]) == 20
+    shares = cohort.split.value_counts(normalize=True)
+    assert abs(shares["train"] - 0.7) < 0.03 and abs(shares["test"] - 0.15) < 0.03
+    meta = json.load(open(work / "features" / "ukb_fields.json"))
+    assert [m["column"] for m in meta["fields"]][:3] == ["f31", "f34", "f52"]
+    assert sum(report["excluded"].values()) + report["participants"] == report["rows"]
+
+
+def test_labels_equal_the_planted_truth(built):
+    _, _, cohort, truth = built
+    for d in F.DISEASES:
+        np.testing.assert_array_equal(cohort[f"label_{d}"].to_numpy(), truth[f"y_{d}"].to_numpy())
+
+
+def test_cases_are_indexed_at_first_onset(built):
+    _, _, cohort, truth = built
+    known = truth[[f"onset_date_known_{d}" for d in F.DISEASES]].all(axis=1).to_numpy()
+    case = cohort[[f"label_{d}" for d in F.DISEASES]].any(axis=1).to_numpy()
+    sel = case & known
+    assert sel.sum() > 100
+    np.testing.assert_array_equal(cohort.index_date.to_numpy()[sel], pd.to_datetime(truth.reference_date).to_numpy()[sel])
+
+
+def test_prevalent_disease_and_h35_that_is_not_amd_are_handled(tiny, built):
+    out, _ = tiny
+    _, report, cohort, truth = built
+    all_truth = pd.read_csv(os.path.join(out, "truth.csv"))
+    assert not set(all_truth.eid[all_truth.prevalent_disease]) & set(cohort.eid.astype(int))
+    assert report["h35_not_amd"] == int(all_truth.h35_not_amd.sum())
+    assert (cohort.label_amd.to_numpy()[truth.h35_not_amd.to_numpy()] == 0).all()
+
+
+def test_control_index_dates_are_case_dates_inside_follow_up(tiny, built):
+    out, _ = tiny
+    _, _, cohort, _ = built
+    case = cohort[[f"label_{d}" for d in F.DISEASES]].any(axis=1)
+    controls = cohort[~case]
+    assert set(controls.index_date) <= set(cohort.index_date[case])
+    table = pd.read_csv(os.path.join(out, "ukb.csv"), usecols=["eid", "53-0.0", "40000-0.0"]).set_index("eid")
+    assessed = pd.to_datetime(table.loc[controls.eid.astype(int), "53-0.0"]).to_numpy()
+    assert (controls.index_date.to_numpy() >= assessed).all()
+    died = pd.to_datetime(table.loc[controls.eid.astype(int), "40000-0.0"]).to_numpy()
+    alive = pd.isna(died)
+    assert (controls.index_date.to_numpy()[~alive] <= died[~alive]).all()
+
+
+def test_the_calendar_does_not_leak_the_label(built):
+    """A weather-free model that knows only the index month scores chance on held-out people."""
+    _, _, cohort, _ = built
+    month = pd.to_datetime(cohort.index_date).dt.month
+    case = cohort[[f"label_{d}" for d in F.DISEASES]].any(axis=1).astype(int)
+    train = cohort.split == "train"
+    rate = case[train].groupby(month[train]).mean()
+    held = ~train
+    score = month[held].map(rate).fillna(case[train].mean())
+    assert abs(auc(score, case[held]) - 0.5) < 0.07
+
+
+def test_codes_become_missing_and_categories_are_coded(tiny, built):
+    out, _ = tiny
+    _, report, cohort, _ = built
+    table = pd.read_csv(os.path.join(out, "ukb.csv")).set_index("eid").loc[cohort.eid.astype(int)]
+    smoking = cohort.f20116.dropna()
+    assert set(smoking) <= {0.0, 1.0, 2.0}  # codes of the levels 0, 1, 2
+    assert cohort.f20116.isna().sum() >= (table["20116-0.0"] == -3).sum()
+    assert cohort.f738.min() >= 1 and cohort.f738.isna().sum() >= table["738-0.0"].isin([-1, -3]).sum()
+    assert (cohort.f189 < 0).any()  # a continuous measure keeps its negative values
+
+
+def test_less_than_one_and_unreadable_values():
+    frame = pd.DataFrame({"1050-0.0": ["2", "-10", "-3", "abc", None]})
+    report = {"unreadable_values": {}}
+    values = _numeric(frame, 1050, "integer", True, report)
+    np.testing.assert_array_equal(values, [2.0, 0.5, np.nan, np.nan, np.nan])
+    assert report["unreadable_values"]["1050"] == 1
+
+
+def test_rap_export_gives_the_same_cohort(tmp_path):
+    for style, fmt in (("ukbconv", "csv"), ("rap", "tsv")):
+        cfg = ppeye.load_config(DEMO, SMALL + [f"synthetic.table_style={style}", f"synthetic.table_format={fmt}",
+                                               "synthetic.num_participants=300"])
+        make_synthetic(cfg, str(tmp_path / style))
+        build_cohort(cfg_for(tmp_path / style / f"ukb.{fmt}", tmp_path / f"w_{style}", ["data.end_date=2019-03-15"]))
+    a = pd.read_parquet(tmp_path / "w_ukbconv" / "cohort.parquet")
+    b = pd.read_parquet(tmp_path / "w_rap" / "cohort.parquet")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_column_names_are_normalised():
+    assert canonical("p31") == "31-0.0" and canonical("participant.p53_i0") == "53-0.0"
+    assert canonical("p41270_a3") == "41270-0.3" and canonical("p6150_i0_a1") == "6150-0.1"
+    assert canonical("participant.eid") == "eid" and canonical("notes") is None
+
+
+def test_missing_required_field_and_bad_tables(tiny, tmp_path):
+    out, _ = tiny
+    table = pd.read_csv(os.path.join(out, "ukb.csv"))
+    table.drop(columns=["53-0.0"]).to_csv(tmp_path / "no53.csv", index=False)
+    with pytest.raises(DataError, match="required field 53 is missing"):
+        build_cohort(cfg_for(tmp_path / "no53.csv", tmp_path / "w"))
+    pd.concat([table, table.iloc[:2]]).to_csv(tmp_path / "dupes.csv", index=False)
+    with pytest.raises(DataError, match="2 participant ids appear more than once"):
+        build_cohort(cfg_for(tmp_path / "dupes.csv", tmp_path / "w"))
+    with pytest.raises(DataError, match="does not exist"):
+        build_cohort(cfg_for(tmp_path / "absent.csv", tmp_path / "w"))
+    with pytest.raises(ConfigError, match="kind 'text'"):
+        feature_list(cfg_for("x", tmp_path, ["ukb.features=[{field: 31, kind: text}]"]))
+
+
+def test_unknown_centres_are_counted_and_a_failed_run_keeps_the_old_cohort(tiny, tmp_path):
+    out, _ = tiny
+    build_cohort(cfg_for(os.path.join(out, "ukb.csv"), tmp_path / "w"))
+    before = (tmp_path / "w" / "cohort.parquet").read_bytes()
+    table = pd.read_csv(os.path.join(out, "ukb.csv"))
+    table.loc[:9, "54-0.0"] = 99999
+    table.to_csv(tmp_path / "odd.csv", index=False)
+    report = build_cohort(cfg_for(tmp_path / "odd.csv", tmp_path / "w2"))
+    assert report["excluded"]["unknown_centre_code"] == 10
+    table.drop(columns=["54-0.0"]).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(DataError):
+        build_cohort(cfg_for(tmp_path / "bad.csv", tmp_path / "w"))
+    assert (tmp_path / "w" / "cohort.parquet").read_bytes() == before
+
+
+def test_missingness_report_finds_the_eye_block(built):
+    work, _, _, _ = built
+    blocks = pd.read_csv(work / "missingness_blocks.csv")
+    assert any({"f5262", "f5254"} <= set(cols.split()) for cols in blocks["columns"])
+    features = pd.read_csv(work / "missingness_features.csv")
+    assert features.set_index("column").loc["f5262", "missing_share"] > 0.5
+    assert (work / "missingness.png").stat().st_size > 1000
+
+
+def test_osgb_matches_the_ordnance_survey_worked_example():
+    lat, lon = osgb_to_latlon([651409.903], [313177.270])
+    assert lat[0] == pytest.approx(52 + 39 / 60 + 27.2531 / 3600, abs=1e-7)
+    assert lon[0] == pytest.approx(1 + 43 / 60 + 4.5177 / 3600, abs=1e-7)
+
+
+def test_home_coordinates_pick_the_nearest_centre(tiny, tmp_path):
+    out, _ = tiny
+    table = pd.read_csv(os.path.join(out, "ukb.csv"))
+    table["20074-0.0"] = 383500  # central Manchester
+    table["20075-0.0"] = 398500
+    table.loc[:4, "20074-0.0"] = 260000  # Snowdonia: too far from Liverpool and Manchester
+    table.to_csv(tmp_path / "home.csv", index=False)
+    report = build_cohort(cfg_for(tmp_path / "home.csv", tmp_path / "w", ["ukb.site_from=home",
+                                                                          "ukb.max_home_distance_km=40"]))
+    cohort = pd.read_parquet(tmp_path / "w" / "cohort.parquet")
+    assert set(cohort.site) == {11001}
+    assert report["excluded"]["home_too_far_or_missing"] == 5
