@@ -7,7 +7,8 @@ import pytest
 
 from conftest import ROOT, TINY
 
-TOOLS = ["download", "preprocess", "train", "eval", "export", "infer", "visualize", "make_synthetic", "demo"]
+TOOLS = ["download", "preprocess", "train", "eval", "export", "infer", "visualize", "make_synthetic", "demo",
+         "compare_imputers"]
 
 
 def run_tool(name, *args):
@@ -42,7 +43,7 @@ def test_unknown_override_is_a_clear_error_without_traceback():
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("name, issue, extra", [("preprocess", 3, ["--stage", "impute"]), ("download", 3, []),
+@pytest.mark.parametrize("name, issue, extra", [("download", 3, []),
                                                 ("train", 5, []), ("eval", 5, []), ("export", 7, []), ("visualize", 6, [])])
 def test_unbuilt_stages_say_so_and_exit_3(name, issue, extra):
     res = run_tool(name, "-c", "configs/demo.yaml", *extra)
@@ -75,3 +76,16 @@ def test_preprocess_era5_stage_end_to_end(tiny, tmp_path):
     assert "0 months converted, 6 unchanged" in again.stdout
     missing = run_tool("preprocess", "-c", "configs/demo.yaml", "--stage", "era5", "-o", f"data.era5_raw_dir={tmp_path}/nope")
     assert missing.returncode == 2 and "nope does not exist" in missing.stderr
+
+
+def test_compare_imputers_writes_csv_and_plot(tiny, tmp_path):
+    out, _ = tiny
+    base = ["-c", "configs/demo.yaml", "-o", *TINY, f"data.ukb_table={out}/ukb.csv", f"data.work_dir={tmp_path}/w"]
+    assert run_tool("preprocess", *base, "--stage", "ukb").returncode == 0
+    res = run_tool("compare_imputers", *base, "--methods", "mean,mice", "--max_rows", "300",
+                   "--output_dir", str(tmp_path / "cmp"))
+    assert res.returncode == 0, res.stderr
+    table = (tmp_path / "cmp" / "imputation_comparison.csv").read_text()
+    assert "cohort,random,mice" in table and "pbc,block,mean" in table
+    assert (tmp_path / "cmp" / "imputation_comparison.png").stat().st_size > 1000
+    assert "mean rank" in res.stdout

@@ -39,8 +39,10 @@ def main():
             print(f"cohort.parquet: {report['participants']} participants ({splits}); "
                   f"excluded {sum(report['excluded'].values())} (see cohort_report.json)")
         if args.stage in ("impute", "all"):
-            cli.not_available("the imputation stage (ppeye.data.ukb.impute)", issue=3,
-                              detail="The stages above ran." if args.stage == "all" else "")
+            from ppeye.data.ukb.impute import impute_cohort
+
+            result = impute_cohort(cfg)
+            print(f"cohort_imputed.parquet: {result['missing_share']:.1%} of feature values imputed with {result['method']}")
 
     cli.main(run)
 
