@@ -246,8 +246,9 @@ def impute_cohort(cfg, log=None):
     """Fit ``ukb.imputer`` on the training split of cohort.parquet and write the imputed cohort.
 
     Writes ``cohort_imputed.parquet`` (same rows and columns, no missing feature values;
-    the missing pattern stays in cohort.parquet for ``tab_mask``) and
-    ``features/imputer.joblib``.
+    the missing pattern stays in cohort.parquet for ``tab_mask``),
+    ``features/imputer.joblib`` and ``features/tab_stats.json`` (the training mean and
+    standard deviation of each non-categorical feature, for standardising).
     """
     import json
     import os
@@ -277,6 +278,14 @@ def impute_cohort(cfg, log=None):
     filled[columns] = imputer.transform(X).astype(np.float32)
     with atomic_write(os.path.join(work, "features", "imputer.joblib"), mode="wb") as f:
         joblib.dump(imputer, f)
+    # standardisation of the imputed features (training rows; categories keep their codes)
+    values = filled.loc[train, columns].to_numpy(np.float64)
+    categorical = np.array([k == "categorical" for k in kinds])
+    mean = np.where(categorical, 0.0, values.mean(0))
+    std = np.where(categorical, 1.0, values.std(0))
+    std = np.where(std > 0, std, 1.0)
+    with atomic_write(os.path.join(work, "features", "tab_stats.json")) as f:
+        json.dump({"columns": columns, "kinds": kinds, "mean": mean.tolist(), "std": std.tolist()}, f, indent=1)
     with atomic_write(os.path.join(work, "cohort_imputed.parquet"), mode="wb") as f:
         filled.to_parquet(f, index=False)
     share = float(np.isnan(X).mean())

@@ -1,0 +1,176 @@
+"""Samples and batches for OnsetNet: people from cohort.parquet, weather from era5.zarr.
+
+A sample is ``{"site", "days", "tab", "tab_mask", "labels"}``: the store's site index,
+the ``T`` day indices before the index date, the standardised imputed features
+``[F]``, which of them were observed ``[F]`` (1.0) and the four labels ``[4]``.
+
+:class:`WeatherCollator` turns samples into a batch in which every (site, day)
+volume is read and stored once: ``weather_unique [U, C, D, H, W]`` and
+``day_index [B, T]`` pointing into it, so people of one site with overlapping
+windows share their days. :class:`SiteDateBatchSampler` forms batches of people of
+one site with nearby index dates to make that sharing large.
+"""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import DataError
+from ..core.logger import get_logger
+from .store import Era5Store
+from .ukb.fields import DISEASES
+
+
+def load_tab_stats(work_dir):
+    path = os.path.join(work_dir, "features", "tab_stats.json")
+    if not os.path.isfile(path):
+        raise DataError(f"{path} does not exist: run tools/preprocess.py --stage impute")
+    return json.load(open(path))
+
+
+class OnsetDataset:
+    """The people of one or more splits whose whole weather window is in the store.
+
+    People whose window reaches outside the store or contains a missing day are left
+    out and counted in ``self.excluded`` (and logged); nobody is dropped silently.
+    """
+
+    def __init__(self, cfg, splits, store=None, log=None):
+        log = log or get_logger("ppeye.data")
+        data = cfg["data"]
+        work = data["work_dir"]
+        splits = [splits] if isinstance(splits, str) else list(splits)
+        paths = {name: os.path.join(work, f"{name}.parquet") for name in ("cohort", "cohort_imputed")}
+        for name, path in paths.items():
+            if not os.path.isfile(path):
+                stage = "ukb" if name == "cohort" else "impute"
+                raise DataError(f"{path} does not exist: run tools/preprocess.py --stage {stage}")
+        cohort = pd.read_parquet(paths["cohort"])
+        imputed = pd.read_parquet(paths["cohort_imputed"])
+        if not cohort["eid"].equals(imputed["eid"]):
+            raise DataError(f"{paths['cohort_imputed']} does not match {paths['cohort']}: rerun --stage impute")
+        stats = load_tab_stats(work)
+        columns = stats["columns"]
+        if len(columns) != int(data["num_features"]):
+            raise DataError(f"the cohort has {len(columns)} features but data.num_features is {data['num_features']}")
+        chosen = cohort["split"].isin(splits).to_numpy()
+        if not chosen.any():
+            raise DataError(f"no participants in split(s) {splits} of {paths['cohort']}")
+        self.store = store or Era5Store(os.path.join(work, "era5.zarr"))
+        T = int(data["window_days"])
+        expected = (len(data["variables"]), int(data["hours"]), *[int(b) for b in data["box"]])
+        if tuple(self.store.shape) != expected:
+            raise DataError(f"{self.store.path} holds volumes {self.store.shape} (C, D, H, W) but the config "
+                            f"asks for {expected}: rerun tools/preprocess.py --stage era5 with this config")
+        unknown = sorted(set(cohort.loc[chosen, "site"]) - set(self.store.sites))
+        if unknown:
+            raise DataError(f"sites {unknown} of the cohort are not in {self.store.path} (sites {self.store.sites})")
+        site = cohort.loc[chosen, "site"].map(self.store.site_position).to_numpy(np.int64)
+        end = self.store.day_index(cohort.loc[chosen, "index_date"].to_numpy())  # exclusive: the day before
+        start = end - T
+        inside = (start >= 0) & (end <= self.store.n_days)
+        complete = np.zeros(len(site), dtype=bool)
+        csum = np.concatenate([np.zeros((self.store.valid.shape[0], 1), int), np.cumsum(self.store.valid, 1)], 1)
+        complete[inside] = (csum[site[inside], end[inside]] - csum[site[inside], start[inside]]) == T
+        self.excluded = {"window_outside_store": int((~inside).sum()),
+                         "window_with_missing_days": int((inside & ~complete).sum())}
+        if sum(self.excluded.values()):
+            log.warning(f"dataset {'+'.join(splits)}: left out {self.excluded} of {len(site)} participants")
+        keep = complete
+        if not keep.any():
+            raise DataError(f"no participant of split(s) {splits} has a complete {T}-day window in {self.store.path}")
+        values = imputed.loc[chosen, columns].to_numpy(np.float32)[keep]
+        observed = cohort.loc[chosen, columns].notna().to_numpy()[keep]
+        mean = np.asarray(stats["mean"], np.float32)
+        std = np.asarray(stats["std"], np.float32)
+        self.tab = ((values - mean) / std).astype(np.float32)
+        self.tab_mask = observed.astype(np.float32)
+        self.labels = cohort.loc[chosen, [f"label_{d}" for d in DISEASES]].to_numpy(np.float32)[keep]
+        self.site = site[keep]
+        self.start = start[keep]
+        self.T = T
+        self.rows = cohort.loc[chosen, "row"].to_numpy()[keep]  # export rows, for reports without ids
+
+    def __len__(self):
+        return len(self.site)
+
+    def __getitem__(self, i):
+        return {
+            "site": self.site[i],
+            "days": np.arange(self.start[i], self.start[i] + self.T, dtype=np.int64),
+            "tab": self.tab[i],
+            "tab_mask": self.tab_mask[i],
+            "labels": self.labels[i],
+        }
+
+
+class WeatherCollator:
+    """Samples -> a batch whose weather holds each (site, day) volume once."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def __call__(self, samples):
+        n_days = self.store.n_days
+        keys = np.stack([s["site"] * n_days + s["days"] for s in samples])  # [B, T]
+        unique, inverse = np.unique(keys, return_inverse=True)
+        weather = np.empty((len(unique),) + tuple(self.store.shape), dtype=np.float32)
+        sites = unique // n_days
+        for site in np.unique(sites):
+            at = np.nonzero(sites == site)[0]
+            weather[at] = self.store.read(int(site), unique[at] % n_days)
+        return {
+            "weather_unique": weather,
+            "day_index": inverse.reshape(keys.shape).astype(np.int64),
+            "tab": np.stack([s["tab"] for s in samples]),
+            "tab_mask": np.stack([s["tab_mask"] for s in samples]),
+            "labels": np.stack([s["labels"] for s in samples]),
+        }
+
+
+class SiteDateBatchSampler:
+    """Batches of people of one site with nearby index dates, in a new order every epoch.
+
+    People are sorted by site and window start (with a random jitter of up to
+    ``jitter`` days, different each epoch, so batches are not always the same people),
+    cut into batches, and the batches are shuffled. With ``num_replicas > 1`` each rank
+    takes every ``num_replicas``-th batch of the same shuffled list.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=True, drop_last=False, seed=0, jitter=None,
+                 num_replicas=1, rank=0):
+        if batch_size < 1:
+            raise DataError(f"batch_size must be >= 1, got {batch_size}")
+        self.site, self.start = dataset.site, dataset.start
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.jitter = dataset.T // 4 if jitter is None else jitter
+        self.num_replicas, self.rank = num_replicas, rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def _batches(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        noise = rng.uniform(0, self.jitter, len(self.site)) if self.shuffle and self.jitter else 0
+        order = np.lexsort((self.start + noise, self.site))
+        batches = []
+        for site in np.unique(self.site):
+            members = order[self.site[order] == site]
+            batches += [members[i : i + self.batch_size] for i in range(0, len(members), self.batch_size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        usable = len(batches) - len(batches) % self.num_replicas if self.num_replicas > 1 else len(batches)
+        return batches[self.rank : usable : self.num_replicas]
+
+    def __iter__(self):
+        return (b.tolist() for b in self._batches())
+
+    def __len__(self):
+        return len(self._batches())

@@ -1,0 +1,75 @@
+"""Reading era5.zarr (written by :mod:`ppeye.data.era5.convert`) for training and inference.
+
+The store is opened lazily, so a Dataset holding it can be sent to DataLoader worker
+processes; it can be a local path or any URL fsspec understands (``s3://...``).
+"""
+import json
+
+import numpy as np
+
+from ..core.errors import DataError
+
+
+class Era5Store:
+    """Normalised daily volumes ``[C, D, H, W]`` by (site, day) from an era5.zarr store."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self._group = None
+        group = self.group
+        attrs = dict(group.attrs)
+        missing = [k for k in ("identity", "mean", "std", "variables") if k not in attrs]
+        if missing:
+            raise DataError(f"{self.path}: not a finished era5.zarr (attributes {missing} missing); "
+                            "run tools/preprocess.py --stage era5")
+        if not attrs["mean"]:
+            raise DataError(f"{self.path}: no normalisation statistics (no valid day in data.norm_period?)")
+        self.identity = attrs["identity"]
+        self.variables = list(attrs["variables"])
+        self.mean = np.asarray(attrs["mean"], dtype=np.float32)[:, None, None, None]
+        self.std = np.asarray(attrs["std"], dtype=np.float32)[:, None, None, None]
+        self.sites = [int(s) for s in group["site"][:]]
+        self.site_position = {code: i for i, code in enumerate(self.sites)}
+        start = np.datetime64(self.identity["start_date"], "D")
+        self.n_days = int(group["weather"].shape[1])
+        self.dates = start + np.arange(self.n_days)
+        self.valid = np.asarray(group["valid"][:], dtype=bool)  # [S, T]
+        self.shape = tuple(int(x) for x in group["weather"].shape[2:])  # C, D, H, W
+
+    @property
+    def group(self):
+        if self._group is None:
+            import zarr
+
+            try:
+                self._group = zarr.open_group(self.path, mode="r")
+            except Exception as e:  # zarr raises several types for a missing or foreign store
+                raise DataError(f"cannot open era5 store {self.path}: {type(e).__name__}: {e}") from None
+        return self._group
+
+    def __getstate__(self):  # workers reopen the store themselves
+        state = self.__dict__.copy()
+        state["_group"] = None
+        return state
+
+    def day_index(self, dates):
+        """Store day indices of ``dates`` (numpy datetime64[D])."""
+        return (np.asarray(dates, dtype="datetime64[D]") - self.dates[0]).astype(np.int64)
+
+    def read(self, site, days):
+        """Normalised volumes for one site and sorted day indices: ``[len(days), C, D, H, W]``.
+
+        Consecutive days are read as one slice, so a window costs a few chunk reads.
+        """
+        days = np.asarray(days, dtype=np.int64)
+        out = np.empty((len(days),) + self.shape, dtype=np.float32)
+        weather = self.group["weather"]
+        breaks = np.nonzero(np.diff(days) != 1)[0] + 1
+        for run, start in zip(np.split(days, breaks), np.split(np.arange(len(days)), breaks)):
+            out[start[0] : start[0] + len(run)] = weather[site, run[0] : run[-1] + 1]
+        out -= self.mean
+        out /= self.std
+        return out
+
+    def describe(self):
+        return json.dumps({"path": self.path, "sites": self.sites, "days": self.n_days, "shape": self.shape})
