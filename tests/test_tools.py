@@ -43,8 +43,7 @@ def test_unknown_override_is_a_clear_error_without_traceback():
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("name, issue, extra", [("download", 3, []),
-                                                ("train", 5, []), ("eval", 5, []), ("export", 7, []), ("visualize", 6, [])])
+@pytest.mark.parametrize("name, issue, extra", [("train", 5, []), ("eval", 5, []), ("export", 7, []), ("visualize", 6, [])])
 def test_unbuilt_stages_say_so_and_exit_3(name, issue, extra):
     res = run_tool(name, "-c", "configs/demo.yaml", *extra)
     assert res.returncode == 3
@@ -89,3 +88,13 @@ def test_compare_imputers_writes_csv_and_plot(tiny, tmp_path):
     assert "cohort,random,mice" in table and "pbc,block,mean" in table
     assert (tmp_path / "cmp" / "imputation_comparison.png").stat().st_size > 1000
     assert "mean rank" in res.stdout
+
+
+def test_download_dry_run_prints_the_plan_and_needs_no_credentials(tmp_path):
+    res = run_tool("download", "-c", "configs/full.yaml", "--dry-run")
+    assert res.returncode == 0 and "924 requests to reanalysis-era5-land" in res.stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDSAPI")}
+    env["HOME"] = str(tmp_path)
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "download.py"), "-c", "configs/demo.yaml",
+                          "-o", f"data.era5_raw_dir={tmp_path}/raw"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert res.returncode == 2 and "no CDS credentials" in res.stderr
