@@ -166,3 +166,16 @@ def test_real_era5_grib_at_a_quarter_degree_is_regridded(tmp_path):
     expected = src.sel(time="2019-03-15T12").interp(latitude=lat, longitude=lon).item() - 273.15
     assert st.weather.sel(site=11001, date="2019-03-15", variable="t2m", hour=12).values[2, 5] == pytest.approx(expected, abs=1e-3)
     assert 0 < st.attrs["mean"][0] < 12  # a British March in degC
+
+
+def test_a_file_with_missing_hours_marks_those_days_missing(tiny, tmp_path):
+    out, _ = tiny
+    raw = tmp_path / "era5"
+    shutil.copytree(os.path.join(out, "era5"), raw)
+    path = raw / "2019" / "02" / "g01.nc"  # d2m for February
+    ds = open_raw(path)
+    ds.isel(time=[i for i in range(ds.sizes["time"]) if not (216 <= i < 221)]).to_netcdf(path)  # 10 Feb 00-04 UTC
+    report, store = convert(str(raw), str(tmp_path / "w"), ["data.end_date=2019-03-31"])
+    st = open_store(store)
+    assert not st.valid.sel(date="2019-02-10").any() and st.valid.sel(date="2019-02-11").all()
+    assert "2019-02-10" in set(pd.read_csv(report["missing_days_csv"]).date)

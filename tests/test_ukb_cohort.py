@@ -185,3 +185,12 @@ def test_home_coordinates_pick_the_nearest_centre(tiny, tmp_path):
     cohort = pd.read_parquet(tmp_path / "w" / "cohort.parquet")
     assert set(cohort.site) == {11001}
     assert report["excluded"]["home_too_far_or_missing"] == 5
+
+
+def test_assessment_dates_in_the_future_are_excluded(tiny, tmp_path):
+    out, _ = tiny
+    table = pd.read_csv(os.path.join(out, "ukb.csv"))
+    table.loc[:2, "53-0.0"] = "2099-01-01"
+    table.to_csv(tmp_path / "future.csv", index=False)
+    report = build_cohort(cfg_for(tmp_path / "future.csv", tmp_path / "w"))
+    assert report["excluded"]["assessment_date_missing_or_future"] == 3
