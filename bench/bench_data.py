@@ -64,7 +64,7 @@ def convert_peak(cfg_args):
     code = (
         "import sys, time, resource; sys.path.insert(0, %r)\n"
         "sys.argv = %r\n"
-        "import bench_data as b; cfg = b.config(*sys.argv[1:3], extra=sys.argv[3:])\n"
+        "import bench_data as b; cfg = b.config(sys.argv[1], int(sys.argv[2]), extra=sys.argv[3:])\n"
         "t = time.time(); b.convert_era5(cfg)\n"
         "print(time.time() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     ) % (os.path.dirname(os.path.abspath(__file__)), ["x", *cfg_args])

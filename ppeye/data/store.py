@@ -28,6 +28,7 @@ class Era5Store:
         self.variables = list(attrs["variables"])
         self.mean = np.asarray(attrs["mean"], dtype=np.float32)[:, None, None, None]
         self.std = np.asarray(attrs["std"], dtype=np.float32)[:, None, None, None]
+        self.inv_std = (1.0 / self.std).astype(np.float32)
         self.sites = [int(s) for s in group["site"][:]]
         self.site_position = {code: i for i, code in enumerate(self.sites)}
         start = np.datetime64(self.identity["start_date"], "D")
@@ -59,16 +60,20 @@ class Era5Store:
     def read(self, site, days):
         """Normalised volumes for one site and sorted day indices: ``[len(days), C, D, H, W]``.
 
-        Consecutive days are read as one slice, so a window costs a few chunk reads.
+        Consecutive days are read as one slice (a window is one read of a few chunks);
+        normalisation is done in place, as a subtraction and a multiplication.
         """
         days = np.asarray(days, dtype=np.int64)
-        out = np.empty((len(days),) + self.shape, dtype=np.float32)
         weather = self.group["weather"]
         breaks = np.nonzero(np.diff(days) != 1)[0] + 1
-        for run, start in zip(np.split(days, breaks), np.split(np.arange(len(days)), breaks)):
-            out[start[0] : start[0] + len(run)] = weather[site, run[0] : run[-1] + 1]
-        out -= self.mean
-        out /= self.std
+        if len(breaks) == 0 and len(days):
+            out = np.ascontiguousarray(weather[site, days[0] : days[-1] + 1], dtype=np.float32)
+        else:
+            out = np.empty((len(days),) + self.shape, dtype=np.float32)
+            for run, start in zip(np.split(days, breaks), np.split(np.arange(len(days)), breaks)):
+                out[start[0] : start[0] + len(run)] = weather[site, run[0] : run[-1] + 1]
+        np.subtract(out, self.mean, out=out)
+        np.multiply(out, self.inv_std, out=out)
         return out
 
     def describe(self):
