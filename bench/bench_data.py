@@ -13,7 +13,6 @@ Makes its own synthetic data for one site (Manchester) in a temporary directory.
 """
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -121,10 +120,9 @@ def main():
     # 2. bytes read per sample, grouped vs random batches, on the demo pipeline if it was built
     demo = ppeye.load_config(os.path.join(ROOT, "configs", "demo.yaml"))
     if os.path.exists(os.path.join(demo.data.work_dir, "cohort_imputed.parquet")):
-        from ppeye.data.dataset import OnsetDataset, SiteDateBatchSampler, WeatherCollator
+        from ppeye.data.dataset import OnsetDataset, SiteDateBatchSampler
 
         ds = OnsetDataset(demo, "train")
-        collate = WeatherCollator(ds.store)
         volume = int(np.prod(ds.store.shape)) * 4
         grouped = [len({(ds.site[i], d) for i in b for d in ds[i]["days"]}) for b in SiteDateBatchSampler(ds, 16)]
         rng = np.random.default_rng(0)
@@ -135,7 +133,6 @@ def main():
               f"{np.mean(grouped) * volume / 16 / 2**20:.2f} MB, random {np.mean(random) * volume / 16 / 2**20:.2f} MB, "
               f"no sharing {expanded * volume / 16 / 2**20:.2f} MB; grouped reads {expanded / np.mean(grouped):.1f}x "
               f"less than no sharing and {np.mean(random) / np.mean(grouped):.1f}x less than random batches")
-        assert collate  # the collator is what training uses; its volumes are the unique keys counted above
     else:
         print("bytes per sample: build the demo pipeline first (make demo)")
 

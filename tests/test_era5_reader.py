@@ -1,5 +1,4 @@
 """Reading every raw ERA5 layout (real files from ../shared/data) and de-accumulating."""
-import os
 import zipfile
 
 import numpy as np

@@ -10,7 +10,7 @@ import ppeye
 from conftest import DEMO, TINY, shared
 from ppeye.core.errors import ConfigError, DataError
 from ppeye.data.ukb.cohort import build_cohort
-from ppeye.data.ukb.impute import METHODS, FeatureImputer, compare, impute_cohort, mask_known, rank_methods, score
+from ppeye.data.ukb.impute import METHODS, FeatureImputer, compare, impute_cohort, mask_known, rank_methods
 
 
 def table(n=400, seed=0):

@@ -12,7 +12,6 @@ import pytest
 import xarray as xr
 
 import ppeye
-from conftest import ROOT, shared
 from ppeye.core.errors import ConfigError
 from ppeye.data.era5.grid import site_box
 from ppeye.data.synthetic import make_synthetic
@@ -20,7 +19,7 @@ from ppeye.data.synthetic.signals import auc, solve_intercept, window_sums
 from ppeye.data.ukb import fields as F
 from ppeye.data.ukb.centres import get_centre
 
-from conftest import DEMO, SMALL, TINY, tiny_cfg  # noqa: E402  (shared with the converter tests)
+from conftest import DEMO, SMALL, shared, tiny_cfg
 
 
 def open_raw(path):

@@ -255,7 +255,7 @@ def download(cfg, client_factory=None, progress=False, sleep=time.sleep, log=Non
     manifest = Manifest(raw_dir)
     for name in _walk_parts(raw_dir):  # leftovers of a killed run
         _remove(name)
-    todo, done = [], 0
+    to_fetch, done = [], 0
     for r in requests:
         path = final_path(raw_dir, r)
         if path:
@@ -266,19 +266,19 @@ def download(cfg, client_factory=None, progress=False, sleep=time.sleep, log=Non
             except DataError as e:
                 log.warning(f"{os.path.relpath(path, raw_dir)} fails verification ({e}); fetching it again")
                 os.remove(path)
-        todo.append(r)
+        to_fetch.append(r)
     counts = {"planned": len(requests), "already_done": done, "done": 0, "failed": 0}
-    if not todo:
+    if not to_fetch:
         log.info(f"all {len(requests)} requests are already downloaded")
         return counts
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(todo), desc="ERA5-Land", unit="request", disable=not progress)
+    bar = tqdm(total=len(to_fetch), desc="ERA5-Land", unit="request", disable=not progress)
     workers = max(1, int(dl["concurrency"]))
     permanent = None
     with ProcessPoolExecutor(max_workers=workers) as pool:
         pending = {}
-        queue = list(todo)
+        queue = list(to_fetch)
         while queue or pending:
             while queue and len(pending) < workers and permanent is None:
                 r = queue.pop(0)
