@@ -179,3 +179,14 @@ def test_a_file_with_missing_hours_marks_those_days_missing(tiny, tmp_path):
     st = open_store(store)
     assert not st.valid.sel(date="2019-02-10").any() and st.valid.sel(date="2019-02-11").all()
     assert "2019-02-10" in set(pd.read_csv(report["missing_days_csv"]).date)
+
+
+def test_converting_months_in_parallel_gives_the_same_store(tiny, tmp_path):
+    out, _ = tiny
+    raw = os.path.join(out, "era5")
+    _, one = convert(raw, str(tmp_path / "one"), ["data.end_date=2019-03-31"])
+    _, two = convert(raw, str(tmp_path / "two"), ["data.end_date=2019-03-31", "data.convert_workers=3"])
+    a, b = open_store(one), open_store(two)
+    np.testing.assert_array_equal(a.weather.values, b.weather.values)
+    np.testing.assert_array_equal(a.valid.values, b.valid.values)
+    assert a.attrs["mean"] == b.attrs["mean"] and a.attrs["months"].keys() == b.attrs["months"].keys()

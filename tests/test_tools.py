@@ -98,3 +98,18 @@ def test_download_dry_run_prints_the_plan_and_needs_no_credentials(tmp_path):
     res = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "download.py"), "-c", "configs/demo.yaml",
                           "-o", f"data.era5_raw_dir={tmp_path}/raw"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert res.returncode == 2 and "no CDS credentials" in res.stderr
+
+
+def test_preprocess_era5_on_a_dask_distributed_cluster(tiny, tmp_path):
+    from dask.distributed import LocalCluster
+
+    out, _ = tiny
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        res = run_tool("preprocess", "-c", "configs/demo.yaml", "--stage", "era5", "-o", *TINY,
+                       f"data.era5_raw_dir={out}/era5", f"data.work_dir={tmp_path}", "data.end_date=2019-03-31",
+                       "data.norm_period=[2019-01-01, 2019-03-31]", "data.convert_workers=2",
+                       f"data.dask_scheduler={cluster.scheduler_address}")
+        assert res.returncode == 0, res.stderr
+        assert "3 months converted" in res.stdout
+        assert "convert_month" in cluster.scheduler.task_prefixes  # the months ran on the cluster's workers

@@ -28,8 +28,9 @@ How values are made (documented choices):
 * normalisation statistics (per-variable mean and standard deviation) come from
   the valid days inside ``data.norm_period`` only.
 
-Conversion is month by month and incremental: each converted month records a
-fingerprint of its source files, so a rerun converts only new or changed months
+Conversion is month by month (``data.convert_workers`` months at a time through dask:
+local threads, or the dask.distributed cluster of ``data.dask_scheduler``) and
+incremental: each converted month records a fingerprint of its source files, so a rerun converts only new or changed months
 (and a month whose last day waited for the next month's first hour).
 """
 import calendar
@@ -83,6 +84,7 @@ class Spec:
         if self.product not in ("era5-land", "era5"):
             raise ConfigError(f"data.era5_product must be era5-land or era5, got {self.product!r}")
         self.chunk_days = int(data["store_chunk_days"])
+        self.dask_scheduler = data.get("dask_scheduler")
         period = data["norm_period"]
         if not (isinstance(period, list) and len(period) == 2):
             raise ConfigError(f"data.norm_period must be [first, last] dates, got {period!r}")
@@ -340,7 +342,8 @@ def convert_era5(cfg, progress=False, log=None):
     date_index = {d: i for i, d in enumerate(spec.dates)}
     units = attrs.get("units") or []
     converted, skipped, missing_months = [], [], []
-    for period in tqdm(months, desc="ERA5 -> zarr", unit="month", disable=not progress):
+    todo = []
+    for period in months:
         key = f"{period.year:04d}-{period.month:02d}"
         files = available.get((period.year, period.month))
         nxt = period + 1
@@ -352,22 +355,30 @@ def convert_era5(cfg, progress=False, log=None):
         if months_done.get(key, {}).get("fingerprint") == fingerprint:
             skipped.append(key)
             continue
-        weather, valid, land, units = convert_month(period.year, period.month, files, next_files, spec)
-        first = max(period.start_time.normalize(), spec.start)
-        i0 = date_index[first]
-        i1 = i0 + weather.shape[1]
-        region = xr.Dataset({"weather": (("site", "date", "variable", "hour", "y", "x"), weather),
-                             "valid": (("site", "date"), valid)})
-        region.to_zarr(spec.path, region={"site": slice(None), "date": slice(i0, i1)}, consolidated=False)
-        land_now = xr.open_zarr(spec.path, consolidated=False)["land"].values & land
-        xr.Dataset({"land": (("site", "y", "x"), land_now)}).to_zarr(
-            spec.path, region={"site": slice(None), "y": slice(None), "x": slice(None)}, consolidated=False)
-        month_stats[key] = _month_stats(weather, valid, spec, first)
-        months_done[key] = {"fingerprint": fingerprint, "valid_days": int(valid.all(axis=0).sum())}
-        _write_attrs(spec.path, {"months": months_done, "month_stats": month_stats, "units": units})
-        converted.append(key)
-        del weather, valid, region
+        todo.append((period, key, files, next_files, fingerprint))
+    workers = max(1, int(cfg["data"]["convert_workers"]))
+    bar = tqdm(total=len(todo), desc="ERA5 -> zarr", unit="month", disable=not progress)
+    for first in range(0, len(todo), workers):
+        batch = todo[first : first + workers]
+        results = _convert_batch(batch, spec, workers)
+        for (period, key, files, next_files, fingerprint), (weather, valid, land, units) in zip(batch, results):
+            start_day = max(period.start_time.normalize(), spec.start)
+            i0 = date_index[start_day]
+            i1 = i0 + weather.shape[1]
+            region = xr.Dataset({"weather": (("site", "date", "variable", "hour", "y", "x"), weather),
+                                 "valid": (("site", "date"), valid)})
+            region.to_zarr(spec.path, region={"site": slice(None), "date": slice(i0, i1)}, consolidated=False)
+            land_now = xr.open_zarr(spec.path, consolidated=False)["land"].values & land
+            xr.Dataset({"land": (("site", "y", "x"), land_now)}).to_zarr(
+                spec.path, region={"site": slice(None), "y": slice(None), "x": slice(None)}, consolidated=False)
+            month_stats[key] = _month_stats(weather, valid, spec, start_day)
+            months_done[key] = {"fingerprint": fingerprint, "valid_days": int(valid.all(axis=0).sum())}
+            _write_attrs(spec.path, {"months": months_done, "month_stats": month_stats, "units": units})
+            converted.append(key)
+            bar.update(1)
+        del results, batch
         _release_memory()
+    bar.close()
     mean, std = _norm_stats(month_stats, spec)
     _write_attrs(spec.path, {"mean": mean, "std": std, "norm_period": [str(d.date()) for d in spec.norm_period],
                              "units": units, "variables": [v.short for v in spec.variables]})
@@ -377,6 +388,28 @@ def convert_era5(cfg, progress=False, log=None):
              f"(listed in {report['missing_days_csv']})")
     return {"converted": converted, "skipped": skipped, "months_without_files": missing_months, **report,
             "path": spec.path, "mean": mean, "std": std}
+
+
+def _convert_batch(batch, spec, workers):
+    """Convert a few months at once with dask; results come back in the batch's order.
+
+    Locally the months run in ``workers`` threads; their file reads take turns (HDF5 is not
+    thread-safe, see reader.READ_LOCK), the rest overlaps. Measured on the demo with 2
+    workers: 6.4 s vs 7.1 s, the same store; dask's process scheduler took 14.8 s (start-up
+    and sending a month of arrays back). With ``data.dask_scheduler`` set the months run on
+    the dask.distributed client that tools/preprocess.py connected, whose worker processes
+    read in parallel. Only
+    the client writes to the store: month boundaries do not match the store's chunks,
+    so two workers writing regions could overwrite each other's days.
+    """
+    if not spec.dask_scheduler and (workers == 1 or len(batch) == 1):
+        return [convert_month(p.year, p.month, files, nxt, spec) for p, _, files, nxt, _ in batch]
+    import dask
+
+    tasks = [dask.delayed(convert_month)(p.year, p.month, files, nxt, spec) for p, _, files, nxt, _ in batch]
+    if spec.dask_scheduler:  # the dask.distributed client that tools/preprocess.py connected
+        return dask.compute(*tasks)
+    return dask.compute(*tasks, scheduler="threads", num_workers=workers)
 
 
 def _release_memory():

@@ -15,6 +15,7 @@ ERA5 short names (``t2m``, ``tp``...), and nothing else. Every error names the f
 """
 import os
 import tempfile
+import threading
 import zipfile
 
 import numpy as np
@@ -25,6 +26,9 @@ from .variables import BY_SHORT
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
 GRIB_SUFFIXES = (".grib", ".grb", ".grib2", ".grb2")
+# HDF5 (under netCDF4) and ecCodes are not safe to call from several threads at once (two
+# threads reading NetCDF crashed the process): every file read in this process holds this lock.
+READ_LOCK = threading.Lock()
 # names cfgrib or older converters use for variables whose ERA5 short name differs
 ALIASES = {"2t": "t2m", "2d": "d2m", "10u": "u10", "10v": "v10", "sd_we": "sd"}
 
@@ -76,7 +80,7 @@ def _merge(parts, label):
 
 def _open_netcdf(path, label):
     try:
-        with xr.open_dataset(path, engine="netcdf4", mask_and_scale=True, decode_times=True) as ds:
+        with READ_LOCK, xr.open_dataset(path, engine="netcdf4", mask_and_scale=True, decode_times=True) as ds:
             ds = ds.load()
     except Exception as e:  # netCDF4 raises OSError, RuntimeError or ValueError for damaged files
         raise DataError(f"{label}: cannot read as NetCDF ({type(e).__name__}: {e}); the file may be truncated") from None
@@ -85,7 +89,8 @@ def _open_netcdf(path, label):
 
 def _open_grib(path, label):
     try:
-        datasets = _cfgrib_datasets(path)
+        with READ_LOCK:
+            datasets = _cfgrib_datasets(path)
     except Exception as e:
         raise DataError(f"{label}: cannot read as GRIB ({type(e).__name__}: {e}); the file may be truncated") from None
     if not datasets:
