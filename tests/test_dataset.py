@@ -1,4 +1,6 @@
 """Samples, shared-day batches and the grouping sampler over a real converted store."""
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -129,3 +131,13 @@ def test_mismatches_are_named(work, tmp_path):
         OnsetDataset(empty, "train")
     with pytest.raises(DataError, match="no participants in split"):
         OnsetDataset(work, "external")
+
+
+def test_the_store_opens_from_an_fsspec_url_and_survives_pickling(work):
+    import pickle
+
+    path = os.path.abspath(f"{work.data.work_dir}/era5.zarr")
+    local, url = Era5Store(path), Era5Store("file://" + path)
+    np.testing.assert_array_equal(local.read(1, np.arange(30, 40)), url.read(1, np.arange(30, 40)))
+    again = pickle.loads(pickle.dumps(url))  # what a DataLoader worker receives
+    np.testing.assert_array_equal(again.read(0, np.arange(5)), local.read(0, np.arange(5)))
