@@ -342,7 +342,7 @@ def convert_era5(cfg, progress=False, log=None):
     date_index = {d: i for i, d in enumerate(spec.dates)}
     units = attrs.get("units") or []
     converted, skipped, missing_months = [], [], []
-    todo = []
+    pending_months = []
     for period in months:
         key = f"{period.year:04d}-{period.month:02d}"
         files = available.get((period.year, period.month))
@@ -355,11 +355,11 @@ def convert_era5(cfg, progress=False, log=None):
         if months_done.get(key, {}).get("fingerprint") == fingerprint:
             skipped.append(key)
             continue
-        todo.append((period, key, files, next_files, fingerprint))
+        pending_months.append((period, key, files, next_files, fingerprint))
     workers = max(1, int(cfg["data"]["convert_workers"]))
-    bar = tqdm(total=len(todo), desc="ERA5 -> zarr", unit="month", disable=not progress)
-    for first in range(0, len(todo), workers):
-        batch = todo[first : first + workers]
+    bar = tqdm(total=len(pending_months), desc="ERA5 -> zarr", unit="month", disable=not progress)
+    for first in range(0, len(pending_months), workers):
+        batch = pending_months[first : first + workers]
         results = _convert_batch(batch, spec, workers)
         for (period, key, files, next_files, fingerprint), (weather, valid, land, units) in zip(batch, results):
             start_day = max(period.start_time.normalize(), spec.start)
