@@ -108,8 +108,27 @@ def _infer_kind(values):
     return "continuous"
 
 
-def _onsets(frame, disease, refine, report):
-    """Earliest onset per participant (NaT if none) and whether a placeholder hides one."""
+def _hospital_records(frame):
+    """The hospital diagnoses (41270) with their dates (41280), read and parsed once.
+
+    A list of ``(codes, dates, placeholder)`` per array index: codes without dots in
+    upper case (numpy array of str), dates as a Series, placeholder as a boolean array.
+    """
+    dates_cols = {c.split("-")[1]: c for c in field_columns(frame, F.ICD10_DATES)}
+    records = []
+    for col in field_columns(frame, F.ICD10_DIAGNOSES):
+        codes = frame[col].fillna("").astype(str).str.replace(".", "", regex=False).str.upper().to_numpy(dtype=str)
+        date_col = dates_cols.get(col.split("-")[1])
+        dates, placeholder = _dates(frame[date_col]) if date_col is not None else (None, None)
+        records.append((codes, dates, placeholder))
+    return records
+
+
+def _onsets(frame, disease, refine, report, hospital):
+    """Earliest onset per participant (NaT if none) and whether a placeholder hides one.
+
+    ``hospital`` is :func:`_hospital_records` of ``frame`` (parsed once for all diseases).
+    """
     n = len(frame)
     best = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     unknown = np.zeros(n, dtype=bool)
@@ -120,23 +139,21 @@ def _onsets(frame, disease, refine, report):
             unknown |= placeholder
             fo_any |= placeholder | dates.notna()
             best = best.where(best.notna() & ~((dates < best) & dates.notna()), dates)
-    codes = field_columns(frame, F.ICD10_DIAGNOSES)
-    if codes:
-        dates_cols = {c.split("-")[1]: c for c in field_columns(frame, F.ICD10_DATES)}
+    if hospital:
         confirm = F.ICD10_CONFIRM[disease]
         h35_other = np.zeros(n, dtype=bool)
         h353 = np.zeros(n, dtype=bool)
-        for col in codes:
-            code = frame[col].fillna("").astype(str).str.replace(".", "", regex=False).str.upper()
-            hit = code.str.startswith(confirm).to_numpy()
-            h35_other |= (code.str.startswith("H35") & ~code.str.startswith("H353")).to_numpy()
-            h353 |= code.str.startswith("H353").to_numpy()
-            date_col = dates_cols.get(col.split("-")[1])
-            if date_col is not None:
-                dates, placeholder = _dates(frame[date_col])
-                dates = dates.where(hit)
+        for codes, dates, placeholder in hospital:
+            hit = np.char.startswith(codes, confirm[0])
+            for prefix in confirm[1:]:
+                hit |= np.char.startswith(codes, prefix)
+            is_h353 = np.char.startswith(codes, "H353")
+            h35_other |= np.char.startswith(codes, "H35") & ~is_h353
+            h353 |= is_h353
+            if dates is not None:
+                hit_dates = dates.where(hit)
                 unknown |= hit & placeholder
-                best = best.where(best.notna() & ~((dates < best) & dates.notna()), dates)
+                best = best.where(best.notna() & ~((hit_dates < best) & hit_dates.notna()), hit_dates)
         if disease == "amd" and refine:
             not_amd = fo_any & h35_other & ~h353
             report["h35_not_amd"] = int(not_amd.sum())
@@ -239,8 +256,9 @@ def build_cohort(cfg, log=None):
     site_idx = _sites(frame, cfg, sites, report)
 
     onset, unknown_date = {}, np.zeros(n, bool)
+    hospital = _hospital_records(frame)
     for d in F.DISEASES:
-        onset[d], unknown = _onsets(frame, d, bool(ukb["refine_with_icd10"]), report)
+        onset[d], unknown = _onsets(frame, d, bool(ukb["refine_with_icd10"]), report, hospital)
         unknown_date |= unknown
     onsets = pd.DataFrame(onset)
     first = onsets.min(axis=1)
