@@ -38,12 +38,7 @@ def input_shapes(cfg):
 
 def build_model(cfg):
     """The model described by ``cfg.model``, built through the MODELS registry."""
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec(f"{__name__}.modeling") is None:
-        raise StageNotAvailable("the model (ppeye.modeling, OnsetNet) is not built yet (planned in issue #4)")
-    importlib.import_module(f"{__name__}.modeling")  # registers the models
+    from . import modeling  # noqa: F401  (registers the models)
     from .core.registry import MODELS
 
     return MODELS.build(cfg["model"], **{"input_shapes": input_shapes(cfg)})

@@ -40,7 +40,12 @@ def test_input_shapes_validates_sizes():
         ppeye.input_shapes(cfg)
 
 
-def test_build_model_before_the_model_exists_says_where_it_is_planned():
-    cfg = ppeye.load_config(os.path.join(ROOT, "configs", "demo.yaml"))
-    with pytest.raises(ppeye.StageNotAvailable, match="issue #4"):
-        ppeye.build_model(cfg)
+def test_build_model_builds_onset_net_with_the_configured_sizes():
+    import ppeye.modeling
+
+    cfg = ppeye.load_config(os.path.join(ROOT, "configs", "demo.yaml"),
+                            ["model.width=32", "model.backbone.base_width=4", "model.tabular.k=2"])
+    model = ppeye.build_model(cfg)
+    assert isinstance(model, ppeye.modeling.OnsetNet)
+    assert model.shapes == ppeye.input_shapes(cfg)
+    assert model.classifier.weight.shape == [32, 4]

@@ -1,0 +1,86 @@
+"""ResNet3D (He et al., 2016; Hara et al., 2018): 3-D residual network for one day's weather.
+
+Input [N, C, D, H, W]: C variables, D hours, H x W cells (24 x 20 x 20 in the full study).
+Output [N, 8 * base_width] after global average pooling; ``return_features=True`` also gives
+the last stage's feature map [N, 8 * base_width, d, h, w], the layer Grad-CAM explains.
+
+The resolution choice. The ImageNet stem (7x7x7 stride 2 convolution, then a stride-2 max
+pool) shrinks 24 x 20 x 20 to 6 x 5 x 5 before the first block and to 1 x 1 x 1 at the end,
+leaving no map to explain. Here the stem is one 3x3x3 convolution (``stem_stride``, default 1)
+with no pooling, and the stage strides default to (1, 2, 2, 1): 24 x 20 x 20 stays full size
+through stage 1, halves twice, and stage 4 keeps stage 3's grid, so the last map is 6 x 5 x 5
+(4-hour x ~45 km cells on the 0.1 degree ERA5-Land grid) rather than 1 x 1 x 1. Strides may
+be ints or [d, h, w] triples, e.g. ``stem_stride: [1, 2, 2]`` to quarter the cost.
+"""
+from ...core.errors import InputError
+from ...core.paddle_env import import_paddle
+
+paddle = import_paddle()
+nn = paddle.nn
+F = paddle.nn.functional
+
+STAGE_BLOCKS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+
+
+def _triple(s):
+    return [int(v) for v in s] if isinstance(s, (list, tuple)) else [int(s)] * 3
+
+
+def _conv(cin, cout, kernel, stride):
+    return nn.Conv3D(cin, cout, kernel, stride=stride, padding=kernel // 2, bias_attr=False,
+                     weight_attr=nn.initializer.KaimingNormal(nonlinearity="relu"))
+
+
+class BasicBlock3D(nn.Layer):
+    """Two 3x3x3 convolutions with BatchNorm; a 1x1x1 projection shortcut when the shape changes."""
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        stride = _triple(stride)
+        self.conv1, self.bn1 = _conv(cin, cout, 3, stride), nn.BatchNorm3D(cout)
+        self.conv2, self.bn2 = _conv(cout, cout, 3, 1), nn.BatchNorm3D(cout)
+        self.shortcut = None
+        if cin != cout or stride != [1, 1, 1]:
+            self.shortcut = nn.Sequential(_conv(cin, cout, 1, stride), nn.BatchNorm3D(cout))
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return F.relu(h + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ResNet3D(nn.Layer):
+    """ResNet3D-{10, 18, 34} with stages of base_width x (1, 2, 4, 8) channels."""
+
+    def __init__(self, in_channels, depth=18, base_width=64, stem_stride=1, strides=(1, 2, 2, 1), recompute=False):
+        super().__init__()
+        if depth not in STAGE_BLOCKS:
+            raise InputError(f"model.backbone.depth must be one of {sorted(STAGE_BLOCKS)}, got {depth}")
+        if len(strides) != 4:
+            raise InputError(f"model.backbone.strides needs one stride per stage (4), got {strides}")
+        self.in_channels = in_channels
+        self.out_channels = 8 * base_width
+        self.stem = nn.Sequential(_conv(in_channels, base_width, 3, _triple(stem_stride)),
+                                  nn.BatchNorm3D(base_width), nn.ReLU())
+        blocks, cin = [], base_width
+        for i, (n, stride) in enumerate(zip(STAGE_BLOCKS[depth], strides)):
+            cout = base_width * 2 ** i
+            for j in range(n):
+                blocks.append(BasicBlock3D(cin, cout, stride if j == 0 else 1))
+                cin = cout
+        self.blocks = nn.LayerList(blocks)
+        self.recompute = recompute
+
+    def forward(self, x, return_features=False):
+        if len(x.shape) != 5 or x.shape[1] != self.in_channels:
+            raise InputError(f"ResNet3D expects [N, C={self.in_channels}, D, H, W], got {list(x.shape)}")
+        h = self.stem(x)
+        for block in self.blocks:
+            if self.recompute and self.training:
+                from paddle.distributed.fleet.utils import recompute
+
+                h = recompute(block, h, use_reentrant=False)
+            else:
+                h = block(h)
+        pooled = h.mean(axis=[2, 3, 4])
+        return (pooled, h) if return_features else pooled

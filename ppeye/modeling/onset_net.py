@@ -1,0 +1,257 @@
+"""OnsetNet: eye-disease onset from a year of local weather and a patient's features.
+
+::
+
+    weather_unique [U, C, D, H, W] -- ResNet3D --> [U, 8b] -- Linear --> day embeddings [U, E]
+        -- gather by day_index [B, T] --> [B, T, E] + day positions
+        |-- temporal Transformer (own attention, FFN or MoE)      } concatenated, Linear -> [B, T, E]
+        '-- AFNO blocks over T (Fourier filter, MLP or MoE)        }   (or whichever is on)
+    tab [B, F] (+ tab_mask) -- TabM --> k member embeddings [B, k, h] -- projection --> [B, k, E]
+    bi-directional cross-attention fusion --> [B, k, E] -- Linear --> member logits [B, k, 4]
+    logits [B, 4] = logit(mean over members of sigmoid(member logits))
+
+Shared days: a batch grouped by site and nearby dates needs far fewer distinct (site, day)
+volumes U than B * T; each is encoded once and gathered, so its gradient is the sum over the
+windows that use it (identical to encoding the expanded batch; tested).
+
+Branches switch off in the config for ablations and baselines: ``weather_branch: false``
+(patient-only: a learned token stands in for the weather sequence), ``patient_branch: false``
+(weather-only: a learned patient token, k = 1), ``temporal.transformer.enabled`` /
+``temporal.afno.enabled``, and ``moe.enabled: false`` turns every mixture of experts off.
+"""
+from ..core.errors import InputError
+from ..core.paddle_env import import_paddle
+from ..core.registry import MODELS
+from .backbones.resnet3d import ResNet3D
+from .layers.afno import AFNOBlock
+from .layers.fusion import CrossAttentionFusion
+from .layers.moe import MoE, build_ffn
+from .layers.tabm import BatchEnsembleLinear, TabM
+from .layers.transformer import TemporalTransformer, build_positions
+
+paddle = import_paddle()
+nn = paddle.nn
+F = paddle.nn.functional
+
+DISEASES = ("glaucoma", "cataract", "amd", "dr")
+
+
+def _section(cfg, **defaults):
+    out = dict(defaults)
+    out.update(cfg or {})
+    return out
+
+
+@MODELS.register
+class OnsetNet(nn.Layer):
+    """The model of ``configs/_base_/model/onset_net.yaml``; ``input_shapes`` from ``ppeye.input_shapes``.
+
+    ``forward(weather_unique, day_index, tab, tab_mask=None, return_explain=False)`` returns
+    logits [B, 4], or ``(logits, explain)``; see ``forward``.
+    """
+
+    def __init__(self, input_shapes, width=512, backbone=None, temporal=None, tabular=None, fusion=None,
+                 moe=None, weather_branch=True, patient_branch=True, num_classes=len(DISEASES)):
+        super().__init__()
+        if not (weather_branch or patient_branch):
+            raise InputError("model: weather_branch and patient_branch cannot both be off")
+        self.shapes = {k: int(v) for k, v in input_shapes.items()}
+        self.width, self.num_classes = width, num_classes
+        self.weather_branch, self.patient_branch = bool(weather_branch), bool(patient_branch)
+        moe_defaults = _section(moe, enabled=True, gate_noise=True, capacity_factor=None, aux_loss_weight=0.01)
+        self.aux_loss_weight = float(moe_defaults["aux_loss_weight"])
+
+        def moe_cfg(section):
+            section = _section(section, enabled=False)
+            merged = {k: moe_defaults[k] for k in ("gate_noise", "capacity_factor")}
+            merged.update(section)
+            merged["enabled"] = bool(moe_defaults["enabled"] and section["enabled"])
+            return merged
+
+        t = self.shapes["T"]
+        if self.weather_branch:
+            bb = _section(backbone, type="ResNet3D", depth=18, base_width=64, stem_stride=1,
+                          strides=[1, 2, 2, 1], recompute=False)
+            if bb.pop("type") != "ResNet3D":
+                raise InputError(f"model.backbone.type: only ResNet3D is available, got {backbone.get('type')!r}")
+            self.backbone = ResNet3D(self.shapes["C"], **bb)
+            self.day_proj = nn.Linear(self.backbone.out_channels, width)
+            tc = _section(temporal, positions="learned")
+            tr = _section(tc.get("transformer"), enabled=True, layers=2, heads=8, ffn_ratio=4, dropout=0.1,
+                          recompute=False)
+            af = _section(tc.get("afno"), enabled=True, layers=1, num_blocks=8, sparsity_threshold=0.01,
+                          hard_thresholding_fraction=1.0, mlp_ratio=2, dropout=0.0)
+            self.positions = build_positions(tc["positions"], t, width)
+            self.transformer = None
+            if tr["enabled"]:
+                self.transformer = TemporalTransformer(width, tr["layers"], tr["heads"], tr["ffn_ratio"], tr["dropout"],
+                                                       moe_cfg(tr.get("moe")), tr["recompute"])
+            self.afno = None
+            if af["enabled"]:
+                self.afno = nn.LayerList([
+                    AFNOBlock(width, af["num_blocks"], af["sparsity_threshold"], af["hard_thresholding_fraction"],
+                              af["mlp_ratio"], af["dropout"], moe_cfg(af.get("moe")))
+                    for _ in range(af["layers"])])
+            self.temporal_mix = nn.Linear(2 * width, width) if (self.transformer and self.afno) else None
+        else:
+            self.null_weather = self.create_parameter([1, 1, width], default_initializer=nn.initializer.TruncatedNormal(std=0.02))
+
+        if self.patient_branch:
+            tb = _section(tabular, type="TabM", variant="tabm", k=32, layers=3, hidden=512, dropout=0.1,
+                          num_embeddings=None, use_mask=True)
+            if tb.pop("type") != "TabM":
+                raise InputError(f"model.tabular.type: only TabM is available, got {tabular.get('type')!r}")
+            tab_moe = moe_cfg(tb.pop("moe", None))
+            self.k = int(tb["k"])
+            self.tabular = TabM(self.shapes["F"], **tb)
+            if tab_moe["enabled"]:
+                self.patient_proj = build_ffn(tb["hidden"], tb["hidden"], width, tb["dropout"], tab_moe)
+            else:
+                self.patient_proj = BatchEnsembleLinear(tb["hidden"], width, self.k)
+        else:
+            self.k = 1
+            self.null_patient = self.create_parameter([1, 1, width], default_initializer=nn.initializer.TruncatedNormal(std=0.02))
+
+        fu = _section(fusion, heads=8, dropout=0.1, hidden_ratio=2)
+        self.fusion = CrossAttentionFusion(width, fu["heads"], fu["dropout"], fu["hidden_ratio"], moe_cfg(fu.get("moe")))
+        self.classifier = nn.Linear(width, num_classes)
+
+    # ------------------------------------------------------------------ inputs
+    def _check_inputs(self, weather_unique, day_index, tab, tab_mask):
+        s = self.shapes
+        expect = [s["C"], s["D"], s["H"], s["W"]]
+        if len(weather_unique.shape) != 5 or [int(v) for v in weather_unique.shape[1:]] != expect:
+            raise InputError(f"weather_unique must be [U, C, D, H, W] = [U, {', '.join(map(str, expect))}], "
+                             f"got {list(weather_unique.shape)}")
+        if len(day_index.shape) != 2 or int(day_index.shape[1]) != s["T"]:
+            raise InputError(f"day_index must be [B, T={s['T']}], got {list(day_index.shape)}")
+        if day_index.dtype not in (paddle.int64, paddle.int32):
+            raise InputError(f"day_index must be int64 (or int32), got {day_index.dtype}")
+        if tab is None or len(tab.shape) != 2 or int(tab.shape[1]) != s["F"]:
+            raise InputError(f"tab must be [B, F={s['F']}], got {None if tab is None else list(tab.shape)}")
+        b_w, b_t = int(day_index.shape[0]), int(tab.shape[0])
+        if b_w >= 0 and b_t >= 0 and b_w != b_t:
+            raise InputError(f"day_index and tab disagree on the batch size: {b_w} vs {b_t}")
+        if tab_mask is not None and list(tab_mask.shape) != list(tab.shape):
+            raise InputError(f"tab_mask must have the shape of tab {list(tab.shape)}, got {list(tab_mask.shape)}")
+        if paddle.in_dynamic_mode() and day_index.size > 0:
+            u = int(weather_unique.shape[0])
+            lo, hi = int(day_index.min().item()), int(day_index.max().item())
+            if lo < 0 or hi >= u:
+                raise InputError(f"day_index values must index weather_unique's {u} volumes (0..{u - 1}), "
+                                 f"got values from {lo} to {hi}")
+
+    # ------------------------------------------------------------------ branches
+    def encode_days(self, weather_unique):
+        """[U, C, D, H, W] -> (day embeddings [U, E], last ResNet feature map)."""
+        pooled, fmap = self.backbone(weather_unique, return_features=True)
+        return self.day_proj(pooled), fmap
+
+    def temporal_encode(self, days, day_index, out):
+        """Day embeddings [U, E] gathered by day_index [B, T] -> weather sequence [B, T, E]."""
+        seq = paddle.gather(days, day_index.reshape([-1]).astype("int64")).reshape([-1, self.shapes["T"], self.width])
+        seq = self.positions(seq)
+        branches = []
+        if self.transformer is not None:
+            h, attentions, routings = self.transformer(seq)
+            out["temporal_attention"] = attentions
+            for i, r in enumerate(routings):
+                if r is not None:
+                    out["routing"][f"transformer.{i}"] = r
+            branches.append(h)
+        if self.afno is not None:
+            h, spectra = seq, []
+            for i, block in enumerate(self.afno):
+                h, spectrum, r = block(h)
+                spectra.append(spectrum)
+                if r is not None:
+                    out["routing"][f"afno.{i}"] = r
+            out["afno_spectrum"] = spectra
+            branches.append(h)
+        if len(branches) == 2:
+            return self.temporal_mix(paddle.concat(branches, axis=-1))
+        return branches[0] if branches else seq
+
+    def patient_encode(self, tab, tab_mask, out):
+        """tab [B, F] -> member embeddings [B, k, E]."""
+        members = self.tabular(tab, tab_mask)
+        if isinstance(self.patient_proj, MoE):
+            emb, routing = self.patient_proj(members)
+            out["routing"]["tabular"] = routing
+            return emb
+        return self.patient_proj(members)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, weather_unique, day_index=None, tab=None, tab_mask=None, return_explain=False):
+        """Risks of the 4 diseases.
+
+        Args:
+            weather_unique: [U, C, D, H, W] distinct (site, day) volumes, or a plain
+                [B, T, C, D, H, W] batch when ``day_index`` is None.
+            day_index: [B, T] int64, row of weather_unique for each day of each window.
+            tab: [B, F] patient features (imputed, standardised); tab_mask: [B, F], 1 = observed.
+            return_explain: also return the dict described below.
+
+        Returns logits [B, 4] (sigmoid = mean member probability), or ``(logits, explain)``
+        with ``member_logits`` [B, k, 4], ``aux_loss`` (weighted MoE losses, scalar),
+        ``temporal_attention`` (list per layer of [B, heads, T, T]), ``patient_to_weather``
+        [B, heads, k, T], ``weather_to_patient`` [B, heads, 1, k], ``afno_spectrum`` (list per
+        block of {"in", "out"} [B, T//2+1]), ``routing`` ({place: MoE routing}),
+        ``embedding`` [B, E] (fused, member mean), ``patient_embedding`` and
+        ``weather_embedding`` [B, E], ``day_embeddings`` [U, E] and ``weather_features``
+        (the ResNet's last feature map, for Grad-CAM). Keys of switched-off parts are absent.
+        """
+        if day_index is None:
+            if len(weather_unique.shape) != 6:
+                raise InputError(f"without day_index, weather must be [B, T, C, D, H, W], got {list(weather_unique.shape)}")
+            b, t = weather_unique.shape[0], weather_unique.shape[1]
+            day_index = paddle.arange(b * t, dtype="int64").reshape([b, t])
+            weather_unique = weather_unique.reshape([-1] + list(weather_unique.shape[2:]))
+        self._check_inputs(weather_unique, day_index, tab, tab_mask)
+        out = {"routing": {}}
+        batch = paddle.shape(tab)[0]
+
+        if self.weather_branch:
+            days, fmap = self.encode_days(weather_unique)
+            out["day_embeddings"], out["weather_features"] = days, fmap
+            seq = self.temporal_encode(days, day_index, out)
+        else:
+            seq = self.null_weather.expand([batch, 1, self.width])
+        if self.patient_branch:
+            patient = self.patient_encode(tab, tab_mask, out)
+        else:
+            patient = self.null_patient.expand([batch, 1, self.width])
+
+        fused, maps, routing = self.fusion(patient, seq)
+        out.update(maps)
+        if routing is not None:
+            out["routing"]["fusion"] = routing
+        member_logits = self.classifier(fused)                                  # [B, k, 4]
+        if self.k == 1:
+            logits = member_logits[:, 0]
+        else:
+            p = paddle.clip(F.sigmoid(member_logits.astype("float32")).mean(axis=1), 1e-7, 1 - 1e-7)
+            logits = paddle.log(p) - paddle.log(1 - p)
+        if not return_explain:
+            return logits
+        aux = [r["aux_loss"] for r in out["routing"].values()]
+        out["aux_loss"] = self.aux_loss_weight * paddle.add_n(aux) if aux else paddle.zeros([], "float32")
+        out["member_logits"] = member_logits
+        out["embedding"] = fused.mean(axis=1)
+        out["patient_embedding"] = patient.mean(axis=1)
+        out["weather_embedding"] = seq.mean(axis=1)
+        return logits, out
+
+    # ------------------------------------------------------------------ reporting
+    def parameter_counts(self):
+        """Trainable parameters per branch, and the total."""
+        groups = {"backbone": ["backbone", "day_proj"], "temporal": ["positions", "transformer", "afno", "temporal_mix"],
+                  "tabular": ["tabular", "patient_proj"], "fusion": ["fusion", "classifier"],
+                  "null_tokens": ["null_weather", "null_patient"]}
+        counts = {g: 0 for g in groups}
+        for name, p in self.named_parameters():
+            head = name.split(".")[0]
+            group = next((g for g, heads in groups.items() if head in heads), "other")
+            counts[group] = counts.get(group, 0) + int(p.size)
+        counts["total"] = sum(counts.values())
+        return counts
