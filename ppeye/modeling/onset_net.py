@@ -119,6 +119,12 @@ class OnsetNet(nn.Layer):
     # ------------------------------------------------------------------ inputs
     def _check_inputs(self, weather_unique, day_index, tab, tab_mask):
         s = self.shapes
+        if tab is None or len(tab.shape) != 2 or int(tab.shape[1]) != s["F"]:
+            raise InputError(f"tab must be [B, F={s['F']}], got {None if tab is None else list(tab.shape)}")
+        if tab_mask is not None and (len(tab_mask.shape) != 2 or int(tab_mask.shape[1]) != s["F"]):
+            raise InputError(f"tab_mask must have the shape of tab {list(tab.shape)}, got {list(tab_mask.shape)}")
+        if not self.weather_branch:
+            return
         expect = [s["C"], s["D"], s["H"], s["W"]]
         if len(weather_unique.shape) != 5 or [int(v) for v in weather_unique.shape[1:]] != expect:
             raise InputError(f"weather_unique must be [U, C, D, H, W] = [U, {', '.join(map(str, expect))}], "
@@ -127,14 +133,13 @@ class OnsetNet(nn.Layer):
             raise InputError(f"day_index must be [B, T={s['T']}], got {list(day_index.shape)}")
         if day_index.dtype not in (paddle.int64, paddle.int32):
             raise InputError(f"day_index must be int64 (or int32), got {day_index.dtype}")
-        if tab is None or len(tab.shape) != 2 or int(tab.shape[1]) != s["F"]:
-            raise InputError(f"tab must be [B, F={s['F']}], got {None if tab is None else list(tab.shape)}")
-        b_w, b_t = int(day_index.shape[0]), int(tab.shape[0])
-        if b_w >= 0 and b_t >= 0 and b_w != b_t:
-            raise InputError(f"day_index and tab disagree on the batch size: {b_w} vs {b_t}")
-        if tab_mask is not None and list(tab_mask.shape) != list(tab.shape):
+        if not paddle.in_dynamic_mode():  # batch sizes are symbolic while tracing for export
+            return
+        if int(day_index.shape[0]) != int(tab.shape[0]):
+            raise InputError(f"day_index and tab disagree on the batch size: {day_index.shape[0]} vs {tab.shape[0]}")
+        if tab_mask is not None and int(tab_mask.shape[0]) != int(tab.shape[0]):
             raise InputError(f"tab_mask must have the shape of tab {list(tab.shape)}, got {list(tab_mask.shape)}")
-        if paddle.in_dynamic_mode() and day_index.size > 0:
+        if day_index.size > 0:
             u = int(weather_unique.shape[0])
             lo, hi = int(day_index.min().item()), int(day_index.max().item())
             if lo < 0 or hi >= u:
@@ -201,19 +206,28 @@ class OnsetNet(nn.Layer):
         ``weather_embedding`` [B, E], ``day_embeddings`` [U, E] and ``weather_features``
         (the ResNet's last feature map, for Grad-CAM). Keys of switched-off parts are absent.
         """
-        if day_index is None:
+        if not self.weather_branch:
+            weather_unique = day_index = None   # patient-only: the weather inputs may be None
+        elif day_index is None:
             if len(weather_unique.shape) != 6:
                 raise InputError(f"without day_index, weather must be [B, T, C, D, H, W], got {list(weather_unique.shape)}")
             b, t = weather_unique.shape[0], weather_unique.shape[1]
             day_index = paddle.arange(b * t, dtype="int64").reshape([b, t])
             weather_unique = weather_unique.reshape([-1] + list(weather_unique.shape[2:]))
         self._check_inputs(weather_unique, day_index, tab, tab_mask)
+        days, fmap = self.encode_days(weather_unique) if self.weather_branch else (None, None)
+        result = self.forward_days(days, day_index, tab, tab_mask, return_explain)
+        if return_explain and self.weather_branch:
+            result[1]["day_embeddings"], result[1]["weather_features"] = days, fmap
+        return result
+
+    def forward_days(self, days, day_index, tab, tab_mask=None, return_explain=False):
+        """Everything after the ResNet: from day embeddings [U, E] (``encode_days``; None when the
+        weather branch is off) to logits, as ``forward``. Training from cached day embeddings
+        (the frozen-encoder mode) calls this directly."""
         out = {"routing": {}}
         batch = paddle.shape(tab)[0]
-
         if self.weather_branch:
-            days, fmap = self.encode_days(weather_unique)
-            out["day_embeddings"], out["weather_features"] = days, fmap
             seq = self.temporal_encode(days, day_index, out)
         else:
             seq = self.null_weather.expand([batch, 1, self.width])
@@ -231,7 +245,9 @@ class OnsetNet(nn.Layer):
             logits = member_logits[:, 0]
         else:
             p = paddle.clip(F.sigmoid(member_logits.astype("float32")).mean(axis=1), 1e-7, 1 - 1e-7)
-            logits = paddle.log(p) - paddle.log(1 - p)
+            # log(p / (1 - p)), not log(p) - log(1 - p): Paddle Inference 3.3.1 with oneDNN
+            # computes the latter wrongly (off by up to ~1.8; measured), the former exactly.
+            logits = paddle.log(p / (1 - p))
         if not return_explain:
             return logits
         aux = [r["aux_loss"] for r in out["routing"].values()]
@@ -250,6 +266,8 @@ class OnsetNet(nn.Layer):
                   "null_tokens": ["null_weather", "null_patient"]}
         counts = {g: 0 for g in groups}
         for name, p in self.named_parameters():
+            if p.stop_gradient:  # BatchNorm running statistics
+                continue
             head = name.split(".")[0]
             group = next((g for g, heads in groups.items() if head in heads), "other")
             counts[group] = counts.get(group, 0) + int(p.size)

@@ -160,14 +160,13 @@ class TabM(nn.Layer):
     def forward(self, x, mask=None):
         if len(x.shape) != 2 or x.shape[1] != self.in_features:
             raise InputError(f"tab must be [B, F={self.in_features}], got {list(x.shape)}")
-        if mask is not None and list(mask.shape) != list(x.shape):
+        if mask is not None and (len(mask.shape) != 2 or mask.shape[1] != self.in_features):
             raise InputError(f"tab_mask must have the shape of tab {list(x.shape)}, got {list(mask.shape)}")
-        b = x.shape[0]
-        h = x if self.embedding is None else self.embedding(x).reshape([b, -1])
+        h = x if self.embedding is None else self.embedding(x).flatten(1)
         if self.use_mask:
             m = paddle.ones_like(x) if mask is None else mask.astype(x.dtype)
             h = paddle.concat([h, m], axis=-1)
-        h = h.unsqueeze(1).expand([b, self.k, h.shape[-1]])                   # [B, k, d]
+        h = h.unsqueeze(1).expand([-1, self.k, h.shape[-1]])                   # [B, k, d]
         if self.variant == "tabm-mini":
             h = h * self.adapter
         for layer in self.layers:
