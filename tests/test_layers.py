@@ -333,3 +333,61 @@ def test_cross_attention_fusion_returns_both_maps():
     assert maps["patient_to_weather"].shape == [3, 2, 4, 9]
     assert maps["weather_to_patient"].shape == [3, 2, 1, 4]
     assert routing["indices"].shape == [12, 2]
+
+
+# ---------------------------------------------------------------- every layer, one uniform check (timm style)
+MOE2 = {"enabled": True, "num_experts": 2, "top_k": 1}
+LAYERS = {
+    "attention": (lambda: MultiHeadAttention(8, 2, dropout=0.2), lambda: [paddle.randn([2, 5, 8])]),
+    "moe": (lambda: MoE(8, 16, num_experts=3, top_k=2, dropout=0.2), lambda: [paddle.randn([2, 5, 8])]),
+    "afno": (lambda: AFNOBlock(8, num_blocks=2, sparsity_threshold=0.0, dropout=0.2, moe=MOE2),
+             lambda: [paddle.randn([2, 9, 8])]),
+    "tabm": (lambda: TabM(6, k=3, layers=2, hidden=8, dropout=0.2, num_embeddings={"enabled": True, "bins": 4}),
+             lambda: [paddle.randn([4, 6]), paddle.ones([4, 6])]),
+    "tabm-mini": (lambda: TabM(6, k=3, layers=2, hidden=8, dropout=0.2, variant="tabm-mini"),
+                  lambda: [paddle.randn([4, 6])]),
+    "transformer": (lambda: TemporalTransformer(8, layers=2, heads=2, dropout=0.2, moe=MOE2),
+                    lambda: [paddle.randn([2, 7, 8])]),
+    "fusion": (lambda: CrossAttentionFusion(8, heads=2, dropout=0.2, moe=MOE2),
+               lambda: [paddle.randn([2, 3, 8]), paddle.randn([2, 7, 8])]),
+}
+
+
+def _first(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_every_layer_is_finite_deterministic_trainable_and_dropout_free_in_eval(name):
+    make, make_inputs = LAYERS[name]
+    paddle.seed(0)
+    layer = make()
+    paddle.seed(0)
+    twin = make()
+    x = make_inputs()
+    layer.eval(), twin.eval()
+    y = _first(layer(*x))
+    assert np.isfinite(y.numpy()).all()
+    np.testing.assert_array_equal(y.numpy(), _first(twin(*x)).numpy())        # same seed, same layer
+    np.testing.assert_array_equal(y.numpy(), _first(layer(*x)).numpy())       # eval is deterministic
+    layer.train()
+    train_out = layer(*x)
+    assert not np.allclose(_first(train_out).numpy(), y.numpy())              # dropout acts in training
+    loss = _first(train_out).pow(2).mean()
+    for item in (train_out if isinstance(train_out, tuple) else ()):
+        if isinstance(item, dict) and "aux_loss" in item:
+            loss = loss + item["aux_loss"]
+    loss.backward()
+    for pname, p in layer.named_parameters():
+        if pname.endswith("noise.weight") or pname.endswith("k_proj.bias"):
+            continue   # noise: gradient only through the random draw; key bias: softmax-invariant
+        assert p.grad is not None and np.isfinite(p.grad.numpy()).all() and np.abs(p.grad.numpy()).sum() > 0, pname
+
+
+def test_afno_runs_its_fft_in_float32_and_returns_the_input_dtype():
+    paddle.seed(15)
+    layer = AFNO1D(8, num_blocks=2, scale=0.3)
+    x = paddle.randn([2, 10, 8])
+    y16 = layer(x.astype("float16"))                  # as under AMP: half precision in, half out
+    assert y16.dtype == paddle.float16
+    np.testing.assert_allclose(y16.astype("float32").numpy(), layer(x).numpy(), atol=1e-2)
