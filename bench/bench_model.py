@@ -9,7 +9,9 @@
 3. full-size model: forward+backward time and peak memory per volume of the ResNet3D-18
    (50 x 24 x 20 x 20) and per sample for everything after it (T = 365, width 512), each in a
    fresh process, combined into a per-training-sample figure (with and without recompute);
-4. MoE (4 experts, top-2) tokens per second vs a dense FFN of the same active size.
+4. MoE (4 experts, top-2) tokens per second vs a dense FFN of the same active size;
+5. demo model, eval forward of a batch of 16: dygraph vs Paddle Inference without and with
+   oneDNN (exported with ``paddle.jit.save``), and the largest output difference.
 
     python bench/bench_model.py [--quick]
 """
@@ -201,6 +203,49 @@ def part_moe(reps):
               f"MoE takes {t_moe / t_dense:.2f}x the dense time")
 
 
+def part_inference(reps, tmp):
+    from paddle import inference
+
+    cfg = ppeye.load_config(DEMO)
+    s = ppeye.input_shapes(cfg)
+    paddle.seed(0)
+    model = ppeye.build_model(cfg)
+    model.eval()
+    rng = np.random.default_rng(0)
+    u, b = 77, 16
+    x = [rng.normal(size=(u, s["C"], s["D"], s["H"], s["W"])).astype("float32"),
+         rng.integers(0, u, (b, s["T"])).astype("int64"), rng.normal(size=(b, s["F"])).astype("float32"),
+         np.ones((b, s["F"]), "float32")]
+    with paddle.no_grad():
+        ref = model(*[paddle.to_tensor(a) for a in x]).numpy()
+        t_dy = timed(lambda: model(*[paddle.to_tensor(a) for a in x]), reps)
+    spec = [paddle.static.InputSpec([None, s["C"], s["D"], s["H"], s["W"]], "float32", "weather_unique"),
+            paddle.static.InputSpec([None, s["T"]], "int64", "day_index"),
+            paddle.static.InputSpec([None, s["F"]], "float32", "tab"),
+            paddle.static.InputSpec([None, s["F"]], "float32", "tab_mask")]
+    path = os.path.join(tmp, "model")
+    paddle.jit.save(paddle.jit.to_static(model, input_spec=spec, full_graph=True), path)
+    print(f"5. demo model, eval forward, batch 16 ({u} volumes): dygraph {t_dy:.2f} s")
+    for onednn in (False, True):
+        config = inference.Config(path + ".json", path + ".pdiparams")
+        config.disable_gpu()
+        config.disable_glog_info()
+        config.set_cpu_math_library_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))
+        config.enable_mkldnn() if onednn else config.disable_mkldnn()
+        predictor = inference.create_predictor(config)
+
+        def run():
+            for name, a in zip(predictor.get_input_names(), x):
+                predictor.get_input_handle(name).copy_from_cpu(a)
+            predictor.run()
+            return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+
+        diff = np.abs(run() - ref).max()
+        t = timed(run, reps)
+        print(f"   Paddle Inference{' + oneDNN' if onednn else '         '}: {t:.2f} s ({t_dy / t:.1f}x), "
+              f"max |diff| {diff:.1e}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -217,6 +262,10 @@ def main():
     part_shared(reps)
     part_full(reps)
     part_moe(reps)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        part_inference(reps, tmp)
 
 
 if __name__ == "__main__":
