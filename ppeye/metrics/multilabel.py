@@ -1,0 +1,76 @@
+"""Metrics over the 4 diseases, from labels and predicted probabilities [N, 4].
+
+Per disease: ROC-AUC, PR-AUC (average precision), Brier score, and at a threshold F1,
+precision and recall; macro (mean over diseases) and micro (all labels pooled) ROC-/PR-AUC;
+Hamming loss over the 4 labels at the thresholds. Computed with scikit-learn.
+
+Threshold rule (``choose_thresholds``): per disease, the probability that maximises F1 on the
+validation split (ties: the lowest such threshold); 0.5 when validation has no case.
+A disease with only one class in the evaluated split gets NaN for the rank metrics and is
+left out of the macro means (the count of diseases used is reported).
+"""
+import numpy as np
+from sklearn import metrics as skm
+
+from ..core.errors import InputError
+
+DISEASES = ("glaucoma", "cataract", "amd", "dr")
+
+
+def _check(y_true, y_prob):
+    y_true, y_prob = np.asarray(y_true, dtype=np.float64), np.asarray(y_prob, dtype=np.float64)
+    if y_true.shape != y_prob.shape or y_true.ndim != 2:
+        raise InputError(f"metrics need labels and probabilities of the same [N, L] shape, "
+                         f"got {y_true.shape} and {y_prob.shape}")
+    if not np.isfinite(y_prob).all():
+        raise InputError(f"metrics: {int((~np.isfinite(y_prob)).sum())} predicted probabilities are not finite")
+    return y_true, y_prob
+
+
+def choose_thresholds(y_true, y_prob):
+    """Per disease, the F1-maximising threshold on these (validation) predictions."""
+    y_true, y_prob = _check(y_true, y_prob)
+    out = []
+    for j in range(y_true.shape[1]):
+        if y_true[:, j].sum() == 0:
+            out.append(0.5)
+            continue
+        precision, recall, thresholds = skm.precision_recall_curve(y_true[:, j], y_prob[:, j])
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        out.append(float(thresholds[int(np.argmax(f1[:-1]))]))
+    return out
+
+
+def multilabel_metrics(y_true, y_prob, thresholds=None, names=DISEASES):
+    """A flat dict: ``<disease>_<metric>``, ``macro_<metric>``, ``micro_roc_auc``, ``hamming_loss``..."""
+    y_true, y_prob = _check(y_true, y_prob)
+    thresholds = [0.5] * y_true.shape[1] if thresholds is None else list(thresholds)
+    pred = y_prob >= np.asarray(thresholds)[None, :]
+    out = {"n": int(len(y_true))}
+    per = {k: [] for k in ("roc_auc", "pr_auc", "f1", "precision", "recall", "brier")}
+    for j, name in enumerate(names):
+        t, p, yhat = y_true[:, j], y_prob[:, j], pred[:, j]
+        both = 0 < t.sum() < len(t)
+        values = {
+            "roc_auc": skm.roc_auc_score(t, p) if both else np.nan,
+            "pr_auc": skm.average_precision_score(t, p) if both else np.nan,
+            "f1": skm.f1_score(t, yhat, zero_division=0),
+            "precision": skm.precision_score(t, yhat, zero_division=0),
+            "recall": skm.recall_score(t, yhat, zero_division=0),
+            "brier": skm.brier_score_loss(t, p),
+        }
+        for k, v in values.items():
+            out[f"{name}_{k}"] = float(v)
+            per[k].append(v)
+        out[f"{name}_threshold"] = float(thresholds[j])
+        out[f"{name}_positives"] = int(t.sum())
+    for k, values in per.items():
+        finite = [v for v in values if np.isfinite(v)]
+        out[f"macro_{k}"] = float(np.mean(finite)) if finite else float("nan")
+    out["macro_diseases"] = int(sum(np.isfinite(per["roc_auc"])))
+    flat_t, flat_p = y_true.ravel(), y_prob.ravel()
+    both = 0 < flat_t.sum() < len(flat_t)
+    out["micro_roc_auc"] = float(skm.roc_auc_score(flat_t, flat_p)) if both else float("nan")
+    out["micro_pr_auc"] = float(skm.average_precision_score(flat_t, flat_p)) if both else float("nan")
+    out["hamming_loss"] = float(skm.hamming_loss(y_true, pred.astype(np.float64)))
+    return out
