@@ -56,3 +56,26 @@ def tiny(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("syn") / "raw")
     gt = make_synthetic(tiny_cfg(), out)
     return out, gt
+
+
+PIPE = ["data.hours=8", "data.norm_period=[2019-01-01, 2019-06-29]", "ukb.imputer=mean"]
+
+
+@pytest.fixture(scope="session")
+def tiny_work(tiny, tmp_path_factory):
+    """The tiny dataset converted once (era5.zarr, cohort, imputation); returns the path overrides.
+
+    Tests only read it: load ``TINY + PIPE + tiny_work`` for a config that uses it.
+    """
+    from ppeye.data.era5.convert import convert_era5
+    from ppeye.data.ukb.cohort import build_cohort
+    from ppeye.data.ukb.impute import impute_cohort
+
+    out, _ = tiny
+    paths = [f"data.era5_raw_dir={out}/era5", f"data.ukb_table={out}/ukb.csv",
+             f"data.work_dir={tmp_path_factory.mktemp('work')}"]
+    cfg = tiny_cfg(PIPE + paths)
+    convert_era5(cfg)
+    build_cohort(cfg)
+    impute_cohort(cfg)
+    return paths

@@ -6,27 +6,15 @@ import pandas as pd
 import pytest
 
 import ppeye
-from conftest import DEMO, TINY
+from conftest import DEMO, PIPE, TINY
 from ppeye.core.errors import DataError
 from ppeye.data.dataset import OnsetDataset, SiteDateBatchSampler, WeatherCollator, load_tab_stats
-from ppeye.data.era5.convert import convert_era5
 from ppeye.data.store import Era5Store
-from ppeye.data.ukb.cohort import build_cohort
-from ppeye.data.ukb.impute import impute_cohort
-
-PIPE = ["data.hours=8", "data.norm_period=[2019-01-01, 2019-06-29]", "ukb.imputer=mean"]
 
 
 @pytest.fixture(scope="module")
-def work(tiny, tmp_path_factory):
-    out, _ = tiny
-    w = tmp_path_factory.mktemp("pipeline")
-    cfg = ppeye.load_config(DEMO, TINY + PIPE + [f"data.era5_raw_dir={out}/era5", f"data.ukb_table={out}/ukb.csv",
-                                                 f"data.work_dir={w}"])
-    convert_era5(cfg)
-    build_cohort(cfg)
-    impute_cohort(cfg)
-    return cfg
+def work(tiny_work):
+    return ppeye.load_config(DEMO, TINY + PIPE + tiny_work)
 
 
 @pytest.fixture(scope="module")

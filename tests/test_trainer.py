@@ -6,17 +6,13 @@ import numpy as np
 import pytest
 
 import ppeye
-from conftest import DEMO, TINY
+from conftest import DEMO, PIPE, TINY
 from ppeye.core.paddle_env import import_paddle
-from ppeye.data.era5.convert import convert_era5
-from ppeye.data.ukb.cohort import build_cohort
-from ppeye.data.ukb.impute import impute_cohort
 from ppeye.engine import Trainer
 from ppeye.engine.checkpoint import CheckpointError, load_weights, resolve
 from ppeye.metrics import choose_thresholds, multilabel_metrics
 
 paddle = import_paddle()
-PIPE = ["data.hours=8", "data.norm_period=[2019-01-01, 2019-06-29]", "ukb.imputer=mean"]
 SMALL_MODEL = ["model.width=16", "model.backbone.base_width=2", "model.backbone.stem_stride=[1, 2, 2]",
                "model.temporal.transformer.heads=2", "model.temporal.transformer.layers=1",
                "model.temporal.afno.num_blocks=2", "model.tabular.k=2", "model.tabular.hidden=8",
@@ -25,15 +21,8 @@ SMALL_MODEL = ["model.width=16", "model.backbone.base_width=2", "model.backbone.
 
 
 @pytest.fixture(scope="module")
-def work(tiny, tmp_path_factory):
-    out, _ = tiny
-    w = tmp_path_factory.mktemp("trainwork")
-    cfg = ppeye.load_config(DEMO, TINY + PIPE + [f"data.era5_raw_dir={out}/era5", f"data.ukb_table={out}/ukb.csv",
-                                                 f"data.work_dir={w}"])
-    convert_era5(cfg)
-    build_cohort(cfg)
-    impute_cohort(cfg)
-    return [f"data.era5_raw_dir={out}/era5", f"data.ukb_table={out}/ukb.csv", f"data.work_dir={w}"]
+def work(tiny_work):
+    return tiny_work
 
 
 def config(work, tmp_path, extra=()):
