@@ -20,7 +20,7 @@ from ..core.io import atomic_write
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..core.seed import seed_everything
-from ..metrics import DISEASES, choose_thresholds, multilabel_metrics
+from ..metrics import DISEASES, multilabel_metrics
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 paddle = import_paddle()
@@ -150,8 +150,7 @@ class Trainer:
         """(labels [N, 4], probabilities [N, 4]) in dataset order."""
         self.model.eval()
         loader = self._loader(dataset, shuffle=False)
-        order = [i for batch in loader.ppeye_sampler for i in batch] if hasattr(loader.ppeye_sampler, "_batches") \
-            else list(range(len(dataset)))
+        order = [i for batch in loader.ppeye_sampler for i in batch]   # unshuffled: the loader's order
         probs = []
         with paddle.no_grad():
             for batch in loader:
@@ -197,7 +196,8 @@ class Trainer:
                       f"{len(self.train_set)} people, {len(self.loader)} batches per epoch, {epochs} epochs")
         for epoch in range(start, epochs):
             paddle.seed(self.seed + epoch)
-            self.loader.ppeye_sampler.set_epoch(epoch) if hasattr(self.loader.ppeye_sampler, "set_epoch") else None
+            if hasattr(self.loader.ppeye_sampler, "set_epoch"):
+                self.loader.ppeye_sampler.set_epoch(epoch)
             step, train_loss = self._epoch(epoch, step, ckpt_root)
             row = {"epoch": epoch + 1, "step": step, "train_loss": train_loss, "lr": self.optimizer.get_lr()}
             if self.val_set is not None:
@@ -268,11 +268,3 @@ class Trainer:
             for row in history:
                 f.write(",".join("" if row.get(k) is None else str(row.get(k)) for k in keys) + "\n")
 
-
-def final_thresholds(trainer):
-    """Thresholds chosen on validation (the F1 rule of ppeye.metrics)."""
-    from ..data.dataset import OnsetDataset
-
-    val = trainer.val_set or OnsetDataset(trainer.cfg, "val")
-    labels, probs = trainer.predict(val)
-    return choose_thresholds(labels, probs)
