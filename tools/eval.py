@@ -1,24 +1,49 @@
 #!/usr/bin/env python
-"""Evaluate trained weights: ROC-AUC, PR-AUC, F1, Brier, calibration, bootstrap CIs.
+"""Evaluate trained weights on the validation, test and external splits.
 
-    python tools/eval.py -c configs/demo.yaml -o weights=output/demo/best_model
+    python tools/eval.py -c configs/demo.yaml -o weights=output/demo
+    python tools/eval.py -c output/demo/config.yaml -o weights=output/demo/checkpoints/epoch_0004 --split test
+
+Per disease and macro/micro: ROC-AUC, PR-AUC, F1, precision, recall, Brier, Hamming loss, with
+participant-level bootstrap 95% intervals (evaluation.bootstrap replicates); thresholds are
+chosen on the validation split (F1-maximising) and applied to every split. Writes JSON, CSV,
+reliability bins, predictions (no ids) and ROC/PR/calibration PNGs to <run>/eval/ (or
+--output_dir), and to VisualDL with --use_vdl; with a retrieval index in the run, every split
+is also scored with the retrieval blend.
 """
+import os
+
 import _common  # noqa: F401  (puts the checkout on sys.path)
 from ppeye.core import cli
 
 
 def main():
     parser = cli.make_parser(__doc__)
-    parser.add_argument("--split", default="test", choices=["val", "test", "external", "all"], help="which split to evaluate")
-    parser.add_argument("--use_vdl", action="store_true", help="also write curves to VisualDL")
-    parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log directory")
-    parser.add_argument("--output_dir", default=None, help="where the metrics go (default: the run directory)")
+    parser.add_argument("--split", default="all", choices=["val", "test", "external", "all"],
+                        help="which split to evaluate (all: val, test and external when it exists)")
+    parser.add_argument("--use_vdl", action="store_true", help="also write curves and figures to VisualDL")
+    parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log directory (default: <run>/vdl)")
+    parser.add_argument("--output_dir", default=None, help="where the results go (default: <run>/eval)")
     args = parser.parse_args()
 
     def run():
-        cli.config_from_args(args, flags={"use_vdl": args.use_vdl or None, "vdl_log_dir": args.vdl_log_dir,
-                                          "output_dir": args.output_dir})
-        cli.not_available("evaluation (ppeye.metrics)", issue=5)
+        cfg = cli.config_from_args(args, flags={"use_vdl": args.use_vdl or None, "vdl_log_dir": args.vdl_log_dir})
+        from ppeye.engine.evaluator import Evaluator, run_dir_of
+        from ppeye.engine.checkpoint import resolve
+
+        if not cfg.get("weights"):
+            raise cli.PpeyeError("no weights to evaluate: add -o weights=<run directory or checkpoint>")
+        vdl = None
+        if cfg.get("use_vdl"):
+            from ppeye.engine.callbacks import VisualDLCallback
+
+            run_dir = run_dir_of(resolve(cfg["weights"]))
+            vdl = VisualDLCallback(cfg.get("vdl_log_dir") or os.path.join(run_dir, "vdl"))
+        try:
+            Evaluator(cfg, out_dir=args.output_dir, vdl=vdl).run(args.split)
+        finally:
+            if vdl is not None:
+                vdl.close()
 
     cli.main(run)
 

@@ -134,12 +134,15 @@ class SiteDateBatchSampler:
 
     People are sorted by site and window start (with a random jitter of up to
     ``jitter`` days, different each epoch, so batches are not always the same people),
-    cut into batches, and the batches are shuffled. With ``num_replicas > 1`` each rank
-    takes every ``num_replicas``-th batch of the same shuffled list.
+    cut into batches, and the batches are shuffled. ``group=False`` forms batches of people
+    in random (or dataset) order instead. With ``num_replicas > 1`` each rank takes every
+    ``num_replicas``-th batch of the same list; for training the list is cut to a multiple
+    of ``num_replicas`` so every rank makes the same number of steps (``drop_uneven``), for
+    evaluation (``drop_uneven=False``) no batch is left out.
     """
 
     def __init__(self, dataset, batch_size, shuffle=True, drop_last=False, seed=0, jitter=None,
-                 num_replicas=1, rank=0):
+                 num_replicas=1, rank=0, group=True, drop_uneven=True):
         if batch_size < 1:
             raise DataError(f"batch_size must be >= 1, got {batch_size}")
         self.site, self.start = dataset.site, dataset.start
@@ -148,7 +151,10 @@ class SiteDateBatchSampler:
         self.drop_last = drop_last
         self.seed = seed
         self.jitter = dataset.T // 4 if jitter is None else jitter
+        if not 0 <= rank < num_replicas:
+            raise DataError(f"rank {rank} is not in [0, num_replicas={num_replicas})")
         self.num_replicas, self.rank = num_replicas, rank
+        self.group, self.drop_uneven = group, drop_uneven
         self.epoch = 0
 
     def set_epoch(self, epoch):
@@ -156,17 +162,23 @@ class SiteDateBatchSampler:
 
     def _batches(self):
         rng = np.random.default_rng([self.seed, self.epoch])
-        noise = rng.uniform(0, self.jitter, len(self.site)) if self.shuffle and self.jitter else 0
-        order = np.lexsort((self.start + noise, self.site))
         batches = []
-        for site in np.unique(self.site):
-            members = order[self.site[order] == site]
-            batches += [members[i : i + self.batch_size] for i in range(0, len(members), self.batch_size)]
+        if self.group:
+            noise = rng.uniform(0, self.jitter, len(self.site)) if self.shuffle and self.jitter else 0
+            order = np.lexsort((self.start + noise, self.site))
+            for site in np.unique(self.site):
+                members = order[self.site[order] == site]
+                batches += [members[i : i + self.batch_size] for i in range(0, len(members), self.batch_size)]
+        else:
+            order = rng.permutation(len(self.site)) if self.shuffle else np.arange(len(self.site))
+            batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
-        usable = len(batches) - len(batches) % self.num_replicas if self.num_replicas > 1 else len(batches)
+        usable = len(batches)
+        if self.drop_uneven and self.num_replicas > 1:
+            usable -= usable % self.num_replicas
         return batches[self.rank : usable : self.num_replicas]
 
     def __iter__(self):

@@ -1,11 +1,18 @@
-"""The single-process trainer: data, model, loss, optimizer, schedule, loop, evaluation,
-checkpoints, early stopping, resume.
+"""The trainer: data, model, loss, optimizer, schedule, loop, evaluation, checkpoints, early
+stopping, resume; on one process or under fleet (``fleetrun`` / ``paddle.distributed.launch``).
 
-Determinism: the model is built after ``seed``; every epoch starts with ``paddle.seed(seed +
-epoch)`` and the sampler's order depends only on (seed, epoch), so a run resumed from the
-checkpoint of epoch e continues exactly as the uninterrupted run would (checkpoints are taken
-at epoch ends).
+Determinism: the model is built after ``seed``; every epoch starts with ``paddle.seed`` of
+(seed, epoch, rank) and the sampler's order depends only on (seed, epoch), so a run resumed
+from the checkpoint of epoch e continues exactly as the uninterrupted run would (checkpoints
+are taken at epoch ends).
+
+Distributed: each rank trains on every ``world``-th batch of the same shuffled batch list
+(cut to a multiple of ``world`` so every rank makes the same number of steps); gradients are
+all-reduced by ``fleet.distributed_model``; validation predictions are sharded and gathered,
+so every rank computes the same metrics and takes the same early-stopping decision; only rank
+0 writes checkpoints, logs, metrics and VisualDL.
 """
+import contextlib
 import hashlib
 import json
 import math
@@ -21,13 +28,16 @@ from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..core.seed import seed_everything
 from ..metrics import DISEASES, multilabel_metrics
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .callbacks import LogCallback, VisualDLCallback
+from .checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
+from .predict import make_loader, predict, to_tensors
 
 paddle = import_paddle()
 
 # Keys that change how a run is watched or where it writes, not what it computes.
 RUNTIME_KEYS = ("output_dir", "run_name", "weights", "log_iter", "use_vdl", "vdl_log_dir", "fleet", "num_threads",
-                "device", "train.eval", "loader.num_workers", "train.checkpoint_every", "train.keep_checkpoints")
+                "device", "train.eval", "loader.num_workers", "train.checkpoint_every", "train.keep_checkpoints",
+                "evaluation", "retrieval")
 
 
 def select_device(name="auto"):
@@ -67,10 +77,16 @@ def build_optimizer(cfg, model, steps_per_epoch):
     elif kind == "Step":
         sched = paddle.optimizer.lr.StepDecay(lr, step_size=int(sc["step_epochs"]) * steps_per_epoch,
                                               gamma=float(sc.get("gamma", 0.1)))
+    elif kind == "Plateau":
+        # stepped once per epoch with the validation metric (train loss without --eval)
+        sched = paddle.optimizer.lr.ReduceOnPlateau(lr, mode="max" if cfg["train"].get("eval") else "min",
+                                                    factor=float(sc.get("factor", 0.5)),
+                                                    patience=int(sc.get("patience", 2)),
+                                                    min_lr=float(sc.get("min_lr", 0.0)))
     elif kind == "Constant":
         sched = paddle.optimizer.lr.LambdaDecay(lr, lambda step: 1.0)
     else:
-        raise ConfigError(f"scheduler.type must be WarmupCosine, Step or Constant, got {kind!r}")
+        raise ConfigError(f"scheduler.type must be WarmupCosine, Step, Plateau or Constant, got {kind!r}")
     clip = paddle.nn.ClipGradByGlobalNorm(float(oc["grad_clip"])) if oc.get("grad_clip") else None
     params = [p for p in model.parameters() if not p.stop_gradient]
     wd = float(oc.get("weight_decay") or 0.0)
@@ -89,27 +105,68 @@ def build_optimizer(cfg, model, steps_per_epoch):
     return opt, sched
 
 
-def to_tensors(batch):
-    return {k: paddle.to_tensor(v) for k, v in batch.items()}
+def init_distributed(cfg):
+    """(world, rank): start fleet when asked for or when launched by fleetrun/launch."""
+    launched = int(os.environ.get("PADDLE_TRAINERS_NUM", "1")) > 1
+    if not (cfg.get("fleet") or launched):
+        return 1, 0
+    from paddle.distributed import fleet
+
+    if not getattr(init_distributed, "done", False):
+        fleet.init(is_collective=True)
+        init_distributed.done = True
+    return fleet.worker_num(), fleet.worker_index()
+
+
+class EarlyStopping:
+    """Best validation score so far and epochs without improvement (saved in checkpoints)."""
+
+    def __init__(self, metric="macro_roc_auc", patience=5, enabled=True):
+        self.metric, self.patience, self.enabled = metric, int(patience), bool(enabled)
+        self.best, self.bad = None, 0
+
+    def update(self, score):
+        """(improved, stop) after an epoch whose score is ``score`` (None: no validation)."""
+        if score is None:
+            return False, False
+        improved = bool(np.isfinite(score)) and (self.best is None or score > self.best)
+        if improved:
+            self.best, self.bad = float(score), 0
+        else:
+            self.bad += 1
+        return improved, self.enabled and self.bad >= self.patience
 
 
 class Trainer:
-    """``Trainer(cfg).train(resume=None)``; ``evaluate(split)`` for a trained model."""
+    """``Trainer(cfg).train(resume=None)``; ``predict(dataset)`` / ``evaluate(dataset)`` after.
 
-    def __init__(self, cfg, log=None):
+    ``self.model`` is the plain network (saved, evaluated); ``self.net`` is what the training
+    step calls (the fleet-wrapped model when distributed).
+    """
+
+    def __init__(self, cfg, log=None, callbacks=None):
         from .. import build_model
         from ..data.dataset import OnsetDataset
         from ..modeling import build_loss
 
         self.cfg = cfg
+        self.world, self.rank = init_distributed(cfg)
         self.device = select_device(cfg.get("device", "auto"))
+        if self.world > 1 and self.device.startswith("gpu"):
+            self.device = select_device(f"gpu:{int(os.environ.get('FLAGS_selected_gpus', '0').split(',')[0])}")
         run = cfg.get("run_name") or "run"
         self.run_dir = os.path.join(cfg["output_dir"], run)
-        os.makedirs(self.run_dir, exist_ok=True)
-        self.log = log or get_logger("ppeye.engine", output_dir=self.run_dir)
+        if self.rank == 0:
+            os.makedirs(self.run_dir, exist_ok=True)
+        self.log = log or get_logger("ppeye.engine", output_dir=self.run_dir if self.rank == 0 else None,
+                                     rank=self.rank)
         self.seed = seed_everything(cfg["seed"])
         self.train_set = OnsetDataset(cfg, "train")
         self.val_set = OnsetDataset(cfg, "val") if cfg["train"].get("eval") else None
+        amp = cfg["train"].get("amp")
+        self.amp = bool(amp) and self.device.startswith("gpu")
+        if amp and not self.amp:
+            self.log.warning("train.amp is on but there is no GPU: training in float32 (AMP on CPU does nothing)")
         # Paddle keys optimizer state by generated variable names (conv3d_40.w_0_moment1_0); a
         # name generator of our own makes them the same in every run, in or out of one process,
         # so a checkpoint's optimizer state always finds its parameters.
@@ -118,146 +175,230 @@ class Trainer:
         self._names = UniqueNameGenerator()
         with paddle.utils.unique_name.guard(self._names):
             self._build(cfg, build_model, build_loss)
+        self.callbacks = list(callbacks) if callbacks is not None else self._default_callbacks()
 
     def _build(self, cfg, build_model, build_loss):
         self.model = build_model(cfg)
         emb = getattr(getattr(self.model, "tabular", None), "embedding", None)
         if emb is not None:
             emb.fit(self.train_set.tab, self.train_set.tab_mask)
+        if cfg.get("weights"):       # start from pretrained weights (fine-tuning)
+            self.log.info(f"initial weights from {load_weights(self.model, cfg['weights'])}")
         prevalence = self.train_set.labels.mean(0)
         self.criterion = build_loss(cfg, prevalence=prevalence.tolist())
-        self.loader = self._loader(self.train_set, shuffle=True)
+        self.loader = make_loader(self.train_set, cfg, shuffle=True, seed=self.seed,
+                                  num_replicas=self.world, rank=self.rank)
+        if len(self.loader) == 0:
+            raise ConfigError(f"the training split gives no batch per rank ({len(self.train_set)} people, "
+                              f"batch_size {cfg['loader']['batch_size']}, {self.world} ranks): lower "
+                              f"loader.batch_size or use fewer processes")
         self.accum = max(1, int(cfg["train"].get("accum_steps", 1)))
         self.steps_per_epoch = math.ceil(len(self.loader) / self.accum)
         self.optimizer, self.scheduler = build_optimizer(cfg, self.model, self.steps_per_epoch)
+        self.per_epoch_schedule = isinstance(self.scheduler, paddle.optimizer.lr.ReduceOnPlateau)
+        self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if self.amp else None
+        self.net = self.model
+        if self.world > 1:
+            from paddle.distributed import fleet
+
+            self.net = fleet.distributed_model(self.model)
+            self.optimizer = fleet.distributed_optimizer(self.optimizer)
         self.fingerprint = config_fingerprint(cfg)
 
-    def _loader(self, dataset, shuffle):
-        from ..data.dataset import SiteDateBatchSampler, WeatherCollator
+    def _default_callbacks(self):
+        cbs = [LogCallback(self.cfg.get("log_iter", 20))] if self.rank == 0 else []
+        if self.cfg.get("use_vdl") and self.rank == 0:
+            cbs.append(VisualDLCallback(self.cfg.get("vdl_log_dir") or os.path.join(self.run_dir, "vdl"),
+                                        self.cfg.get("log_iter", 20)))
+        return cbs
 
-        lc = self.cfg["loader"]
-        if lc.get("group_by_site", True):
-            sampler = SiteDateBatchSampler(dataset, int(lc["batch_size"]), shuffle=shuffle, seed=self.seed)
-        else:
-            sampler = paddle.io.BatchSampler(dataset, batch_size=int(lc["batch_size"]), shuffle=shuffle)
-        loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, collate_fn=WeatherCollator(dataset.store),
-                                      num_workers=int(lc.get("num_workers", 0)), return_list=True)
-        loader.ppeye_sampler = sampler
-        return loader
+    def _call(self, hook, *args):
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
 
     # ---------------------------------------------------------------- evaluation
-    def predict(self, dataset):
-        """(labels [N, 4], probabilities [N, 4]) in dataset order."""
-        self.model.eval()
-        loader = self._loader(dataset, shuffle=False)
-        order = [i for batch in loader.ppeye_sampler for i in batch]   # unshuffled: the loader's order
-        probs = []
-        with paddle.no_grad():
-            for batch in loader:
-                b = to_tensors(batch)
-                logits = self.model(b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"])
-                probs.append(paddle.nn.functional.sigmoid(logits).numpy())
-        p = np.empty((len(dataset), len(DISEASES)), dtype=np.float64)
-        p[np.asarray(order)] = np.concatenate(probs)
-        return dataset.labels, p
+    def predict(self, dataset, with_embeddings=False):
+        """:class:`Predictions` for ``dataset`` (in dataset order; gathered over ranks)."""
+        return predict(self.model, dataset, self.cfg, with_embeddings, self.world, self.rank)
 
     def evaluate(self, dataset, thresholds=None):
-        labels, probs = self.predict(dataset)
-        return multilabel_metrics(labels, probs, thresholds), labels, probs
+        pred = self.predict(dataset)
+        return multilabel_metrics(pred.labels, pred.probs, thresholds), pred.labels, pred.probs
 
     # ---------------------------------------------------------------- training
-    def _state(self, epoch, step, best, bad_epochs, history):
-        return {"epoch": epoch, "step": step, "best": best, "bad_epochs": bad_epochs, "history": history,
-                "config_fingerprint": self.fingerprint}
+    def _state(self, epoch, step, stopper, history):
+        state = {"epoch": epoch, "step": step, "best": stopper.best, "bad_epochs": stopper.bad,
+                 "history": history, "config_fingerprint": self.fingerprint, "world_size": self.world}
+        if self.scaler is not None:
+            state["grad_scaler"] = {k: (v.item() if hasattr(v, "item") else v)
+                                    for k, v in self.scaler.state_dict().items()}
+        return state
 
     def train(self, resume=None, stop_after=None):
         """Train to ``train.epochs`` (``stop_after``: return after that many epochs, as an interrupted run)."""
         with paddle.utils.unique_name.guard(self._names):
             return self._train(resume, stop_after)
 
+    def _barrier(self):
+        if self.world > 1:
+            paddle.distributed.barrier()
+
     def _train(self, resume, stop_after):
         cfg, tc = self.cfg, self.cfg["train"]
         epochs = int(tc["epochs"])
         es = tc.get("early_stop") or {}
-        metric = es.get("metric", "macro_roc_auc")
+        stopper = EarlyStopping(es.get("metric", "macro_roc_auc"), es.get("patience", 5), es.get("enabled", False))
+        if stopper.enabled and self.val_set is None:
+            self.log.info("early stopping needs validation metrics: it is off for this run (add --eval)")
         ckpt_root = os.path.join(self.run_dir, "checkpoints")
-        save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
-        start, step, best, bad, history = 0, 0, None, 0, []
+        if self.rank == 0:
+            save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
+        start, step, history = 0, 0, []
         if resume:
             state = load_checkpoint(resume, self.model, self.optimizer)
             if state.get("config_fingerprint") != self.fingerprint:
                 raise CheckpointError(f"{resume} was trained with a different config (model, data, loss or "
                                       f"optimizer settings differ): resume with the run's own config.yaml")
-            start, step, best, bad, history = (state["epoch"] + 1, state["step"], state["best"],
-                                               state["bad_epochs"], state["history"])
+            start, step, history = state["epoch"] + 1, state["step"], state["history"]
+            stopper.best, stopper.bad = state["best"], state["bad_epochs"]
+            if self.scaler is not None and state.get("grad_scaler"):
+                self.scaler.load_state_dict(state["grad_scaler"])
             self.log.info(f"resumed from {resume} after epoch {state['epoch'] + 1}")
         n_params = sum(int(p.size) for p in self.model.parameters() if not p.stop_gradient)
-        self.log.info(f"training {type(self.model).__name__} ({n_params / 1e6:.2f} M parameters) on {self.device}: "
-                      f"{len(self.train_set)} people, {len(self.loader)} batches per epoch, {epochs} epochs")
+        self.log.info(f"training {type(self.model).__name__} ({n_params / 1e6:.2f} M parameters) on {self.device}"
+                      f"{f' x {self.world} processes' if self.world > 1 else ''}: {len(self.train_set)} people, "
+                      f"{len(self.loader)} batches per epoch{' per rank' if self.world > 1 else ''}, {epochs} epochs"
+                      f"{', AMP' if self.amp else ''}")
+        self._call("on_train_begin", {"start_epoch": start, "epochs": epochs, "batches": len(self.loader)})
         for epoch in range(start, epochs):
-            paddle.seed(self.seed + epoch)
-            if hasattr(self.loader.ppeye_sampler, "set_epoch"):
-                self.loader.ppeye_sampler.set_epoch(epoch)
-            step, train_loss = self._epoch(epoch, step, ckpt_root)
-            row = {"epoch": epoch + 1, "step": step, "train_loss": train_loss, "lr": self.optimizer.get_lr()}
+            paddle.seed(self.seed + 1009 * epoch + 7919 * self.rank)
+            self.loader.ppeye_sampler.set_epoch(epoch)
+            t0 = time.perf_counter()
+            step, loss_sum, batches, samples = self._epoch(epoch, step, ckpt_root)
+            if self.world > 1:              # the epoch's figures over all ranks, not rank 0's share
+                totals = paddle.to_tensor([loss_sum, float(batches), float(samples)], dtype="float64")
+                paddle.distributed.all_reduce(totals)
+                loss_sum, batches, samples = totals.numpy().tolist()
+            train_loss = loss_sum / max(batches, 1)
+            self._sync_norm_statistics()
+            row = {"epoch": epoch + 1, "step": step, "train_loss": train_loss, "lr": self.optimizer.get_lr(),
+                   "samples_per_s": samples / max(time.perf_counter() - t0, 1e-9)}
             if self.val_set is not None:
                 m, _, _ = self.evaluate(self.val_set)
                 row.update({f"val_{k}": v for k, v in m.items()})
             history.append(row)
-            score = row.get(f"val_{metric}")
-            improved = score is not None and np.isfinite(score) and (best is None or score > best)
-            if improved:
-                best, bad = float(score), 0
-            elif score is not None:
-                bad += 1
+            score = row.get(f"val_{stopper.metric}")
+            if self.per_epoch_schedule:
+                self.scheduler.step(score if score is not None else train_loss)
+            improved, stop = stopper.update(score)
             last = epoch + 1 == epochs
-            stop = bool(es.get("enabled")) and score is not None and bad >= int(es.get("patience", 5))
-            if (epoch + 1) % int(tc.get("checkpoint_every", 1)) == 0 or last or stop or improved:
-                save_checkpoint(ckpt_root, epoch, self.model, self.optimizer,
-                                self._state(epoch, step, best, bad, history),
+            if self.rank == 0 and ((epoch + 1) % int(tc.get("checkpoint_every", 1)) == 0 or last or stop or improved
+                                   or stop_after == epoch + 1):
+                save_checkpoint(ckpt_root, epoch, self.model, self.optimizer, self._state(epoch, step, stopper, history),
                                 best=improved or (self.val_set is None), keep=int(tc.get("keep_checkpoints", 3)))
-            self._write_history(history)
-            shown = f", val {metric} {score:.4f}" if score is not None else ""
-            self.log.info(f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}{shown}")
+            if self.rank == 0:
+                self._write_history(history)
+            self._barrier()
+            shown = f", val {stopper.metric} {score:.4f}" if score is not None else ""
+            self.log.info(f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}{shown}, "
+                          f"{row['samples_per_s']:.1f} samples/s")
+            self._call("on_epoch_end", row)
             if stop_after is not None and epoch + 1 >= stop_after:
                 break
             if stop:
-                self.log.info(f"early stop: no better val {metric} for {bad} epochs (best {best:.4f})")
+                self.log.info(f"early stop: no better val {stopper.metric} for {stopper.bad} epochs "
+                              f"(best {stopper.best:.4f})")
                 break
+        self._call("on_train_end", history)
+        if (cfg.get("retrieval") or {}).get("enabled") and (stop_after is None or len(history) and
+                                                             history[-1]["epoch"] == epochs):
+            self.build_retrieval(ckpt_root)
         return history
 
-    def _epoch(self, epoch, step, ckpt_root):
-        self.model.train()
-        policy = self.cfg["train"].get("nan_policy", "stop")
-        total, count, t0 = 0.0, 0, time.perf_counter()
-        log_iter = int(self.cfg.get("log_iter", 20))
+    def _sync_norm_statistics(self):
+        """Average BatchNorm running statistics over ranks: each rank tracks them on its own
+        batches (gradients are all-reduced, buffers are not), and the checkpoint should hold
+        the statistics of the whole training set, the same on every rank."""
+        if self.world == 1:
+            return
+        for layer in self.model.sublayers():
+            if isinstance(layer, paddle.nn.layer.norm._BatchNormBase):
+                for buf in (layer._mean, layer._variance):
+                    total = buf.clone()
+                    paddle.distributed.all_reduce(total)
+                    buf.set_value(total / self.world)
+
+    def build_retrieval(self, ckpt_root):
+        """Index the training set with the weights evaluation will use (best, else latest)."""
+        from ..retrieval import build_from_trainer
+
+        ckpt = load_weights(self.model, ckpt_root)
+        index = build_from_trainer(self, checkpoint=os.path.abspath(ckpt))
+        self.log.info(f"retrieval index of {index.params['n']} training people ({index.metric}, {index.kind}); "
+                      f"on validation k={index.k}, alpha={index.alpha:.2f}")
+        self._barrier()
+        return index
+
+    def _forward_loss(self, b):
         from ..modeling import total_loss
 
+        with paddle.amp.auto_cast(enable=self.amp, level="O1"):
+            _, ex = self.net(b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"], return_explain=True)
+            loss = total_loss(self.criterion, ex, b["labels"])
+        return loss, ex
+
+    def _epoch(self, epoch, step, ckpt_root):
+        self.net.train()
+        policy = self.cfg["train"].get("nan_policy", "stop")
+        total, count, samples = 0.0, 0, 0
+        n = len(self.loader)
         for i, batch in enumerate(self.loader):
             b = to_tensors(batch)
-            _, ex = self.model(b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"], return_explain=True)
-            loss = total_loss(self.criterion, ex, b["labels"])
-            value = loss.item()
-            if not np.isfinite(value):
-                if policy == "skip":
-                    self.log.warning(f"epoch {epoch + 1} batch {i + 1}: loss is {value}; step skipped (nan_policy: skip)")
-                    self.optimizer.clear_grad()
-                    continue
-                raise PpeyeError(f"epoch {epoch + 1} batch {i + 1}: the loss is {value}; training stopped "
-                                 f"(nan_policy: stop). The last good checkpoint in {ckpt_root} is intact; "
-                                 f"try a lower optimizer.learning_rate or nan_policy: skip")
-            (loss / self.accum).backward()
-            if (i + 1) % self.accum == 0 or i + 1 == len(self.loader):
-                self.optimizer.step()
+            update = (i + 1) % self.accum == 0 or i + 1 == n
+            sync = contextlib.nullcontext() if update or self.world == 1 else self.net.no_sync()
+            with sync:
+                loss, ex = self._forward_loss(b)
+                value = loss.item()
+                if self.world > 1:   # every rank must take the same decision about a bad loss
+                    flag = paddle.to_tensor([0.0 if np.isfinite(value) else 1.0])
+                    paddle.distributed.all_reduce(flag)
+                    value = value if flag.item() == 0 else float("nan")
+                if not np.isfinite(value):
+                    if policy == "skip":
+                        self.log.warning(f"epoch {epoch + 1} batch {i + 1}: loss is {value}; step skipped "
+                                         f"(nan_policy: skip)")
+                        self.optimizer.clear_grad()
+                        continue
+                    raise PpeyeError(f"epoch {epoch + 1} batch {i + 1}: the loss is {value}; training stopped "
+                                     f"(nan_policy: stop). The last good checkpoint in {ckpt_root} is intact; "
+                                     f"try a lower optimizer.learning_rate or nan_policy: skip")
+                scaled = loss / self.accum
+                if self.scaler is not None:
+                    scaled = self.scaler.scale(scaled)
+                scaled.backward()
+            if update:
+                if self.scaler is not None:
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    self.optimizer.step()
                 self.optimizer.clear_grad()
-                self.scheduler.step()
+                if not self.per_epoch_schedule:
+                    self.scheduler.step()
                 step += 1
-            total, count = total + value, count + 1
-            if log_iter and (i + 1) % log_iter == 0:
-                rate = (i + 1) * int(self.cfg["loader"]["batch_size"]) / (time.perf_counter() - t0)
-                self.log.info(f"epoch {epoch + 1} batch {i + 1}/{len(self.loader)}: loss {total / count:.4f}, "
-                              f"lr {self.optimizer.get_lr():.2e}, {rate:.1f} samples/s")
-        return step, total / max(count, 1)
+            bs = int(b["labels"].shape[0])
+            total, count, samples = total + value, count + 1, samples + bs
+            if self.callbacks:
+                aux = ex.get("aux_loss")
+                self._call("on_step_end", {
+                    "epoch": epoch, "batch": i + 1, "step": step, "loss": value, "mean_loss": total / count,
+                    "lr": self.optimizer.get_lr(), "samples": bs,
+                    "aux_loss": aux.item() if isinstance(aux, paddle.Tensor) else None,
+                    "routing": {place: {"load": r["load"].numpy(), "indices": r["indices"].numpy(),
+                                        "dropped": float(r["dropped"].item() if hasattr(r["dropped"], "item")
+                                                         else r["dropped"])}
+                                for place, r in (ex.get("routing") or {}).items()}})
+        return step, total, count, samples
 
     def _write_history(self, history):
         with atomic_write(os.path.join(self.run_dir, "metrics.json")) as f:
@@ -267,4 +408,3 @@ class Trainer:
             f.write(",".join(keys) + "\n")
             for row in history:
                 f.write(",".join("" if row.get(k) is None else str(row.get(k)) for k in keys) + "\n")
-

@@ -1,0 +1,164 @@
+"""Training callbacks: what a run reports and where (the loop itself lives in trainer.py).
+
+A callback gets ``on_train_begin(trainer, info)``, ``on_step_end(trainer, info)`` after every
+optimizer update, ``on_epoch_end(trainer, row)`` with the epoch's metrics row and
+``on_train_end(trainer, history)``. Only rank 0 builds the writing callbacks.
+
+- :class:`LogCallback`: loss, lr, throughput and ETA every ``log_iter`` batches, and a tqdm
+  progress bar when stderr is a terminal.
+- :class:`VisualDLCallback`: scalars (losses, lr, throughput, per-disease and macro validation
+  metrics, MoE load balance), expert-usage histograms, hyper-parameters, evaluation curves.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+from ..core.registry import CALLBACKS
+from ..metrics import DISEASES
+
+
+class Callback:
+    def on_train_begin(self, trainer, info):
+        pass
+
+    def on_step_end(self, trainer, info):
+        pass
+
+    def on_epoch_end(self, trainer, row):
+        pass
+
+    def on_train_end(self, trainer, history):
+        pass
+
+
+def _duration(seconds):
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
+
+
+@CALLBACKS.register()
+class LogCallback(Callback):
+    """Loss, lr, samples/s and ETA in the log; a progress bar on a terminal."""
+
+    def __init__(self, log_iter=20, progress=None):
+        self.log_iter = int(log_iter or 0)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.bar = None
+
+    def on_train_begin(self, trainer, info):
+        self.t_start = time.perf_counter()
+        self.first_epoch, self.epochs, self.batches = info["start_epoch"], info["epochs"], info["batches"]
+        self._epoch = None
+
+    def on_step_end(self, trainer, info):
+        if info["epoch"] != self._epoch:
+            self._epoch, self.t_epoch, self.seen = info["epoch"], time.perf_counter(), 0
+            if self.progress:
+                from tqdm import tqdm
+
+                if self.bar is not None:
+                    self.bar.close()
+                self.bar = tqdm(total=self.batches, desc=f"epoch {info['epoch'] + 1}/{self.epochs}",
+                                leave=False, dynamic_ncols=True)
+        self.seen += info["samples"]
+        now = time.perf_counter()
+        rate = self.seen / max(now - self.t_epoch, 1e-9)
+        done = (info["epoch"] - self.first_epoch) * self.batches + info["batch"]
+        todo = (self.epochs - self.first_epoch) * self.batches - done
+        eta = (now - self.t_start) / max(done, 1) * todo
+        if self.bar is not None:
+            self.bar.update(info["batch"] - self.bar.n)
+            self.bar.set_postfix(loss=f"{info['mean_loss']:.4f}", lr=f"{info['lr']:.1e}", eta=_duration(eta))
+        if self.log_iter and info["batch"] % self.log_iter == 0:
+            trainer.log.info(f"epoch {info['epoch'] + 1} batch {info['batch']}/{self.batches}: loss "
+                             f"{info['mean_loss']:.4f}, lr {info['lr']:.2e}, {rate:.1f} samples/s, "
+                             f"eta {_duration(eta)}")
+
+    def on_epoch_end(self, trainer, row):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def on_train_end(self, trainer, history):
+        self.on_epoch_end(trainer, None)
+        trainer.log.info(f"training took {_duration(time.perf_counter() - self.t_start)}")
+
+
+def _hparams(cfg):
+    """The hyper-parameters a dashboard compares runs by (scalars and strings only)."""
+    keys = ["model.width", "model.backbone.depth", "model.backbone.base_width", "model.temporal.transformer.layers",
+            "model.temporal.afno.enabled", "model.tabular.k", "model.moe.enabled", "optimizer.type",
+            "optimizer.learning_rate", "optimizer.weight_decay", "scheduler.type", "loader.batch_size",
+            "train.epochs", "train.accum_steps", "loss.type", "seed", "data.window_days"]
+    out = {}
+    for key in keys:
+        value = cfg.get_path(key) if hasattr(cfg, "get_path") else None
+        if isinstance(value, (bool, int, float, str)):
+            out[key] = value
+    return out
+
+
+@CALLBACKS.register()
+class VisualDLCallback(Callback):
+    """Writes a VisualDL log directory (``visualdl --logdir DIR`` to watch it)."""
+
+    def __init__(self, log_dir, log_iter=20):
+        from visualdl import LogWriter
+
+        os.makedirs(log_dir, exist_ok=True)
+        self.log_dir = log_dir
+        self.writer = LogWriter(logdir=log_dir)
+        self.log_iter = max(1, int(log_iter or 1))
+
+    def on_train_begin(self, trainer, info):
+        self.hparams = _hparams(trainer.cfg)
+
+    def on_step_end(self, trainer, info):
+        w, step = self.writer, info["step"]
+        w.add_scalar("train/loss", info["loss"], step)
+        w.add_scalar("train/lr", info["lr"], step)
+        if info.get("aux_loss") is not None:
+            w.add_scalar("train/moe_aux_loss", info["aux_loss"], step)
+        if step % self.log_iter == 0:
+            for place, r in (info.get("routing") or {}).items():
+                load = np.asarray(r["load"], dtype=np.float64)
+                # coefficient of variation of the expert loads: 0 = perfectly balanced
+                w.add_scalar(f"moe/{place}/load_cv", float(load.std() / max(load.mean(), 1e-12)), step)
+                w.add_scalar(f"moe/{place}/dropped", float(r["dropped"]), step)
+                w.add_histogram(f"moe/{place}/expert_usage", np.asarray(r["indices"]).ravel(), step,
+                                buckets=max(2, len(load)))
+
+    def on_epoch_end(self, trainer, row):
+        epoch = row["epoch"]
+        self.writer.add_scalar("epoch/train_loss", row["train_loss"], epoch)
+        self.writer.add_scalar("epoch/samples_per_s", row.get("samples_per_s", 0.0), epoch)
+        for key, value in row.items():
+            if key.startswith("val_") and isinstance(value, float) and np.isfinite(value):
+                group = "val_macro" if key.startswith(("val_macro", "val_micro", "val_hamming")) else "val_disease"
+                self.writer.add_scalar(f"{group}/{key[4:]}", value, epoch)
+
+    def on_train_end(self, trainer, history):
+        final = {k: v for k, v in (history[-1] if history else {}).items()
+                 if k.startswith("val_macro") and isinstance(v, float) and np.isfinite(v)}
+        if final:
+            for k, v in final.items():
+                self.writer.add_scalar(f"hparams/{k}", v, 0)
+            self.writer.add_hparams(self.hparams, [f"hparams/{k}" for k in final])
+        self.writer.close()
+
+    # used by the evaluator: curves and figures of one split
+    def eval_report(self, name, labels, probs, metrics, images):
+        for j, d in enumerate(DISEASES):
+            self.writer.add_pr_curve(f"eval_{name}/pr_{d}", labels[:, j].astype(int), probs[:, j], 0,
+                                     num_thresholds=50)
+        for kind, image in images.items():
+            self.writer.add_image(f"eval_{name}/{kind}", image, 0)
+        for key in ("macro_roc_auc", "macro_pr_auc", "macro_brier", "micro_roc_auc"):
+            self.writer.add_scalar(f"eval_{name}/{key}", metrics[key]["value"], 0)
+        self.writer.flush()
+
+    def close(self):
+        self.writer.close()

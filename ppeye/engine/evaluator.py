@@ -1,0 +1,164 @@
+"""Evaluate trained weights on the validation, test and external splits.
+
+Thresholds for F1/precision/recall/Hamming loss are chosen on the validation split (per
+disease, the F1-maximising probability) and applied unchanged to every split. For each split
+the evaluator writes, under ``<run>/eval/`` (or ``output``):
+
+- ``<split>_metrics.json`` / ``.csv``: every metric with its bootstrap interval;
+- ``<split>_calibration.csv``: reliability bins per disease;
+- ``<split>_roc.png``, ``<split>_pr.png``, ``<split>_calibration.png``;
+- ``<split>_predictions.npz``: labels, probabilities and export row numbers (no ids);
+- ``summary.json``: thresholds, the rule, the weights, and each split's headline numbers.
+
+With a retrieval index saved in the run (``retrieval.enabled``), every split is also scored
+with the retrieval blend and the files get a ``_retrieval`` twin.
+"""
+import csv
+import json
+import os
+
+import numpy as np
+
+from ..core.errors import DataError, InputError
+from ..core.io import atomic_write
+from ..core.logger import get_logger
+from ..core.paddle_env import import_paddle
+from ..metrics import DISEASES, bootstrap_metrics, calibration_table, choose_thresholds
+from ..metrics.plots import save_curves
+from .checkpoint import load_weights, resolve
+from .predict import predict
+
+paddle = import_paddle()
+SPLITS = ("val", "test", "external")
+THRESHOLD_RULE = "per disease, the probability maximising F1 on the validation split (ties: the lowest)"
+
+
+def run_dir_of(checkpoint):
+    """``<run>`` for ``<run>/checkpoints/epoch_NNNN``; else the checkpoint's own directory."""
+    parent = os.path.dirname(os.path.abspath(checkpoint))
+    return os.path.dirname(parent) if os.path.basename(parent) == "checkpoints" else os.path.abspath(checkpoint)
+
+
+def _write_csv(path, rows, fields):
+    with atomic_write(path) as f:
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def split_available(cfg, split):
+    """Whether the cohort has anyone in ``split`` (the external split exists only with
+    ``ukb.external_centres``)."""
+    import pandas as pd
+
+    path = os.path.join(cfg["data"]["work_dir"], "cohort.parquet")
+    if not os.path.isfile(path):
+        raise DataError(f"{path} does not exist: run tools/preprocess.py --stage ukb")
+    return bool((pd.read_parquet(path, columns=["split"])["split"] == split).any())
+
+
+class Evaluator:
+    """``Evaluator(cfg, weights).run(splits)``: metrics, intervals, curves, files."""
+
+    def __init__(self, cfg, weights=None, model=None, out_dir=None, log=None, vdl=None):
+        from .. import build_model
+        from .trainer import select_device
+
+        self.cfg = cfg
+        weights = weights or cfg.get("weights")
+        if model is None and not weights:
+            raise InputError("no weights to evaluate: pass -o weights=<run directory or checkpoint>")
+        self.log = log or get_logger("ppeye.eval")
+        select_device(cfg.get("device", "auto"))
+        if model is None:
+            model = build_model(cfg)
+            self.checkpoint = load_weights(model, weights)
+        else:
+            self.checkpoint = resolve(weights) if weights else None
+        self.model = model
+        run = run_dir_of(self.checkpoint) if self.checkpoint else cfg["output_dir"]
+        self.out_dir = out_dir or os.path.join(run, "eval")
+        self.run_dir = run
+        self.vdl = vdl
+        self.retrieval = None
+        rc = cfg.get("retrieval") or {}
+        if rc.get("enabled"):
+            from ..retrieval import RetrievalIndex
+
+            index_dir = os.path.join(run, "retrieval")
+            if os.path.isdir(index_dir):
+                self.retrieval = RetrievalIndex.load(index_dir)
+            else:
+                self.log.warning(f"retrieval.enabled but {index_dir} does not exist (built at the end of "
+                                 f"training): evaluating the model alone")
+
+    def _predict(self, split):
+        from ..data.dataset import OnsetDataset
+
+        ds = OnsetDataset(self.cfg, split)
+        pred = predict(self.model, ds, self.cfg, with_embeddings=self.retrieval is not None)
+        return ds, pred
+
+    def run(self, splits="all"):
+        ec = self.cfg.get("evaluation") or {}
+        wanted = list(SPLITS) if splits == "all" else [splits] if isinstance(splits, str) else list(splits)
+        for s in wanted:
+            if s not in SPLITS:
+                raise InputError(f"unknown split {s!r}: choose from {', '.join(SPLITS)} or all")
+        os.makedirs(self.out_dir, exist_ok=True)
+        val_ds, val_pred = self._predict("val")
+        thresholds = choose_thresholds(val_pred.labels, val_pred.probs)
+        variants = {"model": (thresholds, None)}
+        if self.retrieval is not None:
+            blended = self.retrieval.blend(val_pred.probs, val_pred.embeddings)
+            variants["retrieval"] = (choose_thresholds(val_pred.labels, blended), self.retrieval.params)
+        summary = {"weights": self.checkpoint, "threshold_rule": THRESHOLD_RULE,
+                   "thresholds": {"model": dict(zip(DISEASES, thresholds))}, "splits": {}}
+        if self.retrieval is not None:
+            summary["thresholds"]["retrieval"] = dict(zip(DISEASES, variants["retrieval"][0]))
+            summary["retrieval"] = self.retrieval.params
+        for split in wanted:
+            if split == "val":
+                ds, pred = val_ds, val_pred
+            elif split == "external" and splits == "all" and not split_available(self.cfg, split):
+                self.log.info("no external split (ukb.external_centres is empty): skipped")
+                continue
+            else:
+                ds, pred = self._predict(split)
+            for variant, (thr, _) in variants.items():
+                probs = pred.probs if variant == "model" else self.retrieval.blend(pred.probs, pred.embeddings)
+                name = split if variant == "model" else f"{split}_retrieval"
+                summary["splits"][name] = self._report(name, ds, pred.labels, probs, thr, ec)
+        with atomic_write(os.path.join(self.out_dir, "summary.json")) as f:
+            json.dump(summary, f, indent=1)
+        return summary
+
+    def _report(self, name, ds, labels, probs, thresholds, ec):
+        level = float(ec.get("ci_level", 0.95))
+        m = bootstrap_metrics(labels, probs, thresholds, n_boot=int(ec.get("bootstrap", 1000)), level=level,
+                              seed=int(self.cfg.get("seed", 0)))
+        cal = calibration_table(labels, probs, int(ec.get("calibration_bins", 10)),
+                                ec.get("calibration_strategy", "quantile"))
+        out = self.out_dir
+        with atomic_write(os.path.join(out, f"{name}_metrics.json")) as f:
+            json.dump({"split": name, "ci_level": level, "excluded": ds.excluded, "metrics": m}, f, indent=1)
+        _write_csv(os.path.join(out, f"{name}_metrics.csv"),
+                   [{"metric": k, **v} for k, v in m.items()], ["metric", "value", "ci_low", "ci_high", "replicates"])
+        _write_csv(os.path.join(out, f"{name}_calibration.csv"), cal,
+                   ["disease", "bin", "mean_predicted", "observed_rate", "count"])
+        tmp = os.path.join(out, f".{name}_predictions.tmp.npz")
+        np.savez(tmp, labels=labels, probs=probs, rows=ds.rows)
+        os.replace(tmp, os.path.join(out, f"{name}_predictions.npz"))
+        images = {}
+        for kind in ("roc", "pr", "calibration"):
+            images[kind] = save_curves(kind, labels, probs, os.path.join(out, f"{name}_{kind}.png"),
+                                       f"{name} (n={len(labels)})", calibration=cal)
+        if self.vdl is not None:
+            self.vdl.eval_report(name, labels, probs, m, images)
+        head = m["macro_roc_auc"]
+        ci = "" if head["ci_low"] is None else f" [{head['ci_low']:.3f}, {head['ci_high']:.3f}]"
+        per = ", ".join(f"{d} {m[f'{d}_roc_auc']['value']:.3f}" for d in DISEASES)
+        self.log.info(f"{name}: n={len(labels)}, macro ROC-AUC {head['value']:.3f}{ci}, PR-AUC "
+                      f"{m['macro_pr_auc']['value']:.3f}, Brier {m['macro_brier']['value']:.4f} ({per})")
+        return {k: m[k] for k in ("n", "macro_roc_auc", "macro_pr_auc", "micro_roc_auc", "macro_f1",
+                                   "macro_brier", "hamming_loss")} | {f"{d}_roc_auc": m[f"{d}_roc_auc"] for d in DISEASES}

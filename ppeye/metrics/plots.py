@@ -1,0 +1,72 @@
+"""ROC, precision-recall and reliability figures (matplotlib, written as PNG atomically)."""
+import numpy as np
+from sklearn import metrics as skm
+
+from ..core.io import atomic_write
+from .multilabel import DISEASES
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path):
+    with atomic_write(path, mode="wb") as f:
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+
+
+def curves_figure(kind, y_true, y_prob, title, names=DISEASES, calibration=None):
+    """One panel per disease for ``kind`` in {'roc', 'pr', 'calibration'}; returns the figure."""
+    plt = _figure()
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
+    for j, (ax, name) in enumerate(zip(axes[0], names)):
+        t, p = y_true[:, j], y_prob[:, j]
+        both = 0 < t.sum() < len(t)
+        if kind == "roc" and both:
+            fpr, tpr, _ = skm.roc_curve(t, p)
+            ax.plot(fpr, tpr, lw=1.5, label=f"AUC {skm.roc_auc_score(t, p):.3f}")
+            ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+            ax.set_xlabel("1 - specificity")
+            ax.set_ylabel("sensitivity")
+        elif kind == "pr" and both:
+            precision, recall, _ = skm.precision_recall_curve(t, p)
+            ax.step(recall, precision, where="post", lw=1.5, label=f"AP {skm.average_precision_score(t, p):.3f}")
+            ax.axhline(t.mean(), color="k", ls=":", lw=0.8, label=f"prevalence {t.mean():.3f}")
+            ax.set_xlabel("recall")
+            ax.set_ylabel("precision")
+        elif kind == "calibration":
+            rows = [r for r in (calibration or []) if r["disease"] == name]
+            if rows:
+                ax.plot([r["mean_predicted"] for r in rows], [r["observed_rate"] for r in rows], "o-", ms=3)
+                top = max(max(r["mean_predicted"] for r in rows), max(r["observed_rate"] for r in rows)) * 1.05
+                ax.plot([0, top], [0, top], "k:", lw=0.8)
+            ax.set_xlabel("mean predicted risk")
+            ax.set_ylabel("observed rate")
+        if not both:
+            ax.text(0.5, 0.5, "one class only", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(name)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower right" if kind == "roc" else "upper right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_curves(kind, y_true, y_prob, path, title, calibration=None):
+    plt = _figure()
+    fig = curves_figure(kind, np.asarray(y_true), np.asarray(y_prob), title, calibration=calibration)
+    _save(fig, path)
+    image = figure_array(fig)
+    plt.close(fig)
+    return image
+
+
+def figure_array(fig):
+    """The figure as an RGB uint8 array [H, W, 3] (for VisualDL's add_image)."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()

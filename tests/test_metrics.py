@@ -1,0 +1,81 @@
+"""Bootstrap intervals, reliability bins and the evaluation figures."""
+import numpy as np
+import pytest
+
+from ppeye.metrics import bootstrap_metrics, calibration_table, multilabel_metrics
+
+
+def data(n=300, seed=0, signal=0.3):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, (n, 4)).astype(float)
+    p = np.clip(y * signal + rng.random((n, 4)) * (1 - signal), 0, 1)
+    return y, p
+
+
+def test_intervals_contain_the_point_estimate_and_narrow_with_more_people():
+    y, p = data(200)
+    small = bootstrap_metrics(y, p, n_boot=200, seed=1)
+    y2, p2 = data(2000)
+    large = bootstrap_metrics(y2, p2, n_boot=200, seed=1)
+    for key in ("macro_roc_auc", "glaucoma_pr_auc", "macro_brier", "hamming_loss", "micro_roc_auc"):
+        m = small[key]
+        assert m["ci_low"] <= m["value"] <= m["ci_high"], key
+        assert m["replicates"] == 200
+        assert (large[key]["ci_high"] - large[key]["ci_low"]) < (m["ci_high"] - m["ci_low"]), key
+    assert small["macro_roc_auc"]["value"] == pytest.approx(multilabel_metrics(y, p)["macro_roc_auc"])
+    assert small["n"]["ci_low"] is None                       # a count, not a measurement
+
+
+def test_bootstrap_is_seeded_and_resamples_people_not_labels():
+    y, p = data(150)
+    a = bootstrap_metrics(y, p, n_boot=50, seed=3)
+    b = bootstrap_metrics(y, p, n_boot=50, seed=3)
+    assert a == b
+    # a perfectly ranked disease keeps ROC-AUC 1 in every replicate; a participant-level draw
+    # keeps each person's four labels together, so a copied column stays perfectly ranked too
+    p[:, 1] = y[:, 1]
+    y[:, 2], p[:, 2] = y[:, 1], p[:, 1]
+    c = bootstrap_metrics(y, p, n_boot=50, seed=3)
+    assert c["cataract_roc_auc"]["ci_low"] == c["amd_roc_auc"]["ci_high"] == 1.0
+
+
+def test_replicates_without_both_classes_are_left_out_of_that_metric_only():
+    y, p = data(40)
+    y[:, 0] = 0
+    y[0, 0] = 1                                   # one case: most replicates miss it
+    r = bootstrap_metrics(y, p, n_boot=100, seed=0)
+    assert 0 < r["glaucoma_roc_auc"]["replicates"] < 100
+    assert r["cataract_roc_auc"]["replicates"] == 100
+
+
+def test_calibration_bins_count_everyone_and_match_a_hand_computation():
+    y, p = data(400)
+    rows = calibration_table(y, p, n_bins=5, strategy="uniform")
+    for j, d in enumerate(("glaucoma", "cataract", "amd", "dr")):
+        mine = [r for r in rows if r["disease"] == d]
+        assert sum(r["count"] for r in mine) == 400
+        which = np.minimum((p[:, j] * 5).astype(int), 4)
+        for r in mine:
+            # bins are identified by their members' mean prediction
+            members = np.nonzero(np.isclose([p[which == b, j].mean() if (which == b).any() else -1
+                                             for b in range(5)], r["mean_predicted"]))[0]
+            b = members[0]
+            assert r["observed_rate"] == pytest.approx(y[which == b, j].mean())
+            assert r["count"] == (which == b).sum()
+    quant = calibration_table(y, p, n_bins=4)
+    counts = [r["count"] for r in quant if r["disease"] == "amd"]
+    assert max(counts) - min(counts) <= 1                # quantile bins hold equal numbers
+    with pytest.raises(ValueError, match="quantile' or 'uniform"):
+        calibration_table(y, p, strategy="kmeans")
+
+
+def test_curve_figures_are_written_and_returned_as_images(tmp_path):
+    from ppeye.metrics.plots import save_curves
+
+    y, p = data(100)
+    y[:, 3] = 0
+    for kind in ("roc", "pr", "calibration"):
+        image = save_curves(kind, y, p, str(tmp_path / f"{kind}.png"), "test",
+                            calibration=calibration_table(y, p))
+        assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+        assert (tmp_path / f"{kind}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
