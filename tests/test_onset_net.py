@@ -51,8 +51,8 @@ def test_forward_returns_logits_and_the_explanations_of_the_design():
     assert ex["embedding"].shape == [3, 16] and ex["day_embeddings"].shape == [5, 16]
     assert ex["weather_features"].shape == [5, 16, 1, 1, 1]
     # the prediction is the mean of the member probabilities
-    mean_p = 1 / (1 + np.exp(-ex["member_logits"].numpy())).mean(1)
-    np.testing.assert_allclose(1 / (1 + np.exp(-logits.numpy())), mean_p, rtol=2e-4)
+    mean_p = (1 / (1 + np.exp(-ex["member_logits"].numpy().astype(np.float64)))).mean(1)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits.numpy().astype(np.float64))), mean_p, rtol=1e-5)
     assert ex["aux_loss"].item() > 0 and np.isfinite(logits.numpy()).all()
     np.testing.assert_allclose(model(w, di, tab, mask).numpy(), logits.numpy(), atol=1e-6)
 

@@ -43,11 +43,41 @@ def test_unknown_override_is_a_clear_error_without_traceback():
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("name, issue, extra", [("train", 5, []), ("eval", 5, []), ("export", 7, []), ("visualize", 6, [])])
+@pytest.mark.parametrize("name, issue, extra", [("export", 7, []), ("visualize", 6, [])])
 def test_unbuilt_stages_say_so_and_exit_3(name, issue, extra):
     res = run_tool(name, "-c", "configs/demo.yaml", *extra)
     assert res.returncode == 3
     assert f"issue #{issue}" in res.stderr and "nothing was run" in res.stderr
+
+
+def test_train_and_eval_from_the_command_line_and_their_bad_inputs(tiny_work, tmp_path):
+    from test_trainer import SMALL_MODEL
+    from conftest import PIPE
+
+    base = ["-c", "configs/demo.yaml", "-o", *TINY, *PIPE, *tiny_work, *SMALL_MODEL, "train.epochs=1",
+            "evaluation.bootstrap=20", "retrieval.enabled=false"]
+    res = run_tool("train", *base, "--eval", "--output_dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = tmp_path / "demo"                                     # run_name defaults to the config's name
+    assert (run / "checkpoints" / "best.json").exists() and (run / "metrics.csv").exists()
+    res = run_tool("eval", *base, f"weights={run}", "--split", "test")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (run / "eval" / "test_metrics.csv").exists() and not (run / "eval" / "val_metrics.csv").exists()
+    # each bad input stops before any work with what is wrong and how to fix it
+    bad = {
+        "missing data": (["data.work_dir=" + str(tmp_path / "nowhere")], "train", [],
+                         "does not exist: run tools/preprocess.py --stage ukb"),
+        "other architecture": (["model.width=32", f"weights={run}"], "eval", [],
+                               "does not fit this model"),
+        "different config": (["train.epochs=1", "optimizer.learning_rate=0.5"], "train",
+                             ["-r", str(run), "--output_dir", str(tmp_path)], "was trained with a different config"),
+        "empty split": ([f"weights={run}"], "eval", ["--split", "external"], "no participants in split(s) ['external']"),
+        "no weights": ([], "eval", [], "no weights to evaluate"),
+    }
+    for case, (opts, tool, flags, message) in bad.items():
+        res = run_tool(tool, *base, *opts, *flags)
+        assert res.returncode == 2, (case, res.stderr[-2000:])
+        assert message in res.stderr and "Traceback" not in res.stderr, (case, res.stderr[-2000:])
 
 
 def test_missing_config_file():

@@ -73,15 +73,21 @@ def test_resume_with_a_different_config_or_model_is_refused(work, tmp_path):
 
 
 def test_a_nan_loss_stops_with_the_last_checkpoint_intact(work, tmp_path):
-    trainer = Trainer(config(work, tmp_path, ["train.epochs=1"]))
-    trainer.train()
-    before = json.load(open(tmp_path / "r" / "checkpoints" / "latest.json"))
-    again = Trainer(config(work, tmp_path, ["train.epochs=2"]))
-    again.criterion = lambda logits, labels: paddle.to_tensor(float("nan")) + logits.sum() * 0
+    trainer = Trainer(config(work, tmp_path, ["train.epochs=2"]))
+    criterion, calls = trainer.criterion, []
+
+    def nan_in_the_second_epoch(logits, labels):
+        calls.append(1)
+        loss = criterion(logits, labels)
+        return loss * float("nan") if len(calls) > len(trainer.loader) else loss
+
+    trainer.criterion = nan_in_the_second_epoch
     with pytest.raises(ppeye.core.errors.PpeyeError, match="the loss is nan; training stopped"):
-        again.train()
-    assert json.load(open(tmp_path / "r" / "checkpoints" / "latest.json")) == before
-    load_weights(ppeye.build_model(again.cfg), str(tmp_path / "r"))
+        trainer.train()
+    ckpts = tmp_path / "r" / "checkpoints"
+    assert json.load(open(ckpts / "latest.json")) == {"checkpoint": "epoch_0000"}
+    assert sorted(p for p in os.listdir(ckpts) if p.startswith("epoch_")) == ["epoch_0000"]
+    load_weights(ppeye.build_model(trainer.cfg), str(tmp_path / "r"))
 
 
 def test_metrics_and_the_f1_threshold_rule():
@@ -100,3 +106,94 @@ def test_metrics_and_the_f1_threshold_rule():
     y[:, 3] = 0
     m = multilabel_metrics(y, p)
     assert np.isnan(m["dr_roc_auc"]) and m["macro_diseases"] == 3
+
+
+def test_early_stopping_counts_epochs_without_improvement():
+    from ppeye.engine.trainer import EarlyStopping
+
+    es = EarlyStopping(patience=2)
+    assert es.update(0.6) == (True, False)
+    assert es.update(0.5) == (False, False)
+    assert es.update(float("nan")) == (False, True)           # a NaN score is no improvement
+    es = EarlyStopping(patience=1, enabled=False)
+    assert es.update(0.6) == (True, False) and es.update(0.5) == (False, False)
+    assert EarlyStopping().update(None) == (False, False)      # no validation, no decision
+
+
+def test_schedules_warmup_cosine_step_and_plateau(work, tmp_path):
+    from ppeye.engine.trainer import build_optimizer
+
+    model = paddle.nn.Linear(2, 2)
+    cfg = config(work, tmp_path, ["train.epochs=4", "optimizer.learning_rate=0.1", "scheduler.min_lr=0.0"])
+    _, sched = build_optimizer(cfg, model, steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(sched.last_lr)
+        sched.step()
+    assert lrs[0] == 0.0 and lrs[10] == pytest.approx(0.1)            # one warmup epoch
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] < 0.01
+    cfg = config(work, tmp_path, ["train.epochs=4", "optimizer.learning_rate=0.1", "scheduler.type=Plateau",
+                                  "+scheduler.patience=1", "+scheduler.factor=0.5", "train.eval=true"])
+    _, sched = build_optimizer(cfg, model, steps_per_epoch=10)
+    for score in (0.6, 0.7, 0.7, 0.7):                                 # mode max: stalls after 0.7
+        sched.step(score)
+    assert sched.last_lr == pytest.approx(0.05)
+    with pytest.raises(ppeye.core.errors.ConfigError, match="WarmupCosine, Step, Plateau or Constant"):
+        build_optimizer(config(work, tmp_path, ["scheduler.type=Cyclic"]), model, 10)
+
+
+def test_accumulating_two_half_batches_equals_one_batch_step(work, tmp_path):
+    """accum_steps=2 at batch 32 makes the same updates as batch 64: same people per update
+    (ungrouped batches in one shuffled order), mean losses, and a last group holding a single
+    short batch is not halved. A patient-only model without dropout or gate noise has no
+    batch-dependent randomness (and no BatchNorm), so the weights must agree."""
+    overrides = ["train.epochs=1", "model.weather_branch=false", "model.tabular.dropout=0.0",
+                 "model.fusion.dropout=0.0", "loader.group_by_site=false", "optimizer.type=SGD",
+                 "optimizer.learning_rate=0.05", "scheduler.type=Constant", "optimizer.grad_clip=null",
+                 "model.moe.gate_noise=false"]
+    one = Trainer(config(work, tmp_path / "a", overrides))
+    two = Trainer(config(work, tmp_path / "b", overrides + ["train.accum_steps=2", "loader.batch_size=32"]))
+    assert len(one.train_set) % 64 <= 32          # the last update is one short batch in both runs
+    assert two.steps_per_epoch == one.steps_per_epoch
+    one.train()
+    two.train()
+    a, b = weights(one.model), weights(two.model)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_visualdl_logs_scalars_moe_histograms_and_hparams(work, tmp_path):
+    from visualdl import LogReader
+
+    cfg = config(work, tmp_path, ["train.epochs=1", "train.eval=true", "use_vdl=true", "log_iter=1",
+                                  "model.moe.enabled=true", "model.tabular.moe.enabled=true"])
+    trainer = Trainer(cfg)
+    trainer.train()
+    vdl = tmp_path / "r" / "vdl"
+    logs = [p for p in os.listdir(vdl) if p.startswith("vdlrecords")]
+    assert logs
+    reader = LogReader(file_path=str(vdl / logs[0]))
+    tags = reader.get_tags()
+    scalars = set(tags.get("scalar", []))
+    assert {"train/loss", "train/lr", "epoch/train_loss", "val_macro/macro_roc_auc",
+            "val_disease/glaucoma_roc_auc"} <= scalars
+    assert any(t.startswith("moe/tabular/") for t in scalars) and "train/moe_aux_loss" in scalars
+    assert any("expert_usage" in t for t in tags.get("histogram", []))
+    loss = reader.get_data("scalar", "train/loss")
+    assert len(loss) == len(trainer.loader) and all(np.isfinite(r.value) for r in loss)
+
+
+def test_a_new_run_in_an_old_run_directory_sets_the_old_checkpoints_aside(work, tmp_path):
+    Trainer(config(work, tmp_path, ["train.epochs=1"])).train()
+    model = ppeye.build_model(config(work, tmp_path))
+    load_weights(model, str(tmp_path / "r"))
+    first = weights(model)
+    Trainer(config(work, tmp_path, ["train.epochs=1", "seed=7"])).train()
+    run = tmp_path / "r"
+    assert (run / "previous_checkpoints" / "epoch_0000" / "model.pdparams").exists()
+    kept = ppeye.build_model(config(work, tmp_path))
+    load_weights(kept, str(run / "previous_checkpoints"))
+    assert all(np.array_equal(v, first[k]) for k, v in weights(kept).items())
+    new = ppeye.build_model(config(work, tmp_path))
+    load_weights(new, str(run))
+    assert not all(np.array_equal(v, first[k]) for k, v in weights(new).items())

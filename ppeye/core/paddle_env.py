@@ -1,5 +1,8 @@
 """The one place ppeye imports Paddle: threads set first, import-time noise silenced."""
+import contextlib
+import io
 import os
+import sys
 import warnings
 
 
@@ -9,14 +12,23 @@ def import_paddle(num_threads=None):
     Paddle sets ``OMP_NUM_THREADS=1`` on import unless it is already set, so it is set
     here first: to ``num_threads`` if given, else to the machine's cores (a user's own
     setting always wins). The import-time "No ccache found" warning (about compiling
-    C++ extensions, which ppeye does not do) and BatchNorm's per-call "we now always track
-    global mean and variance" are silenced; other warnings pass through.
+    C++ extensions, which ppeye does not do), the OMP_NUM_THREADS > 1 notice and BatchNorm's
+    per-call "we now always track global mean and variance" are silenced; other warnings
+    pass through.
     """
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(num_threads or os.cpu_count() or 1)
-    with warnings.catch_warnings():
+    # Paddle prints a two-line "OMP_NUM_THREADS set to N, not 1 ... USE OMP_NUM_THREADS WISELY"
+    # to stderr on import whenever N > 1, which is our deliberate, measured choice; anything
+    # else it prints is passed on.
+    captured = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stderr(captured):
         warnings.filterwarnings("ignore", message="No ccache found")
         import paddle
+    rest = [line for line in captured.getvalue().splitlines()
+            if not line.startswith(("WARNING: OMP_NUM_THREADS set to", "PLEASE USE OMP_NUM_THREADS WISELY"))]
+    if rest:
+        print("\n".join(rest), file=sys.stderr)
     # Paddle's BatchNorm warns on every training call that it tracks running statistics
     # (which it always does): pure noise in training logs.
     warnings.filterwarnings("ignore", message="When training, we now always track global mean")

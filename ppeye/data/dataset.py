@@ -174,7 +174,7 @@ class SiteDateBatchSampler:
             batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
-        if self.shuffle:
+        if self.shuffle and self.group:          # ungrouped batches are already in random order
             batches = [batches[i] for i in rng.permutation(len(batches))]
         usable = len(batches)
         if self.drop_uneven and self.num_replicas > 1:

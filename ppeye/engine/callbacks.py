@@ -96,7 +96,9 @@ def _hparams(cfg):
     out = {}
     for key in keys:
         value = cfg.get_path(key) if hasattr(cfg, "get_path") else None
-        if isinstance(value, (bool, int, float, str)):
+        if isinstance(value, bool):
+            out[key] = str(value).lower()          # VisualDL's hparams take numbers and strings
+        elif isinstance(value, (int, float, str)):
             out[key] = value
     return out
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import time
 
 import numpy as np
@@ -254,6 +255,14 @@ class Trainer:
         if self.rank == 0:
             save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
         start, step, history = 0, 0, []
+        if not resume and self.rank == 0 and os.path.isdir(ckpt_root) and os.listdir(ckpt_root):
+            # a new run in an old run's directory: keep the old checkpoints one generation back
+            previous = os.path.join(self.run_dir, "previous_checkpoints")
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(ckpt_root, previous)
+            self.log.warning(f"{self.run_dir} held checkpoints of an earlier run: moved to {previous} "
+                             f"(use -r {self.run_dir} to resume instead)")
+        self._barrier()
         if resume:
             state = load_checkpoint(resume, self.model, self.optimizer)
             if state.get("config_fingerprint") != self.fingerprint:
@@ -332,8 +341,12 @@ class Trainer:
         """Index the training set with the weights evaluation will use (best, else latest)."""
         from ..retrieval import build_from_trainer
 
+        last = {k: v.clone() for k, v in self.model.state_dict().items()}
         ckpt = load_weights(self.model, ckpt_root)
-        index = build_from_trainer(self, checkpoint=os.path.abspath(ckpt))
+        try:
+            index = build_from_trainer(self, checkpoint=os.path.abspath(ckpt))
+        finally:
+            self.model.set_state_dict(last)     # the trainer's model stays the last epoch's
         self.log.info(f"retrieval index of {index.params['n']} training people ({index.metric}, {index.kind}); "
                       f"on validation k={index.k}, alpha={index.alpha:.2f}")
         self._barrier()
@@ -372,7 +385,9 @@ class Trainer:
                     raise PpeyeError(f"epoch {epoch + 1} batch {i + 1}: the loss is {value}; training stopped "
                                      f"(nan_policy: stop). The last good checkpoint in {ckpt_root} is intact; "
                                      f"try a lower optimizer.learning_rate or nan_policy: skip")
-                scaled = loss / self.accum
+                # the mean over the update's micro-batches (a last, shorter group is not diluted)
+                group = min(self.accum, n - (i // self.accum) * self.accum)
+                scaled = loss / group
                 if self.scaler is not None:
                     scaled = self.scaler.scale(scaled)
                 scaled.backward()
@@ -392,7 +407,7 @@ class Trainer:
                 aux = ex.get("aux_loss")
                 self._call("on_step_end", {
                     "epoch": epoch, "batch": i + 1, "step": step, "loss": value, "mean_loss": total / count,
-                    "lr": self.optimizer.get_lr(), "samples": bs,
+                    "lr": self.optimizer.get_lr(), "samples": bs * self.world,   # all ranks together
                     "aux_loss": aux.item() if isinstance(aux, paddle.Tensor) else None,
                     "routing": {place: {"load": r["load"].numpy(), "indices": r["indices"].numpy(),
                                         "dropped": float(r["dropped"].item() if hasattr(r["dropped"], "item")

@@ -1,0 +1,88 @@
+"""tools/eval.py's engine: thresholds from validation, intervals, files, retrieval, external."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ppeye
+from conftest import DEMO, PIPE, TINY
+from test_trainer import SMALL_MODEL
+from ppeye.core.errors import DataError, InputError
+from ppeye.engine import Trainer
+from ppeye.engine.evaluator import Evaluator
+from ppeye.metrics import choose_thresholds, multilabel_metrics
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_work, tmp_path_factory):
+    """A 2-epoch run with a retrieval index, on a copy of the tiny data whose test people of
+    one centre form an external split."""
+    root = tmp_path_factory.mktemp("evalrun")
+    work_dir = [o for o in tiny_work if o.startswith("data.work_dir=")][0].split("=", 1)[1]
+    work = root / "work"
+    shutil.copytree(work_dir, work)
+    cohort = pd.read_parquet(work / "cohort.parquet")
+    centre = sorted(cohort["site"].unique())[0]
+    cohort.loc[(cohort["site"] == centre) & (cohort["split"] == "test"), "split"] = "external"
+    cohort.to_parquet(work / "cohort.parquet")
+    paths = [o for o in tiny_work if not o.startswith("data.work_dir=")] + [f"data.work_dir={work}"]
+    overrides = TINY + PIPE + paths + SMALL_MODEL + [
+        f"output_dir={root}", "run_name=r", "train.epochs=2", "train.eval=true", "retrieval.enabled=true",
+        "retrieval.k_grid=[3, 10]", "evaluation.bootstrap=50"]
+    cfg = ppeye.load_config(DEMO, overrides)
+    Trainer(cfg).train()
+    return root, overrides
+
+
+def test_every_split_gets_metrics_intervals_curves_and_predictions(trained):
+    root, overrides = trained
+    cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r"])
+    summary = Evaluator(cfg).run("all")
+    out = root / "r" / "eval"
+    assert set(summary["splits"]) == {"val", "test", "external", "val_retrieval", "test_retrieval",
+                                      "external_retrieval"}
+    for split in ("val", "test", "external"):
+        for f in (f"{split}_metrics.json", f"{split}_metrics.csv", f"{split}_calibration.csv",
+                  f"{split}_roc.png", f"{split}_pr.png", f"{split}_calibration.png", f"{split}_predictions.npz"):
+            assert (out / f).exists(), f
+        m = json.load(open(out / f"{split}_metrics.json"))["metrics"]
+        auc = m["macro_roc_auc"]
+        assert auc["ci_low"] <= auc["value"] <= auc["ci_high"] and auc["replicates"] > 0
+        pred = np.load(out / f"{split}_predictions.npz")
+        assert set(pred.files) == {"labels", "probs", "rows"}       # row numbers, never participant ids
+        # the file's numbers are the metrics of the saved predictions at the validation thresholds
+        thr = [summary["thresholds"]["model"][d] for d in ("glaucoma", "cataract", "amd", "dr")]
+        again = multilabel_metrics(pred["labels"], pred["probs"], thr)
+        assert again["macro_f1"] == pytest.approx(m["macro_f1"]["value"])
+    val = np.load(out / "val_predictions.npz")
+    assert list(summary["thresholds"]["model"].values()) == choose_thresholds(val["labels"], val["probs"])
+    ext = pd.read_csv(out / "external_metrics.csv")
+    assert {"metric", "value", "ci_low", "ci_high", "replicates"} <= set(ext.columns)
+
+
+def test_retrieval_is_chosen_on_validation_and_never_hurts_it(trained):
+    root, overrides = trained
+    params = json.load(open(root / "r" / "retrieval" / "params.json"))
+    assert params["n"] > 0 and params["k"] in (3, 10) and params["grid"][0]["alpha"] == 0.0
+    best = max(g["macro_roc_auc"] for g in params["grid"])
+    chosen = [g for g in params["grid"] if g["alpha"] == params["alpha"] and (g["k"] == params["k"] or g["alpha"] == 0)]
+    assert chosen[0]["macro_roc_auc"] == pytest.approx(best)
+    cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r"])
+    s = Evaluator(cfg, out_dir=str(root / "e2")).run("val")
+    assert s["splits"]["val_retrieval"]["macro_roc_auc"]["value"] >= s["splits"]["val"]["macro_roc_auc"]["value"] - 1e-9
+
+
+def test_bad_requests_say_what_is_wrong(trained, tiny_work, tmp_path):
+    root, overrides = trained
+    with pytest.raises(InputError, match="no weights to evaluate"):
+        Evaluator(ppeye.load_config(DEMO, overrides))
+    cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r"])
+    with pytest.raises(InputError, match="unknown split 'train'"):
+        Evaluator(cfg, out_dir=str(tmp_path)).run("train")
+    plain = ppeye.load_config(DEMO, TINY + PIPE + tiny_work + SMALL_MODEL + [f"weights={root}/r"])
+    with pytest.raises(DataError, match="no participants in split"):
+        Evaluator(plain, out_dir=str(tmp_path)).run("external")
+    assert not os.path.exists(tmp_path / "external_metrics.json")
