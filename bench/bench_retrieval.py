@@ -55,8 +55,8 @@ def main():
     t_np = time.perf_counter() - t0
     print(f"{args.n:,} x {args.dim} vectors ({'uniform' if args.uniform else '200 clusters'}), "
           f"{args.queries:,} queries, k={args.k}, cosine")
-    print(f"  {'method':<28} {'build s':>8} {'search s':>9} {'queries/s':>10} {'vs numpy':>9} {'recall@10':>10}")
-    print(f"  {'numpy brute force':<28} {0.0:8.2f} {t_np:9.3f} {args.queries / t_np:10.0f} {1.0:8.2f}x {1.0:10.3f}")
+    print(f"  {'method':<32} {'build s':>8} {'search s':>9} {'queries/s':>10} {'vs numpy':>9} {'recall@10':>10}")
+    print(f"  {'numpy brute force':<32} {0.0:8.2f} {t_np:9.3f} {args.queries / t_np:10.0f} {1.0:8.2f}x {1.0:10.3f}")
     cases = [("faiss flat (exact)", dict(kind="flat")),
              ("faiss IVF nlist=1024 nprobe=16", dict(kind="ivf", nlist=1024, nprobe=16)),
              ("faiss IVF nlist=1024 nprobe=64", dict(kind="ivf", nlist=1024, nprobe=64)),
@@ -70,7 +70,7 @@ def main():
         _, idx = index.search(q, args.k)
         t = time.perf_counter() - t0
         recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(idx, truth)])
-        print(f"  {name:<28} {t_build:8.2f} {t:9.3f} {args.queries / t:10.0f} {t_np / t:8.2f}x {recall:10.3f}")
+        print(f"  {name:<32} {t_build:8.2f} {t:9.3f} {args.queries / t:10.0f} {t_np / t:8.2f}x {recall:10.3f}")
 
 
 if __name__ == "__main__":
