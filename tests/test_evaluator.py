@@ -86,3 +86,20 @@ def test_bad_requests_say_what_is_wrong(trained, tiny_work, tmp_path):
     with pytest.raises(DataError, match="no participants in split"):
         Evaluator(plain, out_dir=str(tmp_path)).run("external")
     assert not os.path.exists(tmp_path / "external_metrics.json")
+
+
+def test_curves_and_figures_go_to_visualdl(trained, tmp_path):
+    from visualdl import LogReader
+
+    from ppeye.engine.callbacks import VisualDLCallback
+
+    root, overrides = trained
+    vdl = VisualDLCallback(str(tmp_path / "vdl"))
+    cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "retrieval.enabled=false"])
+    Evaluator(cfg, out_dir=str(tmp_path / "eval"), vdl=vdl).run("test")
+    vdl.close()
+    log = [p for p in os.listdir(tmp_path / "vdl") if p.startswith("vdlrecords")][0]
+    tags = LogReader(file_path=str(tmp_path / "vdl" / log)).get_tags()
+    assert {"eval_test/roc", "eval_test/pr", "eval_test/calibration"} <= set(tags.get("image", []))
+    assert "eval_test/glaucoma_pr_auc" in tags.get("scalar", [])
+    assert "eval_test/macro_roc_auc" in tags.get("scalar", [])

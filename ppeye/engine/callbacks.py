@@ -138,6 +138,8 @@ class VisualDLCallback(Callback):
         self.writer.add_scalar("epoch/train_loss", row["train_loss"], epoch)
         self.writer.add_scalar("epoch/samples_per_s", row.get("samples_per_s", 0.0), epoch)
         for key, value in row.items():
+            if key.endswith(("_threshold", "_positives", "_n", "_diseases")):
+                continue                   # bookkeeping, not measurements
             if key.startswith("val_") and isinstance(value, float) and np.isfinite(value):
                 group = "val_macro" if key.startswith(("val_macro", "val_micro", "val_hamming")) else "val_disease"
                 self.writer.add_scalar(f"{group}/{key[4:]}", value, epoch)
@@ -151,15 +153,17 @@ class VisualDLCallback(Callback):
             self.writer.add_hparams(self.hparams, [f"hparams/{k}" for k in final])
         self.writer.close()
 
-    # used by the evaluator: curves and figures of one split
+    # used by the evaluator: the figures and headline numbers of one split. (VisualDL 2.5.3's
+    # own add_pr_curve uses np.float, which numpy 2 removed: the PR figure stands in for it.)
     def eval_report(self, name, labels, probs, metrics, images):
-        for j, d in enumerate(DISEASES):
-            self.writer.add_pr_curve(f"eval_{name}/pr_{d}", labels[:, j].astype(int), probs[:, j], 0,
-                                     num_thresholds=50)
         for kind, image in images.items():
             self.writer.add_image(f"eval_{name}/{kind}", image, 0)
-        for key in ("macro_roc_auc", "macro_pr_auc", "macro_brier", "micro_roc_auc"):
-            self.writer.add_scalar(f"eval_{name}/{key}", metrics[key]["value"], 0)
+        keys = ["macro_roc_auc", "macro_pr_auc", "macro_brier", "micro_roc_auc"]
+        keys += [f"{d}_{m}" for d in DISEASES for m in ("roc_auc", "pr_auc")]
+        for key in keys:
+            value = metrics[key]["value"]
+            if value is not None and np.isfinite(value):
+                self.writer.add_scalar(f"eval_{name}/{key}", value, 0)
         self.writer.flush()
 
     def close(self):
