@@ -43,7 +43,7 @@ def test_unknown_override_is_a_clear_error_without_traceback():
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("name, issue, extra", [("export", 7, []), ("visualize", 6, [])])
+@pytest.mark.parametrize("name, issue, extra", [("export", 7, [])])
 def test_unbuilt_stages_say_so_and_exit_3(name, issue, extra):
     res = run_tool(name, "-c", "configs/demo.yaml", *extra)
     assert res.returncode == 3
@@ -78,6 +78,23 @@ def test_train_and_eval_from_the_command_line_and_their_bad_inputs(tiny_work, tm
         res = run_tool(tool, *base, *opts, *flags)
         assert res.returncode == 2, (case, res.stderr[-2000:])
         assert message in res.stderr and "Traceback" not in res.stderr, (case, res.stderr[-2000:])
+
+
+def test_visualize_from_the_command_line(tiny_work, tmp_path):
+    from test_trainer import SMALL_MODEL
+    from conftest import PIPE
+
+    base = ["-c", "configs/demo.yaml", "-o", *TINY, *PIPE, *tiny_work, *SMALL_MODEL, "train.epochs=1",
+            "retrieval.enabled=false"]
+    assert run_tool("train", *base, "--output_dir", str(tmp_path)).returncode == 0
+    res = run_tool("visualize", *base, f"weights={tmp_path / 'demo'}", "--what", "attention,afno",
+                   "--max_people", "40")
+    assert res.returncode == 0, res.stderr[-3000:]
+    vis = tmp_path / "demo" / "vis"
+    assert (vis / "attention_days.png").exists() and (vis / "afno_modes.csv").exists()
+    assert not (vis / "gradcam_spatial.png").exists()
+    res = run_tool("visualize", *base, f"weights={tmp_path / 'demo'}", "--what", "gradcam", "--layer", "fc")
+    assert res.returncode == 2 and "valid layers: backbone.blocks.0" in res.stderr
 
 
 def test_missing_config_file():

@@ -1,8 +1,16 @@
 #!/usr/bin/env python
-"""Explain a trained model: 3D Grad-CAM, temporal attention, AFNO spectra, MoE routing.
+"""Explain a trained model: where (3D Grad-CAM), when (temporal attention), at which period
+(AFNO spectra) and for whom (MoE routing clusters) weather drives risk.
 
-    python tools/visualize.py -c configs/demo.yaml -o weights=output/demo/best_model --what gradcam,attention --output_dir vis
+    python tools/visualize.py -c configs/demo.yaml -o weights=output/demo --output_dir output/demo/vis
+    python tools/visualize.py -c configs/demo.yaml -o weights=output/demo --what gradcam --layer backbone.blocks.5
+
+Writes PNG figures, the raw arrays (npz / CSV) and summary.json / summary.txt to
+--output_dir (default <run>/vis). On the synthetic data (ground_truth.json beside the raw
+files) the summary also scores each explanation against the planted signals.
 """
+import os
+
 import _common  # noqa: F401  (puts the checkout on sys.path)
 from ppeye.core import cli
 
@@ -12,8 +20,13 @@ WHAT = ("gradcam", "attention", "afno", "moe")
 def main():
     parser = cli.make_parser(__doc__)
     parser.add_argument("--what", default=",".join(WHAT), help=f"comma-separated subset of {','.join(WHAT)}")
-    parser.add_argument("--output_dir", default=None, help="where figures and arrays go")
-    parser.add_argument("--use_vdl", action="store_true", help="also log figures to VisualDL")
+    parser.add_argument("--output_dir", default=None, help="where figures and arrays go (default: <run>/vis)")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test", "external"],
+                        help="whose explanations (default: test)")
+    parser.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last residual block)")
+    parser.add_argument("--max_people", type=int, default=None, help="stop after this many people")
+    parser.add_argument("--clusters", type=int, default=4, help="k-means clusters of MoE routing vectors")
+    parser.add_argument("--use_vdl", action="store_true", help="also log the figures to VisualDL")
     args = parser.parse_args()
 
     def run():
@@ -21,8 +34,26 @@ def main():
         unknown = [w for w in wanted if w not in WHAT]
         if unknown:
             raise cli.PpeyeError(f"--what: unknown {', '.join(unknown)}; choose from {', '.join(WHAT)}")
-        cli.config_from_args(args)
-        cli.not_available("visualization (ppeye.explain)", issue=6)
+        cfg = cli.config_from_args(args, flags={"use_vdl": args.use_vdl or None})
+        if not cfg.get("weights"):
+            raise cli.PpeyeError("no weights to explain: add -o weights=<run directory or checkpoint>")
+        from ppeye.engine.checkpoint import resolve
+        from ppeye.engine.evaluator import run_dir_of
+        from ppeye.explain import Explainer
+
+        run_dir = run_dir_of(resolve(cfg["weights"]))
+        out = args.output_dir or os.path.join(run_dir, "vis")
+        vdl = None
+        if cfg.get("use_vdl"):
+            from ppeye.engine.callbacks import VisualDLCallback
+
+            vdl = VisualDLCallback(cfg.get("vdl_log_dir") or os.path.join(run_dir, "vdl"))
+        try:
+            Explainer(cfg).run(wanted, out, split=args.split, layer=args.layer, max_people=args.max_people,
+                               clusters=args.clusters, vdl=vdl)
+        finally:
+            if vdl is not None:
+                vdl.close()
 
     cli.main(run)
 

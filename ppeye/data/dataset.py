@@ -91,6 +91,7 @@ class OnsetDataset:
         self.start = start[keep]
         self.T = T
         self.rows = cohort.loc[chosen, "row"].to_numpy()[keep]  # export rows, for reports without ids
+        self.cohort_pos = np.nonzero(chosen)[0][keep]            # rows of cohort.parquet (attributes)
 
     def __len__(self):
         return len(self.site)

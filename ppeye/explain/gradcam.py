@@ -1,0 +1,120 @@
+"""3D Grad-CAM on the ResNet3D of OnsetNet, with shared-day batches.
+
+For a chosen layer (default: the last residual block, ``backbone.blocks.<last>``) with output
+A [U, K, d, h, w] for the U distinct day volumes of a batch, and a disease j:
+
+    G = d(sum_b logit_bj) / dA          (one backward pass per disease)
+    alpha_uk = mean_{d,h,w} G_uk        (channel weights, per volume)
+    cam_u = ReLU(sum_k alpha_uk A_uk)   -> trilinear upsampling to (hours, H, W)
+
+A person's windows point at volumes through ``day_index``; their spatial map (lat x lon) and
+hour-of-day profile are the sums over the days of the window of the day's CAM, each day
+weighted by the person's **patient-to-weather cross-attention** on it (heads and ensemble
+members averaged; the weights sum to 1 over the window). The attention says which days the
+prediction read, Grad-CAM where and when within a day. Because the gradient of the *sum* of
+the batch's logits reaches a shared volume from every person who uses it, per-person maps are
+computed with batches of one person (``per_person=True``); group maps use whole batches.
+"""
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.paddle_env import import_paddle
+
+paddle = import_paddle()
+F = paddle.nn.functional
+
+
+def cam_layers(model):
+    """Names of the backbone layers Grad-CAM can use (those whose output is a 5-D map)."""
+    backbone = getattr(model, "backbone", None)
+    if backbone is None:
+        return []
+    names = [f"backbone.{n}" for n, _ in backbone.named_sublayers() if n.startswith("blocks.") and n.count(".") == 1]
+    return names + ["backbone.stem"]
+
+
+def default_layer(model):
+    names = cam_layers(model)
+    if not names:
+        raise InputError("Grad-CAM needs the weather branch (model.weather_branch: true): this model has no ResNet")
+    return [n for n in names if n.startswith("backbone.blocks.")][-1]
+
+
+class GradCAM3D:
+    def __init__(self, model, layer=None):
+        self.model = model
+        valid = cam_layers(model)
+        if not valid:
+            raise InputError("Grad-CAM needs the weather branch (model.weather_branch: true): this model has no ResNet")
+        self.layer_name = layer or default_layer(model)
+        layers = dict(model.named_sublayers())
+        if self.layer_name not in valid:
+            raise InputError(f"Grad-CAM layer {self.layer_name!r} does not exist or gives no 3-D feature map; "
+                             f"valid layers: {', '.join(valid)}")
+        self.layer = layers[self.layer_name]
+        self.out_size = None
+
+    def __call__(self, weather_unique, day_index, tab, tab_mask, diseases=(0, 1, 2, 3)):
+        """{"cam": [J, U, D, H, W] (upsampled, >= 0), "logits": [B, 4], "day_weights": [B, T],
+        "explain": the forward's explain dict}."""
+        captured = {}
+
+        def hook(layer, inputs, output):
+            captured["A"] = output
+
+        handle = self.layer.register_forward_post_hook(hook)
+        self.model.eval()
+        weather_unique = weather_unique.detach()
+        weather_unique.stop_gradient = False       # a gradient path even if the layer had no parameters
+        try:
+            logits, ex = self.model(weather_unique, day_index, tab, tab_mask, return_explain=True)
+        finally:
+            handle.remove()
+        A = captured["A"]
+        size = [int(v) for v in weather_unique.shape[2:]]
+        cams = []
+        for j in diseases:
+            (g,) = paddle.grad(logits[:, j].sum(), A, retain_graph=True)
+            alpha = g.mean(axis=[2, 3, 4], keepdim=True)
+            cam = F.relu((alpha * A).sum(axis=1, keepdim=True))                  # [U, 1, d, h, w]
+            cam = F.interpolate(cam, size=size, mode="trilinear", align_corners=False)
+            cams.append(cam[:, 0].numpy())
+        att = ex.get("patient_to_weather")
+        if att is not None:
+            w = att.mean(axis=[1, 2]).numpy()                                    # [B, T]
+            w = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
+        else:
+            t = int(day_index.shape[1])
+            w = np.full((int(day_index.shape[0]), t), 1.0 / t)
+        return {"cam": np.stack(cams), "logits": logits.numpy(), "day_weights": w, "explain": ex}
+
+
+def person_maps(cam, day_index, day_weights):
+    """Per person and disease: spatial map [B, J, H, W] and hour profile [B, J, D] from the
+    volume CAMs [J, U, D, H, W], the windows' volume indices [B, T] and day weights [B, T]."""
+    day_index = np.asarray(day_index)
+    per_day = cam[:, day_index]                                    # [J, B, T, D, H, W]
+    weighted = (per_day * day_weights[None, :, :, None, None, None]).sum(2)   # [J, B, D, H, W]
+    spatial = weighted.sum(2).transpose(1, 0, 2, 3)
+    hours = weighted.sum((3, 4)).transpose(1, 0, 2)
+    return spatial, hours
+
+
+def region_energy_ratio(spatial, rows, cols):
+    """(mass inside the region / total mass) / (region area / total area): 1 = chance.
+
+    ``spatial`` [..., H, W] >= 0; ``rows``/``cols`` inclusive cell ranges."""
+    spatial = np.asarray(spatial, dtype=np.float64)
+    h, w = spatial.shape[-2:]
+    inside = spatial[..., rows[0] : rows[1] + 1, cols[0] : cols[1] + 1].sum((-1, -2))
+    total = spatial.sum((-1, -2))
+    area = (rows[1] - rows[0] + 1) * (cols[1] - cols[0] + 1) / (h * w)
+    return np.where(total > 0, inside / np.maximum(total, 1e-300), np.nan) / area
+
+
+def pointing_game(spatial, rows, cols):
+    """Share of maps whose maximum lies inside the region (chance: the region's area share)."""
+    spatial = np.asarray(spatial)
+    flat = spatial.reshape(-1, spatial.shape[-2] * spatial.shape[-1]).argmax(1)
+    r, c = np.unravel_index(flat, spatial.shape[-2:])
+    return float(np.mean((r >= rows[0]) & (r <= rows[1]) & (c >= cols[0]) & (c <= cols[1])))

@@ -1,0 +1,322 @@
+"""``tools/visualize.py``'s engine: run the model over a split, collect its explanations,
+analyse them, write figures, arrays and a summary, and check them against the synthetic data's
+planted ground truth when ``ground_truth.json`` is beside the raw data.
+"""
+import csv
+import json
+import os
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import InputError
+from ..core.io import atomic_write
+from ..core.logger import get_logger
+from ..core.paddle_env import import_paddle
+from ..metrics import DISEASES
+from . import attention as att
+from . import figures, routing, spectrum
+from .gradcam import GradCAM3D, person_maps, pointing_game, region_energy_ratio
+
+paddle = import_paddle()
+WHAT = ("gradcam", "attention", "afno", "moe")
+EVENT_DISEASES = ("cataract", "amd")        # the planted weather events act on these
+PERIODIC_DISEASE = "glaucoma"              # the planted oscillation acts on this (winter)
+
+
+def _csv(path, rows, fields):
+    with atomic_write(path) as f:
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _npz(path, **arrays):
+    tmp = path + ".tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+class Explainer:
+    def __init__(self, cfg, weights=None, model=None, log=None):
+        from .. import build_model
+        from ..engine.checkpoint import load_weights
+        from ..engine.trainer import select_device
+
+        self.cfg, self.log = cfg, log or get_logger("ppeye.explain")
+        select_device(cfg.get("device", "auto"))
+        if model is None:
+            weights = weights or cfg.get("weights")
+            if not weights:
+                raise InputError("no weights to explain: pass -o weights=<run directory or checkpoint>")
+            model = build_model(cfg)
+            self.checkpoint = load_weights(model, weights)
+        self.model = model
+        self.model.eval()
+
+    # ------------------------------------------------------------------ collection
+    def collect(self, dataset, what, layer=None, max_people=None):
+        from ..engine.predict import make_loader, to_tensors
+
+        loader = make_loader(dataset, self.cfg, shuffle=False)
+        cam = GradCAM3D(self.model, layer) if "gradcam" in what else None
+        got = {k: [] for k in ("index", "probs", "importance", "rollout", "spatial", "hours", "routing")}
+        spectra, spans, seen = [], None, 0
+        for idx, batch in zip(loader.ppeye_sampler, loader):
+            b = to_tensors(batch)
+            args = (b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"])
+            if cam is not None:
+                r = cam(*args)
+                ex, logits = r["explain"], r["logits"]
+                s, h = person_maps(r["cam"], batch["day_index"].numpy() if hasattr(batch["day_index"], "numpy")
+                                   else np.asarray(batch["day_index"]), r["day_weights"])
+                got["spatial"].append(s.astype(np.float32))
+                got["hours"].append(h.astype(np.float32))
+            else:
+                with paddle.no_grad():
+                    logits, ex = self.model(*args, return_explain=True)
+                logits = logits.numpy()
+            got["index"].append(np.asarray(idx))
+            got["probs"].append(1 / (1 + np.exp(-logits)))
+            imp = att.day_importance(ex)
+            if imp is not None:
+                got["importance"].append(imp)
+            maps = att.layer_maps(ex)
+            if maps:
+                got["rollout"].append(att.rollout(maps).mean(1))       # mean over output days: [B, T]
+            if "afno" in what:
+                spectra.append(spectrum.block_spectra(ex))
+            if "moe" in what and ex.get("routing"):
+                v, spans = routing.routing_vectors(ex, len(idx))
+                got["routing"].append(v)
+            seen += len(idx)
+            if max_people and seen >= max_people:
+                break
+        out = {k: np.concatenate(v) for k, v in got.items() if v}
+        if spectra:
+            out["spectra"] = [(np.concatenate([s[i][0] for s in spectra]), np.concatenate([s[i][1] for s in spectra]))
+                              for i in range(len(spectra[0]))]
+        out["routing_spans"] = spans
+        return out
+
+    # ------------------------------------------------------------------ the run
+    def run(self, what=WHAT, out_dir="vis", split="test", layer=None, max_people=None, clusters=4, vdl=None):
+        from ..data.dataset import OnsetDataset
+
+        what = [what] if isinstance(what, str) else list(what)
+        unknown = [w for w in what if w not in WHAT]
+        if unknown:
+            raise InputError(f"--what {','.join(unknown)}: unknown; choose from {','.join(WHAT)}")
+        if "moe" in what and not self._has_moe():
+            raise InputError("MoE analysis was asked for but this model has no MoE layer "
+                             "(model.moe.enabled is false or no place enables moe); drop 'moe' from --what")
+        if "afno" in what and getattr(self.model, "afno", None) is None:
+            raise InputError("AFNO analysis was asked for but this model has no AFNO blocks "
+                             "(model.temporal.afno.enabled: false); drop 'afno' from --what")
+        if "gradcam" in what:
+            GradCAM3D(self.model, layer)        # a bad layer name fails here, before any work
+        os.makedirs(out_dir, exist_ok=True)
+        ds = OnsetDataset(self.cfg, split)
+        self.log.info(f"explaining {split} ({len(ds)} people): {', '.join(what)}")
+        got = self.collect(ds, what, layer, max_people)
+        order = got["index"]
+        labels = ds.labels[order]
+        attrs = self.attributes(ds, order)
+        truth = self.ground_truth(ds, order)
+        summary = {"split": split, "people": int(len(order)), "what": what, "ground_truth": truth is not None}
+        T = ds.T
+        if "gradcam" in what:
+            summary["gradcam"] = self._gradcam(got, labels, truth, out_dir, layer)
+        if "attention" in what and "importance" in got:
+            summary["attention"] = self._attention(got, labels, truth, T, attrs, out_dir)
+        if "afno" in what and "spectra" in got:
+            summary["afno"] = self._afno(got, labels, attrs, truth, T, out_dir)
+        if "moe" in what and "routing" in got:
+            summary["moe"] = self._moe(got, attrs, truth, clusters, out_dir)
+        with atomic_write(os.path.join(out_dir, "summary.json")) as f:
+            json.dump(summary, f, indent=1, default=float)
+        with atomic_write(os.path.join(out_dir, "summary.txt")) as f:
+            f.write(self._text(summary))
+        if vdl is not None:
+            for name in sorted(os.listdir(out_dir)):
+                if name.endswith(".png"):
+                    from PIL import Image
+
+                    vdl.writer.add_image(f"explain/{name[:-4]}", np.asarray(Image.open(os.path.join(out_dir, name)))[..., :3], 0)
+        self.log.info(f"wrote {out_dir}/summary.txt\n" + self._text(summary))
+        return summary
+
+    def _has_moe(self):
+        from ..modeling.layers.moe import MoE
+
+        return any(isinstance(l, MoE) for l in self.model.sublayers())
+
+    # ------------------------------------------------------------------ attributes and truth
+    def attributes(self, ds, order):
+        path = os.path.join(self.cfg["data"]["work_dir"], "cohort.parquet")
+        cohort = pd.read_parquet(path)
+        rows = cohort.iloc[ds.cohort_pos[order]]
+        index_date = pd.to_datetime(rows["index_date"])
+        out = {"centre": rows["site"].astype(str).to_numpy(),
+               "season": np.where(index_date.dt.month.isin([10, 11, 12, 1, 2, 3]), "winter", "summer")}
+        if "f34" in rows:
+            age = index_date.dt.year.to_numpy() - rows["f34"].to_numpy()
+            out["age_band"] = np.select([age < 55, age < 65, age >= 65], ["<55", "55-64", "65+"], "unknown")
+        if "f31" in rows:
+            out["sex"] = np.select([rows["f31"].to_numpy() == 0, rows["f31"].to_numpy() == 1], ["female", "male"],
+                                   "unknown")
+        out["_eid"] = rows["eid"].to_numpy()            # for joins only; never written or logged
+        out["_index_date"] = index_date.dt.strftime("%Y-%m-%d").to_numpy()
+        return out
+
+    def ground_truth(self, ds, order):
+        raw = os.path.dirname(str(self.cfg["data"]["era5_raw_dir"]).rstrip("/"))
+        gt_path, truth_path = os.path.join(raw, "ground_truth.json"), os.path.join(raw, "truth.csv")
+        if not (os.path.isfile(gt_path) and os.path.isfile(truth_path)):
+            return None
+        gt = json.load(open(gt_path))
+        truth = pd.read_csv(truth_path, usecols=["eid", "older", "winter"], dtype={"eid": str}).set_index("eid")
+        cohort = pd.read_parquet(os.path.join(self.cfg["data"]["work_dir"], "cohort.parquet"), columns=["eid"])
+        eids = cohort["eid"].to_numpy()[ds.cohort_pos[order]]
+        t = truth.reindex(eids.astype(str))
+        if t["older"].isna().all():
+            raise InputError(f"{truth_path} shares no participant with the cohort: is it the ground truth of "
+                             f"another synthetic dataset?")
+        return {"gt": gt, "older": t["older"].to_numpy(), "winter": t["winter"].to_numpy()}
+
+    # ------------------------------------------------------------------ analyses
+    def _gradcam(self, got, labels, truth, out_dir, layer):
+        spatial, hours = got["spatial"], got["hours"]          # [N, 4, H, W], [N, 4, D]
+        res = {"layer": layer or "default (last residual block)", "day_weighting": "patient-to-weather attention"}
+        group_maps, titles = [], []
+        for j, d in enumerate(DISEASES):
+            cases = labels[:, j] == 1
+            m = spatial[cases, j].mean(0) if cases.any() else spatial[:, j].mean(0)
+            group_maps.append(m)
+            titles.append(f"{d} ({int(cases.sum())} cases)")
+        region = site = None
+        if truth is not None:
+            cells = truth["gt"]["event"]["region_cells"]
+            region = (cells["rows"], cells["cols"])
+            h, w = spatial.shape[-2:]
+            site = ((h - 1) // 2, (w - 1) // 2)
+            res["planted_region"] = {"rows": cells["rows"], "cols": cells["cols"],
+                                     "area_share": truth["gt"]["event"]["region_area_share"]}
+            for j, d in enumerate(DISEASES):
+                cases = labels[:, j] == 1
+                if not cases.any():
+                    continue
+                res[f"{d}_energy_ratio_group"] = float(region_energy_ratio(group_maps[j], *region))
+                res[f"{d}_energy_ratio_median_person"] = float(np.nanmedian(region_energy_ratio(spatial[cases, j], *region)))
+                res[f"{d}_pointing_game"] = pointing_game(spatial[cases, j], *region)
+        figures.spatial_maps(group_maps, titles, os.path.join(out_dir, "gradcam_spatial.png"), region, site,
+                             "Grad-CAM over the window, mean over cases (cyan: planted region; +: the centre)")
+        hrs = hours.shape[-1]
+        figures.line_profiles(np.arange(hrs), {d: hours[labels[:, j] == 1, j].mean(0) if (labels[:, j] == 1).any()
+                                               else hours[:, j].mean(0) for j, d in enumerate(DISEASES)},
+                              os.path.join(out_dir, "gradcam_hours.png"), "Grad-CAM by time of day (cases)",
+                              "step of the day (data.hours steps from 00 UTC)", "Grad-CAM mass")
+        _npz(os.path.join(out_dir, "gradcam.npz"), group_maps=np.stack(group_maps), spatial=spatial, hours=hours)
+        return res
+
+    def _attention(self, got, labels, truth, T, attrs, out_dir):
+        imp, roll = got["importance"], got.get("rollout")
+        res = {"importance": "patient-to-weather cross-attention, heads and members averaged, sums to 1 per person"}
+        series = {"all people": imp.mean(0)}
+        for j, d in enumerate(DISEASES):
+            if (labels[:, j] == 1).any():
+                series[f"{d} cases"] = imp[labels[:, j] == 1].mean(0)
+        marks, window = {}, None
+        if truth is not None:
+            lags = truth["gt"]["event"]["lags"]
+            window = att.window_positions(T, lags)
+            marks = {window[0]: f"lag {lags[1]}", window[-1]: f"lag {lags[0]}"}
+            res["planted_window_lags"] = lags
+            for name, v in series.items():
+                res[f"window_ratio_{name.replace(' ', '_')}"] = float(att.window_ratio(v[None], window)[0])
+            if roll is not None:
+                res["window_ratio_rollout_all"] = float(att.window_ratio(roll.mean(0)[None], window)[0])
+        figures.line_profiles(np.arange(T), series, os.path.join(out_dir, "attention_days.png"),
+                              "attention of the patient over the window's days", "window position (0 = oldest day)",
+                              "attention share", marks)
+        top = np.argsort(-got["probs"][:, DISEASES.index("cataract")])[:20]
+        figures.day_heatmap(imp[top], os.path.join(out_dir, "attention_people.png"),
+                            "patient-to-weather attention, 20 highest cataract risks", attrs["_index_date"][top],
+                            window)
+        arrays = {"importance": imp}
+        if roll is not None:
+            arrays["rollout"] = roll
+        _npz(os.path.join(out_dir, "attention.npz"), **arrays)
+        return res
+
+    def _afno(self, got, labels, attrs, truth, T, out_dir):
+        res, series = {}, {}
+        g = DISEASES.index(PERIODIC_DISEASE)
+        cases = labels[:, g] == 1
+        winter_cases = cases & (attrs["season"] == "winter")
+        rows = []
+        for i, (e_in, e_out) in enumerate(got["spectra"]):
+            s = spectrum.summarise(e_in, e_out, T, winter_cases if winter_cases.any() else cases)
+            series[f"block {i} gain"] = s["gain"][1:]
+            res[f"block{i}_top_periods_kept_energy_{PERIODIC_DISEASE}_cases"] = \
+                [round(float(p), 1) for p in spectrum.ranked_periods(e_out[cases].mean(0) if cases.any() else s["energy_out"], T, 5)]
+            if "case_control_ratio" in s:
+                res[f"block{i}_top_periods_case_control_{PERIODIC_DISEASE}_winter"] = \
+                    [round(float(p), 1) for p in spectrum.ranked_periods(s["case_control_ratio"], T, 5)]
+            if truth is not None:
+                period = truth["gt"]["periodic"]["period_days"]
+                res["planted_period_days"] = period
+                if "case_control_ratio" in s:
+                    res[f"block{i}_rank_of_planted_period_case_control"] = spectrum.rank_of_period(
+                        s["case_control_ratio"], T, period)
+                res[f"block{i}_rank_of_planted_period_gain"] = spectrum.rank_of_period(s["gain"], T, period)
+            for m in range(len(s["mode"])):
+                rows.append({"block": i, **{k: float(v[m]) for k, v in s.items()}})
+        res["modes"] = int(len(got["spectra"][0][0][0]))
+        p = spectrum.periods(T)[1:]
+        marks = {}
+        if truth is not None:
+            m = int(round(T / truth["gt"]["periodic"]["period_days"]))
+            marks = {m - 1: f"planted {truth['gt']['periodic']['period_days']} d"}
+        figures.line_profiles(np.arange(len(p)), series, os.path.join(out_dir, "afno_gain.png"),
+                              "AFNO: kept / incoming energy per mode", "period (days)", "gain", marks,
+                              [f"{v:.1f}" for v in p])
+        _csv(os.path.join(out_dir, "afno_modes.csv"), rows, list(rows[0]))
+        return res
+
+    def _moe(self, got, attrs, truth, k, out_dir):
+        v, spans = got["routing"], got["routing_spans"]
+        labels, emb = routing.cluster(v, k, seed=int(self.cfg.get("seed", 0)))
+        res = {"layers": list(spans), "clusters": int(len(np.unique(labels))),
+               "expert_usage": {p: [round(float(x), 4) for x in u] for p, u in routing.expert_usage(v, spans).items()}}
+        tabs = {a: routing.crosstab(labels, attrs[a]) for a in ("age_band", "sex", "season", "centre") if a in attrs}
+        res["crosstabs"] = tabs
+        groups = None
+        if truth is not None:
+            ok = ~pd.isna(truth["older"])
+            res["ari_people"] = int(ok.sum())
+            groups = np.where(truth["older"] == True, "older", "younger").astype(object)  # noqa: E712
+            groups = groups + "/" + np.where(truth["winter"] == True, "winter", "summer")  # noqa: E712
+            res["ari_vs_planted_subgroups"] = routing.adjusted_rand(labels[ok], groups[ok])
+            res["ari_vs_season"] = routing.adjusted_rand(labels, attrs["season"])
+            if "age_band" in attrs:
+                res["ari_vs_age_band"] = routing.adjusted_rand(labels, attrs["age_band"])
+        figures.cluster_scatter(emb, labels, os.path.join(out_dir, "moe_clusters.png"),
+                                "people by their MoE routing (PCA)", groups)
+        rows = [{"attribute": a, "cluster": c, "value": val, "count": n}
+                for a, t in tabs.items() for c, d in t.items() for val, n in d.items()]
+        _csv(os.path.join(out_dir, "moe_crosstabs.csv"), rows, ["attribute", "cluster", "value", "count"])
+        _npz(os.path.join(out_dir, "moe.npz"), routing=v, clusters=labels, embedding=emb)
+        return res
+
+    @staticmethod
+    def _text(summary):
+        lines = [f"explanations of {summary['people']} people ({summary['split']} split)"]
+        for section in ("gradcam", "attention", "afno", "moe"):
+            if section in summary:
+                lines.append(f"[{section}]")
+                for k, v in summary[section].items():
+                    if k in ("crosstabs",):
+                        continue
+                    lines.append(f"  {k}: {round(v, 3) if isinstance(v, float) else v}")
+        return "\n".join(lines) + "\n"
