@@ -158,6 +158,10 @@ def test_visualize_writes_every_figure_array_and_a_scored_summary(run, tmp_path)
     assert np.isfinite(s["attention"]["window_ratio_all_people"])
     assert 1 <= s["afno"]["block0_rank_of_planted_period_gain"] <= s["afno"]["modes"] - 1
     assert -1 <= s["moe"]["ari_vs_planted_subgroups"] <= 1 and s["moe"]["ari_people"] == s["people"]
+    share = s["moe"]["assignment_share"]
+    assert set(share) == set(s["moe"]["layers"]) and all(sum(v) == pytest.approx(1, abs=1e-3) for v in share.values())
+    heads = np.load(tmp_path / "attention.npz")["head_maps"]
+    assert heads.ndim == 4 and np.allclose(heads.sum(-1), 1, atol=1e-4)      # rows of softmax weights
     npz = np.load(tmp_path / "gradcam.npz")
     assert npz["spatial"].shape[0] == s["people"] and (npz["spatial"] >= 0).all()
     text = (tmp_path / "summary.txt").read_text()

@@ -81,6 +81,10 @@ class Explainer:
             imp = att.day_importance(ex)
             if imp is not None:
                 got["importance"].append(imp)
+            heads = [a.numpy().sum(0) for a in ex.get("temporal_attention", [])]   # [h, T, T] per layer
+            if heads:
+                got.setdefault("_head_sum", [np.zeros_like(h) for h in heads])
+                got["_head_sum"] = [acc + h for acc, h in zip(got["_head_sum"], heads)]
             maps = att.layer_maps(ex)
             if maps:
                 got["rollout"].append(att.rollout(maps).mean(1))       # mean over output days: [B, T]
@@ -89,14 +93,25 @@ class Explainer:
             if "moe" in what and ex.get("routing"):
                 v, spans = routing.routing_vectors(ex, len(idx))
                 got["routing"].append(v)
+                for place, r in ex["routing"].items():       # top-k assignments per token
+                    ind = r["indices"].numpy().ravel()
+                    n = r["probs"].shape[-1]
+                    counts = np.bincount(ind[ind >= 0], minlength=n)
+                    acc = got.setdefault("_assign", {})
+                    acc[place] = acc.get(place, 0) + counts
             seen += len(idx)
             if max_people and seen >= max_people:
                 break
+        head_sum = got.pop("_head_sum", None)
+        assign = got.pop("_assign", None)
         out = {k: np.concatenate(v) for k, v in got.items() if v}
+        if head_sum is not None:
+            out["head_maps"] = np.stack([h / max(seen, 1) for h in head_sum])        # [L, h, T, T]
         if spectra:
             out["spectra"] = [(np.concatenate([s[i][0] for s in spectra]), np.concatenate([s[i][1] for s in spectra]))
                               for i in range(len(spectra[0]))]
         out["routing_spans"] = spans
+        out["assignments"] = assign or {}
         return out
 
     # ------------------------------------------------------------------ the run
@@ -244,6 +259,8 @@ class Explainer:
                             "patient-to-weather attention, 20 highest cataract risks", attrs["_index_date"][top],
                             window)
         arrays = {"importance": imp}
+        if "head_maps" in got:
+            arrays["head_maps"] = got["head_maps"]          # per layer and head, mean over people
         if roll is not None:
             arrays["rollout"] = roll
         _npz(os.path.join(out_dir, "attention.npz"), **arrays)
@@ -288,7 +305,9 @@ class Explainer:
         v, spans = got["routing"], got["routing_spans"]
         labels, emb = routing.cluster(v, k, seed=int(self.cfg.get("seed", 0)))
         res = {"layers": list(spans), "clusters": int(len(np.unique(labels))),
-               "expert_usage": {p: [round(float(x), 4) for x in u] for p, u in routing.expert_usage(v, spans).items()}}
+               "expert_usage": {p: [round(float(x), 4) for x in u] for p, u in routing.expert_usage(v, spans).items()},
+               "assignment_share": {p: [round(float(x), 4) for x in c / max(c.sum(), 1)]
+                                    for p, c in sorted(got.get("assignments", {}).items())}}
         tabs = {a: routing.crosstab(labels, attrs[a]) for a in ("age_band", "sex", "season", "centre") if a in attrs}
         res["crosstabs"] = tabs
         groups = None
