@@ -44,3 +44,15 @@ def test_atomic_directory_keeps_the_old_one_when_the_new_one_fails(tmp_path):
         open(os.path.join(tmp, "new.txt"), "w").write("z")
     assert os.listdir(out) == ["new.txt"]
     assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_write_csv_and_save_npz_round_trip_without_leftovers(tmp_path):
+    import numpy as np
+
+    from ppeye.core.io import save_npz, write_csv
+
+    write_csv(str(tmp_path / "a.csv"), [{"x": 1, "y": "b"}], ["x", "y"])
+    assert (tmp_path / "a.csv").read_text() == "x,y\n1,b\n"
+    save_npz(str(tmp_path / "a.npz"), True, v=np.arange(3))
+    assert np.load(tmp_path / "a.npz")["v"].tolist() == [0, 1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.npz"]

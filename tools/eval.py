@@ -11,7 +11,6 @@ reliability bins, predictions (no ids) and ROC/PR/calibration PNGs to <run>/eval
 --output_dir), and to VisualDL with --use_vdl; with a retrieval index in the run, every split
 is also scored with the retrieval blend.
 """
-import os
 
 import _common  # noqa: F401  (puts the checkout on sys.path)
 from ppeye.core import cli
@@ -33,12 +32,9 @@ def main():
 
         if not cfg.get("weights"):
             raise cli.PpeyeError("no weights to evaluate: add -o weights=<run directory or checkpoint>")
-        vdl = None
-        if cfg.get("use_vdl"):
-            from ppeye.engine.callbacks import VisualDLCallback
+        from ppeye.engine.callbacks import visualdl_for
 
-            run_dir = run_dir_of(resolve(cfg["weights"]))
-            vdl = VisualDLCallback(cfg.get("vdl_log_dir") or os.path.join(run_dir, "vdl"))
+        vdl = visualdl_for(cfg, run_dir_of(resolve(cfg["weights"])))
         try:
             Evaluator(cfg, out_dir=args.output_dir, vdl=vdl).run(args.split)
         finally:

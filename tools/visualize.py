@@ -43,11 +43,9 @@ def main():
 
         run_dir = run_dir_of(resolve(cfg["weights"]))
         out = args.output_dir or os.path.join(run_dir, "vis")
-        vdl = None
-        if cfg.get("use_vdl"):
-            from ppeye.engine.callbacks import VisualDLCallback
+        from ppeye.engine.callbacks import visualdl_for
 
-            vdl = VisualDLCallback(cfg.get("vdl_log_dir") or os.path.join(run_dir, "vdl"))
+        vdl = visualdl_for(cfg, run_dir)
         try:
             Explainer(cfg).run(wanted, out, split=args.split, layer=args.layer, max_people=args.max_people,
                                clusters=args.clusters, vdl=vdl)

@@ -63,3 +63,26 @@ def atomic_directory(path, overwrite=False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_csv(path, rows, fields):
+    """Write dict rows as CSV atomically (header from ``fields``)."""
+    import csv
+
+    with atomic_write(path) as f:
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def save_npz(path, compressed=False, **arrays):
+    """``numpy.savez`` to ``path`` atomically."""
+    import numpy as np
+
+    tmp = f"{path}.tmp.npz"
+    try:
+        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

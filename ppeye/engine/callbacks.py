@@ -168,3 +168,10 @@ class VisualDLCallback(Callback):
 
     def close(self):
         self.writer.close()
+
+
+def visualdl_for(cfg, run_dir):
+    """The VisualDL writer a tool should use (``use_vdl``), or None."""
+    if not cfg.get("use_vdl"):
+        return None
+    return VisualDLCallback(cfg.get("vdl_log_dir") or os.path.join(run_dir, "vdl"))

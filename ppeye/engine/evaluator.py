@@ -13,14 +13,13 @@ the evaluator writes, under ``<run>/eval/`` (or ``output``):
 With a retrieval index saved in the run (``retrieval.enabled``), every split is also scored
 with the retrieval blend and the files get a ``_retrieval`` twin.
 """
-import csv
 import json
 import os
 
 import numpy as np
 
 from ..core.errors import DataError, InputError
-from ..core.io import atomic_write
+from ..core.io import atomic_write, save_npz, write_csv
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..metrics import DISEASES, bootstrap_metrics, calibration_table, choose_thresholds
@@ -37,13 +36,6 @@ def run_dir_of(checkpoint):
     """``<run>`` for ``<run>/checkpoints/epoch_NNNN``; else the checkpoint's own directory."""
     parent = os.path.dirname(os.path.abspath(checkpoint))
     return os.path.dirname(parent) if os.path.basename(parent) == "checkpoints" else os.path.abspath(checkpoint)
-
-
-def _write_csv(path, rows, fields):
-    with atomic_write(path) as f:
-        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
 
 
 def split_available(cfg, split):
@@ -142,13 +134,11 @@ class Evaluator:
         out = self.out_dir
         with atomic_write(os.path.join(out, f"{name}_metrics.json")) as f:
             json.dump({"split": name, "ci_level": level, "excluded": ds.excluded, "metrics": m}, f, indent=1)
-        _write_csv(os.path.join(out, f"{name}_metrics.csv"),
+        write_csv(os.path.join(out, f"{name}_metrics.csv"),
                    [{"metric": k, **v} for k, v in m.items()], ["metric", "value", "ci_low", "ci_high", "replicates"])
-        _write_csv(os.path.join(out, f"{name}_calibration.csv"), cal,
+        write_csv(os.path.join(out, f"{name}_calibration.csv"), cal,
                    ["disease", "bin", "mean_predicted", "observed_rate", "count"])
-        tmp = os.path.join(out, f".{name}_predictions.tmp.npz")
-        np.savez(tmp, labels=labels, probs=probs, rows=ds.rows)
-        os.replace(tmp, os.path.join(out, f"{name}_predictions.npz"))
+        save_npz(os.path.join(out, f"{name}_predictions.npz"), labels=labels, probs=probs, rows=ds.rows)
         images = {}
         for kind in ("roc", "pr", "calibration"):
             images[kind] = save_curves(kind, labels, probs, os.path.join(out, f"{name}_{kind}.png"),

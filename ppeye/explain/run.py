@@ -2,7 +2,6 @@
 analyse them, write figures, arrays and a summary, and check them against the synthetic data's
 planted ground truth when ``ground_truth.json`` is beside the raw data.
 """
-import csv
 import json
 import os
 
@@ -10,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import InputError
-from ..core.io import atomic_write
+from ..core.io import atomic_write, save_npz, write_csv
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..metrics import DISEASES
@@ -22,19 +21,6 @@ paddle = import_paddle()
 WHAT = ("gradcam", "attention", "afno", "moe")
 EVENT_DISEASES = ("cataract", "amd")        # the planted weather events act on these
 PERIODIC_DISEASE = "glaucoma"              # the planted oscillation acts on this (winter)
-
-
-def _csv(path, rows, fields):
-    with atomic_write(path) as f:
-        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-
-
-def _npz(path, **arrays):
-    tmp = path + ".tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
 
 
 class Explainer:
@@ -231,7 +217,7 @@ class Explainer:
                                                else hours[:, j].mean(0) for j, d in enumerate(DISEASES)},
                               os.path.join(out_dir, "gradcam_hours.png"), "Grad-CAM by time of day (cases)",
                               "step of the day (data.hours steps from 00 UTC)", "Grad-CAM mass")
-        _npz(os.path.join(out_dir, "gradcam.npz"), group_maps=np.stack(group_maps), spatial=spatial, hours=hours)
+        save_npz(os.path.join(out_dir, "gradcam.npz"), True, group_maps=np.stack(group_maps), spatial=spatial, hours=hours)
         return res
 
     def _attention(self, got, labels, truth, T, attrs, out_dir):
@@ -263,7 +249,7 @@ class Explainer:
             arrays["head_maps"] = got["head_maps"]          # per layer and head, mean over people
         if roll is not None:
             arrays["rollout"] = roll
-        _npz(os.path.join(out_dir, "attention.npz"), **arrays)
+        save_npz(os.path.join(out_dir, "attention.npz"), True, **arrays)
         return res
 
     def _afno(self, got, labels, attrs, truth, T, out_dir):
@@ -298,7 +284,7 @@ class Explainer:
         figures.line_profiles(np.arange(len(p)), series, os.path.join(out_dir, "afno_gain.png"),
                               "AFNO: kept / incoming energy per mode", "period (days)", "gain", marks,
                               [f"{v:.1f}" for v in p])
-        _csv(os.path.join(out_dir, "afno_modes.csv"), rows, list(rows[0]))
+        write_csv(os.path.join(out_dir, "afno_modes.csv"), rows, list(rows[0]))
         return res
 
     def _moe(self, got, attrs, truth, k, out_dir):
@@ -324,8 +310,8 @@ class Explainer:
                                 "people by their MoE routing (PCA)", groups)
         rows = [{"attribute": a, "cluster": c, "value": val, "count": n}
                 for a, t in tabs.items() for c, d in t.items() for val, n in d.items()]
-        _csv(os.path.join(out_dir, "moe_crosstabs.csv"), rows, ["attribute", "cluster", "value", "count"])
-        _npz(os.path.join(out_dir, "moe.npz"), routing=v, clusters=labels, embedding=emb)
+        write_csv(os.path.join(out_dir, "moe_crosstabs.csv"), rows, ["attribute", "cluster", "value", "count"])
+        save_npz(os.path.join(out_dir, "moe.npz"), True, routing=v, clusters=labels, embedding=emb)
         return res
 
     @staticmethod
