@@ -34,12 +34,8 @@ def main():
             raise cli.PpeyeError("no weights to evaluate: add -o weights=<run directory or checkpoint>")
         from ppeye.engine.callbacks import visualdl_for
 
-        vdl = visualdl_for(cfg, run_dir_of(resolve(cfg["weights"])))
-        try:
+        with visualdl_for(cfg, run_dir_of(resolve(cfg["weights"]))) as vdl:
             Evaluator(cfg, out_dir=args.output_dir, vdl=vdl).run(args.split)
-        finally:
-            if vdl is not None:
-                vdl.close()
 
     cli.main(run)
 

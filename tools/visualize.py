@@ -45,13 +45,9 @@ def main():
         out = args.output_dir or os.path.join(run_dir, "vis")
         from ppeye.engine.callbacks import visualdl_for
 
-        vdl = visualdl_for(cfg, run_dir)
-        try:
+        with visualdl_for(cfg, run_dir) as vdl:
             Explainer(cfg).run(wanted, out, split=args.split, layer=args.layer, max_people=args.max_people,
                                clusters=args.clusters, vdl=vdl)
-        finally:
-            if vdl is not None:
-                vdl.close()
 
     cli.main(run)
 

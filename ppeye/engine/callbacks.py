@@ -9,6 +9,7 @@ optimizer update, ``on_epoch_end(trainer, row)`` with the epoch's metrics row an
 - :class:`VisualDLCallback`: scalars (losses, lr, throughput, per-disease and macro validation
   metrics, MoE load balance), expert-usage histograms, hyper-parameters, evaluation curves.
 """
+import contextlib
 import os
 import sys
 import time
@@ -170,8 +171,13 @@ class VisualDLCallback(Callback):
         self.writer.close()
 
 
+@contextlib.contextmanager
 def visualdl_for(cfg, run_dir):
-    """The VisualDL writer a tool should use (``use_vdl``), or None."""
-    if not cfg.get("use_vdl"):
-        return None
-    return VisualDLCallback(cfg.get("vdl_log_dir") or os.path.join(run_dir, "vdl"))
+    """``with visualdl_for(cfg, run_dir) as vdl``: the VisualDL writer a tool should use
+    (``use_vdl``; else None), closed when the block ends."""
+    vdl = VisualDLCallback(cfg.get("vdl_log_dir") or os.path.join(run_dir, "vdl")) if cfg.get("use_vdl") else None
+    try:
+        yield vdl
+    finally:
+        if vdl is not None:
+            vdl.close()
