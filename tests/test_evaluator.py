@@ -16,27 +16,6 @@ from ppeye.engine.evaluator import Evaluator
 from ppeye.metrics import choose_thresholds, multilabel_metrics
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_work, tmp_path_factory):
-    """A 2-epoch run with a retrieval index, on a copy of the tiny data whose test people of
-    one centre form an external split."""
-    root = tmp_path_factory.mktemp("evalrun")
-    work_dir = [o for o in tiny_work if o.startswith("data.work_dir=")][0].split("=", 1)[1]
-    work = root / "work"
-    shutil.copytree(work_dir, work)
-    cohort = pd.read_parquet(work / "cohort.parquet")
-    centre = sorted(cohort["site"].unique())[0]
-    cohort.loc[(cohort["site"] == centre) & (cohort["split"] == "test"), "split"] = "external"
-    cohort.to_parquet(work / "cohort.parquet")
-    paths = [o for o in tiny_work if not o.startswith("data.work_dir=")] + [f"data.work_dir={work}"]
-    overrides = TINY + PIPE + paths + SMALL_MODEL + [
-        f"output_dir={root}", "run_name=r", "train.epochs=2", "train.eval=true", "retrieval.enabled=true",
-        "retrieval.k_grid=[3, 10]", "evaluation.bootstrap=50"]
-    cfg = ppeye.load_config(DEMO, overrides)
-    Trainer(cfg).train()
-    return root, overrides
-
-
 def test_every_split_gets_metrics_intervals_curves_and_predictions(trained):
     root, overrides = trained
     cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r"])

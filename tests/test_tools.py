@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, TINY
 
 TOOLS = ["download", "preprocess", "train", "eval", "export", "infer", "visualize", "make_synthetic", "demo",
-         "compare_imputers"]
+         "compare_imputers", "make_scoring_table"]
 
 
 def run_tool(name, *args):
@@ -43,11 +43,38 @@ def test_unknown_override_is_a_clear_error_without_traceback():
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("name, issue, extra", [("export", 7, [])])
-def test_unbuilt_stages_say_so_and_exit_3(name, issue, extra):
-    res = run_tool(name, "-c", "configs/demo.yaml", *extra)
-    assert res.returncode == 3
-    assert f"issue #{issue}" in res.stderr and "nothing was run" in res.stderr
+def test_a_stage_that_is_not_built_says_so_and_exits_3():
+    from ppeye.core import cli
+
+    def run():
+        cli.not_available("teleportation", issue=99)
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(run)
+    assert e.value.code == 3
+
+
+def test_export_and_infer_from_the_command_line(trained, tmp_path):
+    root, overrides = trained
+    base = ["-c", "configs/demo.yaml", "-o", *overrides]
+    res = run_tool("export", *base, f"weights={root}/r", "--output_dir", str(tmp_path / "m"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "m" / "model.json").exists() and (tmp_path / "m" / "infer_cfg.yml").exists()
+    res = run_tool("make_scoring_table", *base, "--split", "test", "--out", str(tmp_path / "t.csv"), "--limit", "9")
+    assert res.returncode == 0 and "wrote 9 rows" in res.stdout, res.stderr[-3000:]
+    work = [o for o in overrides if o.startswith("data.work_dir=")][0].split("=", 1)[1]
+    res = run_tool("infer", "--model_dir", str(tmp_path / "m"), "--table", str(tmp_path / "t.csv"), "--era5",
+                   os.path.join(work, "era5.zarr"), "--output", str(tmp_path / "r.csv"), "--batch_size", "4")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "scored 9 of 9 rows" in res.stdout
+    assert len(open(tmp_path / "r.csv").read().splitlines()) == 10
+    # an export made from another config is refused when -c names the config in use
+    res = run_tool("infer", "-c", "configs/demo.yaml", "--model_dir", str(tmp_path / "m"), "--table",
+                   str(tmp_path / "t.csv"), "--era5", os.path.join(work, "era5.zarr"), "--output", str(tmp_path / "x.csv"))
+    assert res.returncode == 2 and "was exported from config 'r'" in res.stderr and "Traceback" not in res.stderr
+    res = run_tool("infer", "--model_dir", str(tmp_path), "--table", str(tmp_path / "t.csv"), "--output",
+                   str(tmp_path / "x.csv"))
+    assert res.returncode == 2 and "not an export directory" in res.stderr
 
 
 def test_train_and_eval_from_the_command_line_and_their_bad_inputs(tiny_work, tmp_path):

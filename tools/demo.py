@@ -33,6 +33,7 @@ def stages(cfg_path, cfg):
     out = os.path.join(cfg["output_dir"], run)
     weights = f"weights={out}"                       # a run directory resolves to its best checkpoint
     export_dir = os.path.join("inference", run)
+    table = os.path.join(out, "to_score.csv")
     c = ["-c", cfg_path]
     return [
         ("synthetic data", ["make_synthetic.py", *c, "--out", raw, "--overwrite"]),
@@ -42,7 +43,8 @@ def stages(cfg_path, cfg):
         ("train", [*launch(os.path.join(out, "launch")), "train.py", *c, "--eval"]),
         ("eval", ["eval.py", *c, "-o", weights]),
         ("export", ["export.py", *c, "-o", weights, "--output_dir", export_dir]),
-        ("infer", ["infer.py", "--model_dir", export_dir, "--table", cfg["data"]["ukb_table"],
+        ("table to score", ["make_scoring_table.py", *c, "--split", "test", "--out", table]),
+        ("infer", ["infer.py", "--model_dir", export_dir, "--table", table, "--explain",
                    "--era5", os.path.join(cfg["data"]["work_dir"], "era5.zarr"),
                    "--output", os.path.join(out, "risks.csv")]),
         ("visualize", ["visualize.py", *c, "-o", weights, "--output_dir", os.path.join(out, "vis")]),

@@ -30,8 +30,10 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 DEFAULT_CONFIG = os.path.join("configs", "demo.yaml")
 
 
-def make_parser(description, config_required=True):
-    """An ``ArgumentParser`` with the ``-c/--config`` and ``-o/--opt`` flags of every tool."""
+def make_parser(description, config_required=True, config_default=DEFAULT_CONFIG, config_help=None):
+    """An ``ArgumentParser`` with the ``-c/--config`` and ``-o/--opt`` flags of every tool.
+
+    An optional config defaults to ``config_default`` (None: no config unless given)."""
     parser = argparse.ArgumentParser(
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -41,9 +43,9 @@ def make_parser(description, config_required=True):
         "-c",
         "--config",
         required=config_required,
-        default=None if config_required else DEFAULT_CONFIG,
+        default=None if config_required else config_default,
         help="YAML config, e.g. configs/demo.yaml or configs/full.yaml"
-        + ("" if config_required else f" (default: {DEFAULT_CONFIG})"),
+        + (config_help or ("" if config_required or not config_default else f" (default: {config_default})")),
     )
     parser.add_argument(
         "-o",

@@ -13,7 +13,9 @@ from ..core.errors import DataError
 class Era5Store:
     """Normalised daily volumes ``[C, D, H, W]`` by (site, day) from an era5.zarr store."""
 
-    def __init__(self, path):
+    def __init__(self, path, norm=None):
+        """``norm``: ``(mean, std)`` per variable to normalise with instead of the store's own
+        statistics (inference normalises a new store exactly as the training store was)."""
         self.path = str(path)
         self._group = None
         group = self.group
@@ -22,12 +24,16 @@ class Era5Store:
         if missing:
             raise DataError(f"{self.path}: not a finished era5.zarr (attributes {missing} missing); "
                             "run tools/preprocess.py --stage era5")
-        if not attrs["mean"]:
+        if norm is None and not attrs["mean"]:
             raise DataError(f"{self.path}: no normalisation statistics (no valid day in data.norm_period?)")
         self.identity = attrs["identity"]
         self.variables = list(attrs["variables"])
-        self.mean = np.asarray(attrs["mean"], dtype=np.float32)[:, None, None, None]
-        self.std = np.asarray(attrs["std"], dtype=np.float32)[:, None, None, None]
+        mean, std = norm if norm is not None else (attrs["mean"], attrs["std"])
+        if len(mean) != len(self.variables) or len(std) != len(self.variables):
+            raise DataError(f"{self.path}: {len(self.variables)} variables but normalisation statistics for "
+                            f"{len(mean)}")
+        self.mean = np.asarray(mean, dtype=np.float32)[:, None, None, None]
+        self.std = np.asarray(std, dtype=np.float32)[:, None, None, None]
         self.inv_std = (1.0 / self.std).astype(np.float32)
         self.sites = [int(s) for s in group["site"][:]]
         self.site_position = {code: i for i, code in enumerate(self.sites)}

@@ -324,23 +324,41 @@ def build_cohort(cfg, log=None):
 
 
 def _encode(frame, features, train_mask, report):
-    columns, meta = {}, []
-    report["unseen_categories"] = {}
+    """Learn each field's kind and category levels on the training rows, then encode."""
+    meta = []
+    scratch = {"unreadable_values": {}}
     for field, kind, less_than_one in features:
-        values = _numeric(frame, field, kind, less_than_one, report)
-        if kind == "auto":
-            kind = _infer_kind(values[train_mask])
         entry = {"field": field, "column": f"f{field}", "kind": kind, "less_than_one": less_than_one}
-        if kind == "categorical":
-            levels = np.unique(values[train_mask & ~np.isnan(values)])
-            lookup = {float(v): i for i, v in enumerate(levels)}
+        if kind in ("auto", "categorical"):
+            values = _numeric(frame, field, kind, less_than_one, scratch)
+            if kind == "auto":
+                entry["kind"] = _infer_kind(values[train_mask])
+            if entry["kind"] == "categorical":
+                entry["levels"] = [float(v) for v in np.unique(values[train_mask & ~np.isnan(values)])]
+        meta.append(entry)
+    return encode_features(frame, meta, report), meta
+
+
+def encode_features(frame, fields_meta, report):
+    """Encode the export columns with a fitted field list (``features/ukb_fields.json``).
+
+    Numbers stay as they are; a categorical value becomes its code in the saved levels,
+    and a value those levels do not know becomes missing (counted per field in
+    ``report["unseen_categories"]``). Used by the cohort builder and by inference.
+    """
+    columns = {}
+    report.setdefault("unreadable_values", {})
+    report.setdefault("unseen_categories", {})
+    for entry in fields_meta:
+        field = entry["field"]
+        values = _numeric(frame, field, entry["kind"], entry["less_than_one"], report)
+        if entry["kind"] == "categorical":
+            lookup = {float(v): i for i, v in enumerate(entry["levels"])}
             coded = np.array([lookup.get(float(v), np.nan) if not np.isnan(v) else np.nan for v in values])
             report["unseen_categories"][str(field)] = int((~np.isnan(values) & np.isnan(coded)).sum())
-            entry["levels"] = [float(v) for v in levels]
             values = coded
-        columns[f"f{field}"] = values.astype(np.float32)
-        meta.append(entry)
-    return pd.DataFrame(columns, index=frame.index), meta
+        columns[entry["column"]] = np.asarray(values, dtype=np.float32)
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def _summary(cohort):

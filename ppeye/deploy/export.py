@@ -1,0 +1,240 @@
+"""Export trained weights for Paddle Inference: everything inference needs, nothing from training.
+
+``export_model(cfg, weights, out_dir)`` writes, atomically (a failed export leaves no
+directory behind and an old one untouched)::
+
+    <out_dir>/model.json, model.pdiparams   the traced network (PIR), see ppeye.deploy.nets
+              infer_cfg.yml                 inputs, outputs, labels, thresholds, weather and
+                                            feature contracts, versions, file hashes
+              config.yaml                   the full config of the run
+              features/                     the fitted feature pipeline (ppeye.deploy.pipeline)
+              retrieval/                    the retrieval index, when the run has one
+
+Thresholds are chosen on the validation split with the rule of ``tools/eval.py`` (so they
+equal the evaluation's). Before the directory is put in place, the exported network is
+loaded with Paddle Inference and compared with the dygraph model on a validation batch;
+the largest difference is recorded in ``infer_cfg.yml``.
+"""
+import hashlib
+import json
+import os
+import shutil
+import time
+import warnings
+
+import numpy as np
+import yaml
+
+from ..core.errors import DataError, InputError
+from ..core.io import atomic_directory
+from ..core.logger import get_logger
+from ..core.paddle_env import import_paddle
+
+paddle = import_paddle()
+
+FORMAT_VERSION = 1
+CFG_FILE = "infer_cfg.yml"
+MODEL_FILES = ("model.json", "model.pdiparams")
+CHECK_TOLERANCE = 1e-4
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def input_specs(cfg, names):
+    """Named InputSpecs with a dynamic batch and a dynamic number of distinct days."""
+    from .. import input_shapes
+
+    s = input_shapes(cfg)
+    shapes = {"weather_unique": ([None, s["C"], s["D"], s["H"], s["W"]], "float32"),
+              "day_index": ([None, s["T"]], "int64"),
+              "tab": ([None, s["F"]], "float32"), "tab_mask": ([None, s["F"]], "float32")}
+    return [paddle.static.InputSpec(shapes[n][0], shapes[n][1], n) for n in names]
+
+
+def _validation_predictions(cfg, model, with_embeddings):
+    from ..data.dataset import OnsetDataset
+    from ..engine.predict import predict
+
+    ds = OnsetDataset(cfg, "val")
+    return ds, predict(model, ds, cfg, with_embeddings=with_embeddings)
+
+
+def _check_batch(ds, names, size=3):
+    """One real validation batch (size people of one site, shared days) as numpy inputs."""
+    from ..data.dataset import WeatherCollator
+
+    batch = WeatherCollator(ds.store)([ds[i] for i in range(min(size, len(ds)))])
+    return [batch[n] for n in names]
+
+
+def create_predictor(model_dir, device="cpu", onednn=True, threads=None):
+    """A Paddle Inference predictor for ``model_dir`` (GPU when asked, oneDNN on CPU)."""
+    from paddle import inference
+
+    config = inference.Config(os.path.join(model_dir, MODEL_FILES[0]), os.path.join(model_dir, MODEL_FILES[1]))
+    if device.startswith("gpu"):
+        gpu_id = int(device.split(":")[1]) if ":" in device else 0
+        config.enable_use_gpu(256, gpu_id)
+    else:
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(int(threads or os.environ.get("OMP_NUM_THREADS") or os.cpu_count()))
+        config.enable_mkldnn() if onednn else config.disable_mkldnn()
+    config.disable_glog_info()
+    return inference.create_predictor(config)
+
+
+def run_predictor(predictor, arrays):
+    for name, value in zip(predictor.get_input_names(), arrays):
+        predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(value))
+    predictor.run()
+    return [predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()]
+
+
+def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False, log=None):
+    """Export ``weights`` (run dir or checkpoint) under ``cfg`` to ``out_dir``; returns infer_cfg."""
+    from .. import __version__, build_model, input_shapes
+    from ..core.config import save_config
+    from ..data.ukb.centres import resolve_sites
+    from ..engine.checkpoint import load_weights
+    from ..engine.evaluator import THRESHOLD_RULE, run_dir_of
+    from ..engine.trainer import config_fingerprint, select_device
+    from ..metrics.multilabel import DISEASES, choose_thresholds
+    from .nets import export_layer, output_names
+    from .pipeline import FeaturePipeline
+
+    log = log or get_logger("ppeye.export")
+    weights = weights or cfg.get("weights")
+    if not weights:
+        raise InputError("nothing to export: pass -o weights=<run directory or checkpoint>")
+    select_device("cpu")   # tracing and the self-check run on the CPU; the export runs anywhere
+    model = build_model(cfg)
+    checkpoint = load_weights(model, weights)
+    model.eval()
+    run_dir = run_dir_of(checkpoint)
+    out_dir = out_dir or os.path.join("inference", cfg.get("run_name") or os.path.basename(run_dir))
+    data = cfg["data"]
+    ukb = cfg["ukb"]
+    sites = [{"code": c.code, "name": c.name, "lat": c.lat, "lon": c.lon} for c in resolve_sites(data["sites"])]
+    pipeline = FeaturePipeline.from_work_dir(data["work_dir"], sites, ukb["site_from"], ukb["max_home_distance_km"])
+
+    retrieval = _retrieval_for(cfg, run_dir, checkpoint, log)
+    t0 = time.time()
+    val_ds, val = _validation_predictions(cfg, model, with_embeddings=retrieval is not None)
+    thresholds = {"rule": THRESHOLD_RULE, "model": dict(zip(DISEASES, choose_thresholds(val.labels, val.probs)))}
+    if retrieval is not None:
+        blended = retrieval.blend(val.probs, val.embeddings)
+        thresholds["retrieval"] = dict(zip(DISEASES, choose_thresholds(val.labels, blended)))
+    log.info(f"thresholds chosen on {len(val_ds)} validation people ({time.time() - t0:.1f} s)")
+
+    layer, names = export_layer(model)
+    layer.eval()
+    outputs = output_names(model)
+    net_for_export = layer
+    quant_info = None
+    if quantize:
+        from .quantize import quantize_weights
+
+        net_for_export, quant_info = quantize_weights(layer, val_ds, names, cfg, log)
+    specs = input_specs(cfg, names)
+    shapes = input_shapes(cfg)
+    store = val_ds.store
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        with warnings.catch_warnings():   # Paddle warns about .place on graph values while tracing
+            warnings.filterwarnings("ignore", message=".*'place' interface for pir graph mode.*")
+            static = paddle.jit.to_static(net_for_export, input_spec=specs, full_graph=True)
+            paddle.jit.save(static, os.path.join(tmp, "model"))
+        missing = [f for f in MODEL_FILES if not os.path.isfile(os.path.join(tmp, f))]
+        if missing:
+            raise DataError(f"paddle.jit.save did not write {missing} (expected the PIR format)")
+        pipeline.save(os.path.join(tmp, "features"), os.path.join(data["work_dir"], "features"))
+        if retrieval is not None:
+            shutil.copytree(retrieval.path, os.path.join(tmp, "retrieval"))
+        save_config(cfg, os.path.join(tmp, "config.yaml"))
+        # self-check: Paddle Inference (as tools/infer.py runs it) against the dygraph model
+        arrays = _check_batch(val_ds, names)
+        with paddle.no_grad():
+            expected = [t.numpy() for t in net_for_export(*[paddle.to_tensor(a) for a in arrays])]
+        got = run_predictor(create_predictor(tmp, "cpu", onednn=True), arrays)
+        diff = float(max(np.abs(g - e).max() for g, e in zip(got[:2], expected[:2])))
+        if diff > CHECK_TOLERANCE:
+            raise DataError(f"the exported model disagrees with the dygraph model by {diff:.2e} "
+                            f"(> {CHECK_TOLERANCE}) on a validation batch: not exported")
+        info = {
+            "format_version": FORMAT_VERSION,
+            "ppeye_version": __version__,
+            "paddle_version": paddle.__version__,
+            "config": cfg.get("run_name") or os.path.basename(run_dir),
+            "config_fingerprint": config_fingerprint(cfg),
+            "checkpoint": os.path.relpath(checkpoint),
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "labels": list(DISEASES),
+            "inputs": [{"name": s.name, "shape": [-1 if v is None else int(v) for v in s.shape],
+                        "dtype": str(s.dtype).replace("paddle.", "")} for s in specs],
+            "outputs": outputs,
+            "thresholds": thresholds,
+            "window_days": int(shapes["T"]),
+            "weather": None if not model.weather_branch else {
+                "variables": list(store.variables), "shape": list(store.shape),
+                "sites": [int(s) for s in store.sites], "store_identity": store.identity,
+                "mean": store.mean.reshape(-1).tolist(), "std": store.std.reshape(-1).tolist()},
+            "features": {"dir": "features", "count": len(pipeline.columns), "site_from": ukb["site_from"]},
+            "retrieval": None if retrieval is None else {"dir": "retrieval", **retrieval.params},
+            "quantization": quant_info,
+            "self_check": {"max_abs_diff": diff, "batch": len(arrays[-1]), "onednn": True},
+            "files": {f: sha256(os.path.join(tmp, f)) for f in MODEL_FILES},
+        }
+        with open(os.path.join(tmp, CFG_FILE), "w") as f:
+            yaml.safe_dump(info, f, sort_keys=False)
+    log.info(f"exported {info['config']} ({os.path.basename(checkpoint)}) to {out_dir}: inputs "
+             f"{', '.join(names)}; Paddle Inference vs dygraph max |diff| {diff:.1e}")
+    return info
+
+
+def _retrieval_for(cfg, run_dir, checkpoint, log):
+    rc = cfg.get("retrieval") or {}
+    if not rc.get("enabled"):
+        return None
+    from ..retrieval import RetrievalIndex
+
+    path = os.path.join(run_dir, "retrieval")
+    if not os.path.isdir(path):
+        log.warning(f"retrieval.enabled but {path} does not exist: exporting the model alone")
+        return None
+    index = RetrievalIndex.load(path)
+    built_from = index.extra.get("checkpoint")
+    if built_from and os.path.abspath(built_from) != os.path.abspath(checkpoint):
+        log.warning(f"the retrieval index was built with {os.path.basename(built_from)}, not the exported "
+                    f"{os.path.basename(checkpoint)}: exporting the model alone")
+        return None
+    index.path = path
+    return index
+
+
+def load_infer_cfg(model_dir):
+    """Read and check ``infer_cfg.yml``: format version and the model files' hashes."""
+    path = os.path.join(model_dir, CFG_FILE)
+    if not os.path.isfile(path):
+        raise InputError(f"{model_dir} is not an export directory: {CFG_FILE} is missing (run tools/export.py)")
+    with open(path) as f:
+        info = yaml.safe_load(f)
+    if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"{path}: export format {info.get('format_version') if isinstance(info, dict) else None} "
+                         f"but this ppeye reads format {FORMAT_VERSION}: re-export with tools/export.py")
+    for name, digest in info["files"].items():
+        p = os.path.join(model_dir, name)
+        if not os.path.isfile(p):
+            raise InputError(f"{model_dir}: {name} is missing")
+        if sha256(p) != digest:
+            raise InputError(f"{p} is not the file this export wrote (hash differs from {CFG_FILE}): "
+                             f"the directory mixes files of different exports")
+    return info
+
+
+def describe(info):
+    return json.dumps({k: info[k] for k in ("config", "ppeye_version", "paddle_version", "inputs", "outputs")})

@@ -1,0 +1,269 @@
+"""Risks for new people from an exported model: ``ExportedModel`` and ``infer_table``.
+
+``ExportedModel(model_dir)`` loads and checks an export (``ppeye.deploy.export``), creates
+a Paddle Inference predictor (GPU when there is one, else CPU with oneDNN) and checks
+every input against ``infer_cfg.yml`` before running it.
+
+``infer_table(model_dir, table, era5, output)`` scores a UK Biobank-style table: features
+through the exported pipeline, each row placed at a site with its index date, the window's
+days read from an era5.zarr (normalised with the training statistics), people grouped by
+site and date so shared days are read and encoded once, risks (and the retrieval blend when
+exported) written atomically to a CSV. A row with a problem gets a ``status`` saying which
+and no risks; the other rows go on, and the summary counts problems by kind. Logs name
+rows by number, never by participant id.
+"""
+import json
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import DataError, InputError
+from ..core.io import atomic_write, save_npz
+from ..core.logger import get_logger
+from .export import MODEL_FILES, create_predictor, load_infer_cfg
+from .pipeline import PROBLEMS, FeaturePipeline, index_dates
+
+
+def _device(name):
+    from ..core.paddle_env import import_paddle
+
+    paddle = import_paddle()
+    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    if name in (None, "auto"):
+        return "gpu" if has_gpu else "cpu"
+    if name.startswith("gpu") and not has_gpu:
+        raise InputError(f"--device {name}: Paddle sees no GPU here; use auto or cpu")
+    if name != "cpu" and not name.startswith("gpu"):
+        raise InputError(f"--device must be auto, cpu, gpu or gpu:N, got {name!r}")
+    return name
+
+
+class ExportedModel:
+    """An export directory ready to run: ``info`` (infer_cfg.yml), ``pipeline``, ``retrieval``."""
+
+    def __init__(self, model_dir, device="auto", onednn=True, threads=None, expect_fingerprint=None):
+        self.dir = model_dir
+        self.info = load_infer_cfg(model_dir)
+        if expect_fingerprint and expect_fingerprint != self.info["config_fingerprint"]:
+            raise InputError(f"{model_dir} was exported from config '{self.info['config']}' (fingerprint "
+                             f"{self.info['config_fingerprint']}), not from the config given "
+                             f"({expect_fingerprint}): use the matching export or drop -c")
+        self.device = _device(device)
+        self.inputs = self.info["inputs"]
+        self.labels = list(self.info["labels"])
+        self.predictor = create_predictor(model_dir, self.device, onednn=onednn, threads=threads)
+        names = list(self.predictor.get_input_names())
+        if names != [i["name"] for i in self.inputs]:
+            raise InputError(f"{model_dir}: the model's inputs {names} differ from {self.info and 'infer_cfg.yml'} "
+                             f"{[i['name'] for i in self.inputs]}")
+        self.pipeline = FeaturePipeline.load(os.path.join(model_dir, self.info["features"]["dir"]))
+        self.retrieval = None
+        if self.info.get("retrieval"):
+            from ..retrieval import RetrievalIndex
+
+            self.retrieval = RetrievalIndex.load(os.path.join(model_dir, self.info["retrieval"]["dir"]))
+
+    @property
+    def uses_weather(self):
+        return self.info["weather"] is not None
+
+    def check(self, arrays):
+        """Inputs as a dict by name: names, dtypes and shapes as ``infer_cfg.yml`` lists them."""
+        given = set(arrays)
+        wanted = [i["name"] for i in self.inputs]
+        if given != set(wanted):
+            raise InputError(f"inputs {sorted(given)} given, the model takes {wanted}")
+        batch = None
+        for spec in self.inputs:
+            a = arrays[spec["name"]]
+            if not isinstance(a, np.ndarray) or a.dtype != np.dtype(spec["dtype"]):
+                got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+                raise InputError(f"input {spec['name']}: expected dtype {spec['dtype']}, got {got}")
+            shape = spec["shape"]
+            if a.ndim != len(shape) or any(s != -1 and s != d for s, d in zip(shape, a.shape)):
+                raise InputError(f"input {spec['name']}: expected shape {['N' if s == -1 else s for s in shape]}, "
+                                 f"got {list(a.shape)}")
+            if spec["name"] != "weather_unique":
+                if batch is not None and a.shape[0] != batch:
+                    raise InputError(f"input {spec['name']}: batch {a.shape[0]} differs from the other inputs' {batch}")
+                batch = a.shape[0]
+        if "day_index" in arrays and arrays["day_index"].size:
+            u = arrays["weather_unique"].shape[0]
+            if arrays["day_index"].min() < 0 or arrays["day_index"].max() >= u:
+                raise InputError(f"input day_index: values must index weather_unique's {u} volumes")
+
+    def run(self, arrays):
+        """``{output name: array}`` for a dict of input arrays."""
+        from .export import run_predictor
+
+        self.check(arrays)
+        outs = run_predictor(self.predictor, [arrays[i["name"]] for i in self.inputs])
+        return dict(zip(self.info["outputs"], outs))
+
+
+def _open_store(model, era5, log):
+    from ..data.store import Era5Store
+
+    w = model.info["weather"]
+    store = Era5Store(era5, norm=(w["mean"], w["std"]))
+    if list(store.variables) != list(w["variables"]) or list(store.shape) != list(w["shape"]):
+        raise DataError(f"{era5} holds variables {store.variables} with volumes {list(store.shape)}, but the "
+                        f"model was trained on {w['variables']} with {w['shape']}")
+    ident, trained = store.identity, w["store_identity"]
+    for key in ("box", "resolution", "product", "hours"):
+        if ident.get(key) != trained.get(key):
+            raise DataError(f"{era5}: {key} is {ident.get(key)!r} but the model's store had {trained.get(key)!r}")
+    return store
+
+
+def convert_raw(model, raw_dir, dates, T, work_dir, log):
+    """Convert raw ERA5 files covering ``dates``' windows into ``work_dir/era5.zarr``."""
+    from ..core.config import load_config
+    from ..data.era5.convert import convert_era5
+
+    cfg = load_config(os.path.join(model.dir, "config.yaml"))
+    valid = dates[~np.isnat(dates)]
+    if not len(valid):
+        raise DataError("no row has an index date: nothing to convert")
+    first = str((valid.min() - np.timedelta64(T, "D")).astype("datetime64[M]").astype("datetime64[D]"))
+    last = str(valid.max() - np.timedelta64(1, "D"))
+    cfg["data"]["era5_raw_dir"] = raw_dir
+    cfg["data"]["work_dir"] = work_dir
+    cfg["data"]["start_date"], cfg["data"]["end_date"] = first, last
+    cfg["data"]["norm_period"] = [first, last]    # unused: the model's own statistics normalise
+    log.info(f"converting raw ERA5 in {raw_dir} for {first} .. {last} into {work_dir}/era5.zarr")
+    return convert_era5(cfg, log=log)["path"]
+
+
+def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_size=32, device="auto",
+                onednn=True, index_date=None, explain=False, allow_unknown_columns=False,
+                expect_fingerprint=None, log=None):
+    """Score ``table``; write ``output`` (CSV) and ``<output>.summary.json``; return the summary."""
+    log = log or get_logger("ppeye.infer")
+    if not output:
+        raise InputError("--output is required (the CSV of risks)")
+    t0 = time.time()
+    model = ExportedModel(model_dir, device, onednn=onednn, expect_fingerprint=expect_fingerprint)
+    pipe = model.pipeline
+    frame, report = pipe.read_table(table, allow_unknown_columns=allow_unknown_columns)
+    n = len(frame)
+    if n == 0:
+        raise DataError(f"{table}: no rows to score")
+    dates = index_dates(frame, index_date)
+    sites, problem = pipe.place(frame)
+    problem[np.isnat(dates) & (problem == None)] = "index_date_missing"  # noqa: E711 (object array)
+    tab, tab_mask = pipe.features(frame, report)
+    T = int(model.info["window_days"])
+
+    start = np.zeros(n, np.int64)
+    store = None
+    if model.uses_weather:
+        if era5_raw:
+            era5 = convert_raw(model, era5_raw, dates, T, os.path.join(os.path.dirname(os.path.abspath(output)),
+                                                                        "infer_work"), log)
+        if not era5:
+            raise InputError("this model reads weather: pass --era5 <era5.zarr> (or --era5_raw <raw ERA5 dir>)")
+        store = _open_store(model, era5, log)
+        ok = np.array([p is None for p in problem])
+        pos = np.array([store.site_position.get(int(s), -1) for s in sites])
+        not_in_store = ok & (pos < 0)
+        problem[not_in_store] = "window_not_covered"
+        ok &= ~not_in_store
+        end = np.where(ok, store.day_index(np.where(np.isnat(dates), np.datetime64("1970-01-01"), dates)), 0)
+        start = end - T
+        inside = (start >= 0) & (end <= store.n_days)
+        covered = np.zeros(n, bool)
+        csum = np.concatenate([np.zeros((store.valid.shape[0], 1), int), np.cumsum(store.valid, 1)], 1)
+        idx = np.nonzero(ok & inside)[0]
+        covered[idx] = (csum[pos[idx], end[idx]] - csum[pos[idx], start[idx]]) == T
+        problem[ok & ~covered] = "window_not_covered"
+        sites_pos = pos
+    else:
+        sites_pos = np.zeros(n, np.int64)
+
+    good = np.array([p is None for p in problem])
+    order = np.nonzero(good)[0]
+    order = order[np.lexsort((start[order], sites_pos[order]))]     # by site, then window start
+    L = len(model.labels)
+    probs = np.full((n, L), np.nan)
+    blended = np.full((n, L), np.nan) if model.retrieval is not None else None
+    importance = np.full((n, T), np.nan, np.float32) if (explain and model.uses_weather) else None
+    names = [i["name"] for i in model.inputs]
+    for b in range(0, len(order), int(batch_size)):
+        rows = order[b : b + int(batch_size)]
+        arrays = {"tab": tab[rows], "tab_mask": tab_mask[rows]}
+        if model.uses_weather:
+            arrays.update(_weather(store, sites_pos[rows], start[rows], T))
+        out = model.run({k: arrays[k] for k in names})
+        probs[rows] = out["probs"]
+        if blended is not None:
+            blended[rows] = model.retrieval.blend(out["probs"].astype(np.float64), out["embedding"])
+        if importance is not None:
+            importance[rows] = out["day_importance"]
+    summary = _write(output, frame, model, sites, dates, problem, probs, blended, importance, report, explain)
+    summary["seconds"] = round(time.time() - t0, 2)
+    summary["device"] = model.device
+    with atomic_write(output + ".summary.json") as f:
+        json.dump(summary, f, indent=1)
+    log.info(f"scored {summary['scored']} of {n} rows in {summary['seconds']} s; problems "
+             f"{summary['problems'] or 'none'} -> {output}")
+    for kind, rows in summary["problem_rows"].items():
+        log.warning(f"{len(rows)} row(s) {PROBLEMS[kind]}: data rows {rows[:10]}{' ...' if len(rows) > 10 else ''}")
+    return summary
+
+
+def _weather(store, sites, starts, T):
+    keys = (sites[:, None] * store.n_days + starts[:, None] + np.arange(T)[None, :])
+    unique, inverse = np.unique(keys, return_inverse=True)
+    weather = np.empty((len(unique),) + tuple(store.shape), dtype=np.float32)
+    site_of = unique // store.n_days
+    for s in np.unique(site_of):
+        at = np.nonzero(site_of == s)[0]
+        weather[at] = store.read(int(s), unique[at] % store.n_days)
+    return {"weather_unique": weather, "day_index": inverse.reshape(keys.shape).astype(np.int64)}
+
+
+def _write(output, frame, model, sites, dates, problem, probs, blended, importance, report, explain):
+    labels = model.labels
+    thr = model.info["thresholds"]
+    final = blended if blended is not None else probs
+    final_thr = thr["retrieval"] if blended is not None else thr["model"]
+    out = pd.DataFrame({"row": np.arange(1, len(frame) + 1)})
+    if "eid" in frame:
+        out["eid"] = frame["eid"].to_numpy()
+    out["status"] = ["ok" if p is None else p for p in problem]
+    out["site"] = np.where(sites >= 0, sites, -1)
+    out["index_date"] = pd.Series(dates).dt.strftime("%Y-%m-%d").to_numpy() if len(dates) else []
+    for j, d in enumerate(labels):
+        out[f"risk_{d}"] = np.round(final[:, j], 6)
+    for j, d in enumerate(labels):
+        col = np.where(np.isnan(final[:, j]), np.nan, (final[:, j] >= final_thr[d]).astype(float))
+        out[f"above_threshold_{d}"] = pd.array(np.where(np.isnan(col), pd.NA, col), dtype="Int64")
+    if blended is not None:
+        for j, d in enumerate(labels):
+            out[f"model_risk_{d}"] = np.round(probs[:, j], 6)
+    if importance is not None:
+        T = importance.shape[1]
+        top = np.argsort(-np.nan_to_num(importance, nan=-1), axis=1)[:, :3]
+        out["top_days_before_index"] = [" ".join(str(T - int(t)) for t in r) if p is None else ""
+                                        for r, p in zip(top, problem)]
+    with atomic_write(output) as f:
+        out.to_csv(f, index=False)
+    if importance is not None:
+        save_npz(os.path.splitext(output)[0] + "_explain.npz", compressed=True,
+                 row=out["row"].to_numpy(), day_importance=importance,
+                 days_before_index=np.arange(importance.shape[1], 0, -1))
+    problems = {}
+    problem_rows = {}
+    for i, p in enumerate(problem):
+        if p is not None:
+            problems[p] = problems.get(p, 0) + 1
+            problem_rows.setdefault(p, []).append(i + 1)
+    return {"rows": len(frame), "scored": int(len(frame) - sum(problems.values())), "problems": problems,
+            "problem_rows": problem_rows, "risk_source": "retrieval blend" if blended is not None else "model",
+            "thresholds": final_thr, "table_report": {k: v for k, v in report.items() if k != "unreadable_values"},
+            "unreadable_values": {k: v for k, v in report.get("unreadable_values", {}).items() if v},
+            "model": {"config": model.info["config"], "checkpoint": model.info["checkpoint"]},
+            "explanations": bool(explain and importance is not None)}

@@ -1,0 +1,86 @@
+"""The layers ``tools/export.py`` traces: OnsetNet with the inference outputs.
+
+Outputs, in this order (names in ``infer_cfg.yml``):
+
+* ``probs`` [B, 4]: disease risks (sigmoid of the logits);
+* ``embedding`` [B, E]: the fused embedding, for the retrieval blend;
+* ``day_importance`` [B, T]: the patient-to-weather cross-attention over the window's
+  days, averaged over heads and ensemble members (sums to 1 per person), for
+  ``tools/infer.py --explain``; only when the weather branch is on.
+
+Paddle's exporter needs ``forward(self, ...)`` in a source file and refuses inputs the
+graph does not use, so there is one class per input set.
+"""
+from ..core.paddle_env import import_paddle
+
+paddle = import_paddle()
+F = paddle.nn.functional
+
+
+def _outputs(net, logits, explain):
+    probs = F.sigmoid(logits)
+    if not net.weather_branch:
+        return probs, explain["embedding"]
+    return probs, explain["embedding"], explain["patient_to_weather"].mean(axis=[1, 2])
+
+
+class WeatherPatientExport(paddle.nn.Layer):
+    """Both branches, patient features with their observed mask."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, weather_unique, day_index, tab, tab_mask):
+        logits, explain = self.net(weather_unique, day_index, tab, tab_mask, return_explain=True)
+        return _outputs(self.net, logits, explain)
+
+
+class WeatherPatientNoMaskExport(paddle.nn.Layer):
+    """Both branches; the tabular model does not read the mask (``tabular.use_mask: false``)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, weather_unique, day_index, tab):
+        logits, explain = self.net(weather_unique, day_index, tab, None, return_explain=True)
+        return _outputs(self.net, logits, explain)
+
+
+class PatientOnlyExport(paddle.nn.Layer):
+    """``model.weather_branch: false``."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, tab, tab_mask):
+        logits, explain = self.net(None, None, tab, tab_mask, return_explain=True)
+        return _outputs(self.net, logits, explain)
+
+
+class PatientOnlyNoMaskExport(paddle.nn.Layer):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, tab):
+        logits, explain = self.net(None, None, tab, None, return_explain=True)
+        return _outputs(self.net, logits, explain)
+
+
+def export_layer(net):
+    """``(layer, input names)`` for ``net``'s switched-on parts."""
+    uses_mask = net.patient_branch and bool(getattr(net.tabular, "use_mask", True))
+    if net.weather_branch:
+        if uses_mask:
+            return WeatherPatientExport(net), ["weather_unique", "day_index", "tab", "tab_mask"]
+        return WeatherPatientNoMaskExport(net), ["weather_unique", "day_index", "tab"]
+    if uses_mask:
+        return PatientOnlyExport(net), ["tab", "tab_mask"]
+    return PatientOnlyNoMaskExport(net), ["tab"]
+
+
+def output_names(net):
+    return ["probs", "embedding"] + (["day_importance"] if net.weather_branch else [])

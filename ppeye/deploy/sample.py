@@ -1,0 +1,39 @@
+"""A table of people to score, cut from the training export: the demo's and the tests' input
+for ``tools/infer.py``.
+
+``scoring_table(cfg, split, path)`` writes the raw UK Biobank rows of one split's people
+(their feature, centre and home columns only: no outcomes) with an ``index_date`` column
+holding the cohort's index date, i.e. what a user would hand to ``tools/infer.py``. Scoring
+it must give the evaluator's predictions for that split (tested).
+"""
+import pandas as pd
+
+from ..core.errors import DataError
+from ..core.io import atomic_write
+from ..data.ukb.cohort import feature_list
+from ..data.ukb.load import read_table
+
+
+def scoring_table(cfg, split, path, limit=None):
+    """Write the table; returns the number of rows."""
+    import os
+
+    work = cfg["data"]["work_dir"]
+    cohort_path = os.path.join(work, "cohort.parquet")
+    if not os.path.isfile(cohort_path):
+        raise DataError(f"{cohort_path} does not exist: run tools/preprocess.py --stage ukb")
+    cohort = pd.read_parquet(cohort_path, columns=["eid", "split", "index_date"])
+    people = cohort[cohort["split"] == split]
+    if people.empty:
+        raise DataError(f"no participants in split {split!r} of {cohort_path}")
+    if limit:
+        people = people.iloc[: int(limit)]
+    fields = [f for f, _, _ in feature_list(cfg)] + [54, 20074, 20075]
+    frame, _ = read_table(cfg["data"]["ukb_table"], fields)
+    frame = frame[[c for c in frame.columns if c == "eid" or c.endswith("-0.0")]]
+    rows = frame.set_index("eid").loc[people["eid"].astype(str).to_numpy()].reset_index()
+    rows["index_date"] = pd.to_datetime(people["index_date"]).dt.strftime("%Y-%m-%d").to_numpy()
+    with atomic_write(path) as f:
+        rows.to_csv(f, index=False)
+    return int(len(rows))
+

@@ -1,0 +1,240 @@
+"""Export to Paddle Inference and inference on new people (tools/export.py, tools/infer.py)."""
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import ppeye
+from conftest import DEMO, PIPE, TINY
+from test_trainer import SMALL_MODEL
+from ppeye.core.errors import DataError, InputError
+from ppeye.core.paddle_env import import_paddle
+from ppeye.data.dataset import OnsetDataset, WeatherCollator
+from ppeye.deploy.export import export_model
+from ppeye.deploy.infer import ExportedModel, infer_table
+from ppeye.deploy.sample import scoring_table
+from ppeye.engine.checkpoint import CheckpointError, load_weights
+from ppeye.engine.evaluator import Evaluator
+from ppeye.engine.predict import predict
+
+paddle = import_paddle()
+DISEASES = ("glaucoma", "cataract", "amd", "dr")
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    root, overrides = trained
+    cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r"])
+    out = tmp_path_factory.mktemp("export") / "m"
+    info = export_model(cfg, out_dir=str(out))
+    return cfg, str(out), info
+
+
+def _work(cfg):
+    return cfg["data"]["work_dir"]
+
+
+def test_export_writes_a_self_contained_checked_directory(exported):
+    cfg, out, info = exported
+    for f in ("model.json", "model.pdiparams", "infer_cfg.yml", "config.yaml", "features/ukb_fields.json",
+              "features/imputer.joblib", "features/tab_stats.json", "features/pipeline.json",
+              "retrieval/index.faiss"):
+        assert os.path.isfile(os.path.join(out, f)), f
+    on_disk = yaml.safe_load(open(os.path.join(out, "infer_cfg.yml")))
+    assert on_disk["labels"] == list(DISEASES)
+    assert [i["name"] for i in on_disk["inputs"]] == ["weather_unique", "day_index", "tab", "tab_mask"]
+    assert on_disk["inputs"][1] == {"name": "day_index", "shape": [-1, 28], "dtype": "int64"}
+    assert on_disk["inputs"][0]["shape"][0] == -1                  # the number of distinct days is dynamic
+    assert on_disk["self_check"]["max_abs_diff"] <= 1e-5
+    assert on_disk["weather"]["variables"] == ["t2m", "tp", "ssrd", "d2m"]
+    # thresholds are the evaluation's (same rule, same validation predictions)
+    summary = Evaluator(cfg, out_dir=os.path.join(out, "..", "eval")).run("val")
+    for variant in ("model", "retrieval"):
+        for d in DISEASES:
+            assert on_disk["thresholds"][variant][d] == pytest.approx(summary["thresholds"][variant][d])
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_paddle_inference_equals_the_dygraph_model(exported, batch):
+    cfg, out, _ = exported
+    model = ppeye.build_model(cfg)
+    load_weights(model, cfg["weights"])
+    model.eval()
+    ds = OnsetDataset(cfg, "test")
+    people = [ds[i] for i in range(0, 7 * batch, 7)]          # different sites and dates
+    b = WeatherCollator(ds.store)(people)
+    with paddle.no_grad():
+        expected = paddle.nn.functional.sigmoid(model(*[paddle.to_tensor(b[k]) for k in
+                                                        ("weather_unique", "day_index", "tab", "tab_mask")])).numpy()
+    for onednn in (True, False):
+        m = ExportedModel(out, device="cpu", onednn=onednn)
+        got = m.run({k: b[k] for k in ("weather_unique", "day_index", "tab", "tab_mask")})
+        assert got["probs"].shape == (batch, 4)
+        assert np.abs(got["probs"] - expected).max() <= 1e-5
+        np.testing.assert_allclose(got["day_importance"].sum(1), 1.0, atol=1e-5)
+
+
+def test_infer_on_a_table_gives_the_evaluators_predictions(exported, tmp_path):
+    cfg, out, _ = exported
+    table = tmp_path / "people.csv"
+    n = scoring_table(cfg, "test", str(table))
+    summary = infer_table(out, str(table), era5=os.path.join(_work(cfg), "era5.zarr"),
+                          output=str(tmp_path / "risks.csv"), batch_size=5, explain=True)
+    assert summary["rows"] == n and summary["scored"] == n and summary["problems"] == {}
+    risks = pd.read_csv(tmp_path / "risks.csv", dtype={"eid": str})
+    assert len(risks) == n and (risks["status"] == "ok").all()
+    # the same people through the dygraph model and the retrieval index
+    model = ppeye.build_model(cfg)
+    load_weights(model, cfg["weights"])
+    model.eval()
+    ds = OnsetDataset(cfg, "test")
+    pred = predict(model, ds, cfg, with_embeddings=True)
+    from ppeye.retrieval import RetrievalIndex
+
+    index = RetrievalIndex.load(os.path.join(out, "retrieval"))
+    blended = index.blend(pred.probs, pred.embeddings)
+    cohort = pd.read_parquet(os.path.join(_work(cfg), "cohort.parquet"))
+    order = pd.Series(range(len(risks)), index=risks["eid"])
+    at = order[cohort["eid"].astype(str).to_numpy()[ds.cohort_pos]].to_numpy()
+    got_model = risks[[f"model_risk_{d}" for d in DISEASES]].to_numpy()[at]
+    got_final = risks[[f"risk_{d}" for d in DISEASES]].to_numpy()[at]
+    assert np.abs(got_model - pred.probs).max() <= 1e-5
+    assert np.abs(got_final - blended).max() <= 1e-5
+    thr = summary["thresholds"]
+    flags = risks[[f"above_threshold_{d}" for d in DISEASES]].to_numpy()[at]
+    assert (flags == (got_final >= np.array([thr[d] for d in DISEASES]))).all()
+    expl = np.load(tmp_path / "risks_explain.npz")
+    assert expl["day_importance"].shape == (n, 28)
+    np.testing.assert_allclose(expl["day_importance"].sum(1), 1.0, atol=1e-5)
+    assert os.path.isfile(str(tmp_path / "risks.csv") + ".summary.json")
+
+
+def test_rows_with_problems_are_reported_by_number_and_do_not_stop_the_rest(exported, tmp_path, capsys):
+    cfg, out, _ = exported
+    table = tmp_path / "people.csv"
+    scoring_table(cfg, "test", str(table), limit=12)
+    frame = pd.read_csv(table, dtype=str)
+    frame.loc[1, "54-0.0"] = "99999"                 # a centre the model does not know
+    frame.loc[3, "index_date"] = ""                  # no index date
+    frame.loc[5, "index_date"] = "1990-01-01"        # window long before the store
+    frame.loc[7, "54-0.0"] = ""                      # cannot be placed
+    feats = [c for c in frame.columns if c not in ("eid", "54-0.0", "index_date", "20074-0.0", "20075-0.0")]
+    frame.loc[9, feats] = ""                         # no features at all: imputed, still scored
+    frame.to_csv(table, index=False)
+    s = infer_table(out, str(table), era5=os.path.join(_work(cfg), "era5.zarr"), output=str(tmp_path / "r.csv"))
+    logged = capsys.readouterr().out
+    assert s["problems"] == {"unknown_centre": 1, "index_date_missing": 1, "window_not_covered": 1,
+                             "site_missing": 1}
+    assert s["problem_rows"] == {"unknown_centre": [2], "index_date_missing": [4], "window_not_covered": [6],
+                                 "site_missing": [8]}
+    risks = pd.read_csv(tmp_path / "r.csv", dtype={"eid": str})
+    bad = risks["status"] != "ok"
+    assert bad.sum() == 4 and risks.loc[bad, "risk_amd"].isna().all()
+    assert risks.loc[~bad, [f"risk_{d}" for d in DISEASES]].notna().all().all()
+    assert s["scored"] == 8
+    # the good rows get exactly what they get alone
+    clean = pd.read_csv(table, dtype=str).drop(index=[1, 3, 5, 7])
+    clean.to_csv(tmp_path / "clean.csv", index=False)
+    infer_table(out, str(tmp_path / "clean.csv"), era5=os.path.join(_work(cfg), "era5.zarr"),
+                output=str(tmp_path / "c.csv"))
+    alone = pd.read_csv(tmp_path / "c.csv", dtype={"eid": str}).set_index("eid")["risk_cataract"]
+    mixed = risks.loc[~bad].set_index("eid")["risk_cataract"]
+    np.testing.assert_allclose(mixed.loc[alone.index].to_numpy(), alone.to_numpy(), atol=1e-6)
+    assert not any(str(e) in logged for e in frame["eid"])             # rows by number, never ids
+    assert "data rows [2]" in logged
+
+
+def test_quantized_export_runs_and_stays_close(trained, exported, tmp_path):
+    root, overrides = trained
+    cfg, out, info = exported
+    q = export_model(cfg, out_dir=str(tmp_path / "q"), quantize=True)
+    qi = q["quantization"]
+    assert qi["bits"] == 8 and 0 < qi["linear_layers_quantized"] <= qi["linear_layers_total"]
+    assert qi["max_relative_rounding_error"] <= 0.5 / 127 + 1e-6      # round to nearest on the int8 grid
+    table = tmp_path / "people.csv"
+    scoring_table(cfg, "test", str(table))
+    era5 = os.path.join(_work(cfg), "era5.zarr")
+    infer_table(str(tmp_path / "q"), str(table), era5=era5, output=str(tmp_path / "q.csv"))
+    infer_table(out, str(table), era5=era5, output=str(tmp_path / "f.csv"))
+    a = pd.read_csv(tmp_path / "q.csv")[[f"model_risk_{d}" for d in DISEASES]].to_numpy()
+    b = pd.read_csv(tmp_path / "f.csv")[[f"model_risk_{d}" for d in DISEASES]].to_numpy()
+    assert 0 < np.abs(a - b).max() < 0.05
+
+
+def test_a_patient_only_model_exports_without_weather_inputs(tiny_work, tmp_path):
+    cfg = ppeye.load_config(DEMO, TINY + PIPE + tiny_work + SMALL_MODEL + ["model.weather_branch=false",
+                                                                           "retrieval.enabled=false"])
+    paddle.seed(1)
+    model = ppeye.build_model(cfg)
+    os.makedirs(tmp_path / "w")
+    paddle.save(model.state_dict(), str(tmp_path / "w" / "model.pdparams"))
+    info = export_model(cfg, weights=str(tmp_path / "w"), out_dir=str(tmp_path / "m"))
+    assert [i["name"] for i in info["inputs"]] == ["tab", "tab_mask"] and info["weather"] is None
+    assert info["outputs"] == ["probs", "embedding"]
+    scoring_table(cfg, "test", str(tmp_path / "t.csv"), limit=5)
+    s = infer_table(str(tmp_path / "m"), str(tmp_path / "t.csv"), output=str(tmp_path / "r.csv"))
+    assert s["scored"] == 5
+
+
+def test_bad_inputs_get_clear_errors(exported, tmp_path):
+    cfg, out, _ = exported
+    m = ExportedModel(out, device="cpu")
+    ds = OnsetDataset(cfg, "test")
+    b = WeatherCollator(ds.store)([ds[0], ds[1]])
+    good = {k: b[k] for k in ("weather_unique", "day_index", "tab", "tab_mask")}
+    with pytest.raises(InputError, match="input tab: expected dtype float32, got float64"):
+        m.run({**good, "tab": good["tab"].astype(np.float64)})
+    with pytest.raises(InputError, match=r"input day_index: expected shape \['N', 28\], got \[2, 27\]"):
+        m.run({**good, "day_index": good["day_index"][:, 1:]})
+    with pytest.raises(InputError, match="batch 1 differs"):
+        m.run({**good, "tab_mask": good["tab_mask"][:1]})
+    with pytest.raises(InputError, match="the model takes"):
+        m.run({k: v for k, v in good.items() if k != "tab_mask"})
+    # a table with columns that are not UK Biobank fields
+    table = tmp_path / "t.csv"
+    scoring_table(cfg, "test", str(table), limit=3)
+    frame = pd.read_csv(table, dtype=str)
+    frame["age_years"] = "60"
+    frame.to_csv(table, index=False)
+    era5 = os.path.join(_work(cfg), "era5.zarr")
+    with pytest.raises(DataError, match="unknown column\\(s\\) 'age_years'; expected eid, index_date"):
+        infer_table(out, str(table), era5=era5, output=str(tmp_path / "r.csv"))
+    assert not os.path.exists(tmp_path / "r.csv")
+    s = infer_table(out, str(table), era5=era5, output=str(tmp_path / "r.csv"), allow_unknown_columns=True)
+    assert s["scored"] == 3
+    with pytest.raises(DataError, match="no index_date column"):
+        frame.drop(columns=["index_date", "age_years"]).to_csv(tmp_path / "nodate.csv", index=False)
+        infer_table(out, str(tmp_path / "nodate.csv"), era5=era5, output=str(tmp_path / "x.csv"))
+    with pytest.raises(InputError, match="pass --era5"):
+        infer_table(out, str(table), output=str(tmp_path / "x.csv"), allow_unknown_columns=True)
+
+
+def test_an_export_from_another_version_or_config_is_refused(exported, tmp_path):
+    cfg, out, _ = exported
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    with pytest.raises(InputError, match="exported from config 'r'"):
+        ExportedModel(str(copy), device="cpu", expect_fingerprint="0123456789abcdef")
+    info = yaml.safe_load(open(copy / "infer_cfg.yml"))
+    info["format_version"] = 0
+    yaml.safe_dump(info, open(copy / "infer_cfg.yml", "w"))
+    with pytest.raises(InputError, match="export format 0 but this ppeye reads format 1"):
+        ExportedModel(str(copy), device="cpu")
+    shutil.copytree(out, tmp_path / "mixed")
+    with open(tmp_path / "mixed" / "model.pdiparams", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(InputError, match="mixes files of different exports"):
+        ExportedModel(str(tmp_path / "mixed"), device="cpu")
+    with pytest.raises(InputError, match="not an export directory"):
+        ExportedModel(str(tmp_path), device="cpu")
+
+
+def test_weights_that_do_not_fit_the_config_fail_before_anything_is_written(trained, tmp_path):
+    root, overrides = trained
+    cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "model.width=24"])
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        export_model(cfg, out_dir=str(tmp_path / "m"))
+    assert not os.path.exists(tmp_path / "m")
