@@ -33,3 +33,28 @@ def import_paddle(num_threads=None):
     # (which it always does): pure noise in training logs.
     warnings.filterwarnings("ignore", message="When training, we now always track global mean")
     return paddle
+
+
+@contextlib.contextmanager
+def native_stdout_filtered(drop=("ReduceMeanCheckIfOneDNNSupport",)):
+    """Drop the lines Paddle's C++ code prints straight to file descriptor 1 that start with
+    ``drop`` (oneDNN's kernel-selection debug line on the first run of a predictor); other
+    lines are written on."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    import tempfile
+
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [line for line in tmp.read().decode(errors="replace").splitlines(keepends=True)
+                    if not line.startswith(drop)]
+            if kept:
+                sys.stdout.write("".join(kept))
+                sys.stdout.flush()

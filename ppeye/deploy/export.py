@@ -90,9 +90,12 @@ def create_predictor(model_dir, device="cpu", onednn=True, threads=None):
 
 
 def run_predictor(predictor, arrays):
+    from ..core.paddle_env import native_stdout_filtered
+
     for name, value in zip(predictor.get_input_names(), arrays):
         predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(value))
-    predictor.run()
+    with native_stdout_filtered():
+        predictor.run()
     return [predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()]
 
 
@@ -144,6 +147,10 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
     specs = input_specs(cfg, names)
     shapes = input_shapes(cfg)
     store = val_ds.store
+    # the self-check's reference: the dygraph layer, before to_static turns its forward static
+    arrays = _check_batch(val_ds, names)
+    with paddle.no_grad():
+        expected = [t.numpy() for t in net_for_export(*[paddle.to_tensor(a) for a in arrays])]
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         with warnings.catch_warnings():   # Paddle warns about .place on graph values while tracing
             warnings.filterwarnings("ignore", message=".*'place' interface for pir graph mode.*")
@@ -157,9 +164,6 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
             shutil.copytree(retrieval.path, os.path.join(tmp, "retrieval"))
         save_config(cfg, os.path.join(tmp, "config.yaml"))
         # self-check: Paddle Inference (as tools/infer.py runs it) against the dygraph model
-        arrays = _check_batch(val_ds, names)
-        with paddle.no_grad():
-            expected = [t.numpy() for t in net_for_export(*[paddle.to_tensor(a) for a in arrays])]
         got = run_predictor(create_predictor(tmp, "cpu", onednn=True), arrays)
         diff = float(max(np.abs(g - e).max() for g, e in zip(got[:2], expected[:2])))
         if diff > CHECK_TOLERANCE:
