@@ -112,6 +112,19 @@ def test_infer_on_a_table_gives_the_evaluators_predictions(exported, tmp_path):
     assert os.path.isfile(str(tmp_path / "risks.csv") + ".summary.json")
 
 
+def test_raw_era5_files_are_converted_first_and_give_the_same_risks(exported, tiny, tmp_path):
+    cfg, out, _ = exported
+    raw, _ = tiny
+    table = tmp_path / "people.csv"
+    scoring_table(cfg, "test", str(table), limit=6)
+    a = infer_table(out, str(table), era5=os.path.join(_work(cfg), "era5.zarr"), output=str(tmp_path / "a.csv"))
+    b = infer_table(out, str(table), era5_raw=os.path.join(raw, "era5"), output=str(tmp_path / "b.csv"))
+    assert a["scored"] == b["scored"] == 6
+    assert os.path.isdir(tmp_path / "infer_work" / "era5.zarr")
+    cols = [f"risk_{d}" for d in DISEASES]
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "b.csv")[cols], pd.read_csv(tmp_path / "a.csv")[cols], atol=1e-6)
+
+
 def test_rows_with_problems_are_reported_by_number_and_do_not_stop_the_rest(exported, tmp_path, capsys):
     cfg, out, _ = exported
     table = tmp_path / "people.csv"

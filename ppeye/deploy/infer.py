@@ -56,7 +56,7 @@ class ExportedModel:
         self.predictor = create_predictor(model_dir, self.device, onednn=onednn, threads=threads)
         names = list(self.predictor.get_input_names())
         if names != [i["name"] for i in self.inputs]:
-            raise InputError(f"{model_dir}: the model's inputs {names} differ from {self.info and 'infer_cfg.yml'} "
+            raise InputError(f"{model_dir}: the model's inputs {names} differ from infer_cfg.yml's "
                              f"{[i['name'] for i in self.inputs]}")
         self.pipeline = FeaturePipeline.load(os.path.join(model_dir, self.info["features"]["dir"]))
         self.retrieval = None

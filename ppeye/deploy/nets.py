@@ -24,50 +24,40 @@ def _outputs(net, logits, explain):
     return probs, explain["embedding"], explain["patient_to_weather"].mean(axis=[1, 2])
 
 
-class WeatherPatientExport(paddle.nn.Layer):
-    """Both branches, patient features with their observed mask."""
-
+class _Export(paddle.nn.Layer):
     def __init__(self, net):
         super().__init__()
         self.net = net
 
-    def forward(self, weather_unique, day_index, tab, tab_mask):
+    def outputs(self, weather_unique, day_index, tab, tab_mask):
         logits, explain = self.net(weather_unique, day_index, tab, tab_mask, return_explain=True)
         return _outputs(self.net, logits, explain)
 
 
-class WeatherPatientNoMaskExport(paddle.nn.Layer):
+class WeatherPatientExport(_Export):
+    """Both branches, patient features with their observed mask."""
+
+    def forward(self, weather_unique, day_index, tab, tab_mask):
+        return self.outputs(weather_unique, day_index, tab, tab_mask)
+
+
+class WeatherPatientNoMaskExport(_Export):
     """Both branches; the tabular model does not read the mask (``tabular.use_mask: false``)."""
 
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
     def forward(self, weather_unique, day_index, tab):
-        logits, explain = self.net(weather_unique, day_index, tab, None, return_explain=True)
-        return _outputs(self.net, logits, explain)
+        return self.outputs(weather_unique, day_index, tab, None)
 
 
-class PatientOnlyExport(paddle.nn.Layer):
+class PatientOnlyExport(_Export):
     """``model.weather_branch: false``."""
 
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
     def forward(self, tab, tab_mask):
-        logits, explain = self.net(None, None, tab, tab_mask, return_explain=True)
-        return _outputs(self.net, logits, explain)
+        return self.outputs(None, None, tab, tab_mask)
 
 
-class PatientOnlyNoMaskExport(paddle.nn.Layer):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
+class PatientOnlyNoMaskExport(_Export):
     def forward(self, tab):
-        logits, explain = self.net(None, None, tab, None, return_explain=True)
-        return _outputs(self.net, logits, explain)
+        return self.outputs(None, None, tab, None)
 
 
 def export_layer(net):
