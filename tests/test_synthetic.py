@@ -301,3 +301,29 @@ def test_bad_settings_are_named(tmp_path, override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         make_synthetic(tiny_cfg([override]), str(tmp_path / "x"))
     assert not (tmp_path / "x").exists()
+
+
+def test_a_stronger_planted_event_is_more_visible_in_the_store(tmp_path):
+    """``signals.visibility``: the ideal detector's correlation with z_event rises with the
+    event amplitude and is near zero without an event."""
+    from ppeye.data.era5.convert import convert_era5
+    from ppeye.data.store import Era5Store
+    from ppeye.data.synthetic.signals import visibility
+
+    seen = {}
+    for amp in (0.0, 40.0):
+        out = tmp_path / f"a{int(amp)}"
+        cfg = ppeye.load_config(DEMO, SMALL + ["synthetic.num_participants=300", "data.hours=8",
+                                               f"synthetic.signals.event.amplitude={amp}",
+                                               f"data.era5_raw_dir={out}/raw/era5", f"data.work_dir={out}/work",
+                                               "data.norm_period=[2019-01-01, 2019-03-15]"])
+        gt = make_synthetic(cfg, str(out / "raw"))
+        convert_era5(cfg)
+        store = Era5Store(str(out / "work" / "era5.zarr"))
+        truth = pd.read_csv(out / "raw" / "truth.csv")
+        truth = truth[truth["eligible"]]
+        end = store.day_index(pd.to_datetime(truth["reference_date"]).to_numpy().astype("datetime64[D]"))
+        site = truth["centre"].map(store.site_position).to_numpy()
+        seen[amp] = visibility(store, site, end, truth["z_event"], truth["z_periodic"], gt)
+    assert abs(seen[0.0]["event"]) < 0.3
+    assert seen[40.0]["event"] > 0.8

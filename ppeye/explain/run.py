@@ -125,6 +125,10 @@ class Explainer:
         attrs = self.attributes(ds, order)
         truth = self.ground_truth(ds, order)
         summary = {"split": split, "people": int(len(order)), "what": what, "ground_truth": truth is not None}
+        if truth is not None and truth["visibility"] is not None:
+            summary["planted_signal_visibility"] = {
+                "meaning": "correlation of the truth's z with an ideal hand-made detector on the store (no model)",
+                "people": truth["visibility_people"], **{k: round(v, 3) for k, v in truth["visibility"].items()}}
         T = ds.T
         if "gradcam" in what:
             summary["gradcam"] = self._gradcam(got, labels, truth, out_dir, layer)
@@ -176,14 +180,25 @@ class Explainer:
         if not (os.path.isfile(gt_path) and os.path.isfile(truth_path)):
             return None
         gt = json.load(open(gt_path))
-        truth = pd.read_csv(truth_path, usecols=["eid", "older", "winter"], dtype={"eid": str}).set_index("eid")
+        truth = pd.read_csv(truth_path, usecols=["eid", "older", "winter", "reference_date", "z_event", "z_periodic"],
+                            dtype={"eid": str}).set_index("eid")
         cohort = pd.read_parquet(os.path.join(self.cfg["data"]["work_dir"], "cohort.parquet"), columns=["eid"])
         eids = cohort["eid"].to_numpy()[ds.cohort_pos[order]]
         t = truth.reindex(eids.astype(str))
         if t["older"].isna().all():
             raise InputError(f"{truth_path} shares no participant with the cohort: is it the ground truth of "
                              f"another synthetic dataset?")
-        return {"gt": gt, "older": t["older"].to_numpy(), "winter": t["winter"].to_numpy()}
+        # the ceiling: how visible the planted signals are in the store itself, for the people whose
+        # window ends at the truth's reference date (controls may have been given another one)
+        from ..data.synthetic.signals import visibility
+
+        end = ds.start[order] + ds.T
+        same = (ds.store.dates[np.clip(end, 0, ds.store.n_days - 1)] == pd.to_datetime(t["reference_date"]).to_numpy()
+                .astype("datetime64[D]")) & (end < ds.store.n_days)
+        seen = visibility(ds.store, ds.site[order][same], end[same], t["z_event"].to_numpy()[same],
+                          t["z_periodic"].to_numpy()[same], gt) if same.sum() > 2 else None
+        return {"gt": gt, "older": t["older"].to_numpy(), "winter": t["winter"].to_numpy(), "visibility": seen,
+                "visibility_people": int(same.sum())}
 
     # ------------------------------------------------------------------ analyses
     def _gradcam(self, got, labels, truth, out_dir, layer):
@@ -317,7 +332,7 @@ class Explainer:
     @staticmethod
     def _text(summary):
         lines = [f"explanations of {summary['people']} people ({summary['split']} split)"]
-        for section in ("gradcam", "attention", "afno", "moe"):
+        for section in ("planted_signal_visibility", "gradcam", "attention", "afno", "moe"):
             if section in summary:
                 lines.append(f"[{section}]")
                 for k, v in summary[section].items():

@@ -107,3 +107,46 @@ def auc(scores, labels):
     avg = first + (counts - 1) / 2.0 + 1
     ranks[order] = np.repeat(avg, counts)
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def visibility(store, site, end, z_event, z_periodic, gt):
+    """How visible the planted weather signals are in a converted store, without any model.
+
+    For each person (store site position ``site``, exclusive window end ``end`` as store day
+    indices), the ideal hand-made detectors: for the event, the sum over the lag window of
+    the event variable's daily total (summed over the hours) averaged inside the planted
+    region minus outside it; for the oscillation, the magnitude of the window's Fourier
+    coefficient at the planted period of the periodic variable's box mean. Returns their
+    Pearson correlations with the truth's ``z_event`` and ``z_periodic``: the ceiling of what
+    a model (and so its explanations) can recover from the weather. Near 0, the signal is
+    buried in the weather's own variability.
+    """
+    ev, per = gt["event"], gt["periodic"]
+    r = ev["region_cells"]
+    lo, hi = ev["lags"]
+    T = int(gt["window_days"])
+    k = T / float(per["period_days"])
+    weather = store.group["weather"]
+    vi, pi = store.variables.index(ev["variable"]), store.variables.index(per["variable"])
+    inside = np.zeros(store.shape[2:], dtype=bool)
+    inside[r["rows"][0] : r["rows"][1] + 1, r["cols"][0] : r["cols"][1] + 1] = True
+    site, end = np.asarray(site), np.asarray(end)
+    event_feat = np.full(len(site), np.nan)
+    periodic_feat = np.full(len(site), np.nan)
+    basis = np.exp(-2j * np.pi * k * np.arange(T) / T)
+    for s in np.unique(site):
+        daily = np.asarray(weather[int(s), :, vi], dtype=np.float64).sum(axis=1)   # [days, H, W]
+        contrast = daily[:, inside].mean(1) - daily[:, ~inside].mean(1)
+        series = np.asarray(weather[int(s), :, pi], dtype=np.float64).mean(axis=(1, 2, 3))
+        for i in np.nonzero(site == s)[0]:
+            e = int(end[i])
+            event_feat[i] = contrast[e - hi : e - lo + 1].sum()
+            w = series[e - T : e]
+            periodic_feat[i] = np.abs(((w - w.mean()) * basis).sum())
+
+    def corr(a, b):
+        ok = np.isfinite(a) & np.isfinite(b)
+        return float(np.corrcoef(a[ok], b[ok])[0, 1]) if ok.sum() > 2 else float("nan")
+
+    return {"event": corr(event_feat, np.asarray(z_event, float)),
+            "periodic": corr(periodic_feat, np.asarray(z_periodic, float))}
