@@ -112,18 +112,23 @@ class WeatherCollator:
     def __init__(self, store):
         self.store = store
 
-    def __call__(self, samples):
+    def weather(self, keys):
+        """``keys`` [B, T] (site * n_days + day) -> ``(weather_unique [U, C, D, H, W], day_index [B, T])``."""
         n_days = self.store.n_days
-        keys = np.stack([s["site"] * n_days + s["days"] for s in samples])  # [B, T]
         unique, inverse = np.unique(keys, return_inverse=True)
         weather = np.empty((len(unique),) + tuple(self.store.shape), dtype=np.float32)
         sites = unique // n_days
         for site in np.unique(sites):
             at = np.nonzero(sites == site)[0]
             weather[at] = self.store.read(int(site), unique[at] % n_days)
+        return weather, inverse.reshape(keys.shape).astype(np.int64)
+
+    def __call__(self, samples):
+        keys = np.stack([s["site"] * self.store.n_days + s["days"] for s in samples])  # [B, T]
+        weather, day_index = self.weather(keys)
         return {
             "weather_unique": weather,
-            "day_index": inverse.reshape(keys.shape).astype(np.int64),
+            "day_index": day_index,
             "tab": np.stack([s["tab"] for s in samples]),
             "tab_mask": np.stack([s["tab_mask"] for s in samples]),
             "labels": np.stack([s["labels"] for s in samples]),

@@ -22,22 +22,16 @@ import pandas as pd
 from ..core.errors import DataError, InputError
 from ..core.io import atomic_write, save_npz
 from ..core.logger import get_logger
-from .export import MODEL_FILES, create_predictor, load_infer_cfg
+from .export import create_predictor, load_infer_cfg
 from .pipeline import PROBLEMS, FeaturePipeline, index_dates
 
 
 def _device(name):
-    from ..core.paddle_env import import_paddle
+    from ..engine.trainer import resolve_device
 
-    paddle = import_paddle()
-    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
-    if name in (None, "auto"):
-        return "gpu" if has_gpu else "cpu"
-    if name.startswith("gpu") and not has_gpu:
-        raise InputError(f"--device {name}: Paddle sees no GPU here; use auto or cpu")
-    if name != "cpu" and not name.startswith("gpu"):
+    if name not in (None, "auto", "cpu") and not name.startswith("gpu"):
         raise InputError(f"--device must be auto, cpu, gpu or gpu:N, got {name!r}")
-    return name
+    return resolve_device(name)
 
 
 class ExportedModel:
@@ -215,14 +209,11 @@ def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_s
 
 
 def _weather(store, sites, starts, T):
-    keys = (sites[:, None] * store.n_days + starts[:, None] + np.arange(T)[None, :])
-    unique, inverse = np.unique(keys, return_inverse=True)
-    weather = np.empty((len(unique),) + tuple(store.shape), dtype=np.float32)
-    site_of = unique // store.n_days
-    for s in np.unique(site_of):
-        at = np.nonzero(site_of == s)[0]
-        weather[at] = store.read(int(s), unique[at] % store.n_days)
-    return {"weather_unique": weather, "day_index": inverse.reshape(keys.shape).astype(np.int64)}
+    from ..data.dataset import WeatherCollator
+
+    keys = sites[:, None] * store.n_days + starts[:, None] + np.arange(T)[None, :]
+    weather, day_index = WeatherCollator(store).weather(keys)
+    return {"weather_unique": weather, "day_index": day_index}
 
 
 def _write(output, frame, model, sites, dates, problem, probs, blended, importance, report, explain):

@@ -41,13 +41,20 @@ RUNTIME_KEYS = ("output_dir", "run_name", "weights", "log_iter", "use_vdl", "vdl
                 "evaluation", "retrieval")
 
 
-def select_device(name="auto"):
-    """'auto' -> the first GPU when Paddle has CUDA and sees one, else the CPU."""
+def resolve_device(name="auto"):
+    """'auto' -> 'gpu' when Paddle has CUDA and sees a GPU, else 'cpu'; a GPU asked for but
+    absent is an error."""
     has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     if name in (None, "auto"):
         name = "gpu" if has_gpu else "cpu"
     if name.startswith("gpu") and not has_gpu:
         raise ConfigError(f"device: {name} was asked for but Paddle sees no GPU; use device: auto or cpu")
+    return name
+
+
+def select_device(name="auto"):
+    """Set Paddle's device by ``resolve_device``'s rule; returns its name."""
+    name = resolve_device(name)
     paddle.set_device(name)
     return name
 
