@@ -99,6 +99,7 @@ def test_training_step_reaches_every_parameter_with_finite_gradients():
     (["model.temporal.transformer.enabled=false"], 3, {"temporal_attention"}),
     (["model.moe.enabled=false"], 3, {"routing_any"}),
     (["model.tabular.variant=tabm-mini", "model.temporal.positions=sinusoidal"], 3, set()),
+    (["model.backbone.pool=positional", "model.backbone.pool_heads=3"], 3, set()),
 ])
 def test_every_branch_switch_builds_a_model_that_trains(switches, k, absent):
     model, s = tiny_model(switches)
@@ -200,6 +201,33 @@ def test_resnet3d_keeps_a_6x5x5_map_for_a_24x20x20_day_and_counts_resnet18_param
     # 3x3x3 convolutions: 18 layers of weights; the paper-size backbone on 50 variables
     full = ResNet3D(50, depth=18, base_width=64)
     assert sum(int(p.size) for p in full.parameters()) == pytest.approx(33.3e6, rel=0.01)
+
+
+@pytest.mark.parametrize("size, stem, strides", [((24, 20, 20), 1, (1, 2, 2, 1)), ((8, 16, 16), (1, 2, 2), (1, 2, 2, 1)),
+                                                 ((7, 9, 11), (1, 2, 2), (2, 2, 1, 2))])
+def test_the_positional_pool_starts_as_the_mean_and_keeps_where(size, stem, strides):
+    from ppeye.modeling.backbones.resnet3d import output_size
+
+    paddle.seed(0)
+    net = ResNet3D(2, depth=10, base_width=2, stem_stride=stem, strides=strides, pool="positional", pool_heads=3,
+                   input_size=size)
+    net.eval()
+    x = paddle.randn([4, 2, *size])
+    pooled, fmap = net(x, return_features=True)
+    assert list(fmap.shape[2:]) == output_size(size, stem, strides, 10)
+    mean = fmap.mean(axis=[2, 3, 4]).numpy()
+    assert pooled.shape == [4, 3 * 16]
+    for k in range(3):                              # zero scores: every head is the plain average
+        np.testing.assert_allclose(pooled.numpy()[:, 16 * k : 16 * (k + 1)], mean, atol=1e-5)
+    # a head whose position score dominates one cell reads that cell: the pool keeps where
+    cell = int(np.prod(fmap.shape[2:])) - 1
+    score = np.zeros(net.pool.position.shape, "float32")
+    score[1, cell] = 50.0
+    net.pool.position.set_value(score)
+    pooled = net(x).numpy()
+    np.testing.assert_allclose(pooled[:, 16:32], fmap.flatten(2).numpy()[:, :, cell], atol=1e-4)
+    with pytest.raises(InputError, match="built for a"):
+        net(paddle.randn([1, 2, size[0], size[1] * 4, size[2]]))
 
 
 def test_full_config_builds_the_paper_size_model():

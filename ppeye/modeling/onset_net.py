@@ -71,10 +71,10 @@ class OnsetNet(nn.Layer):
         t = self.shapes["T"]
         if self.weather_branch:
             bb = _section(backbone, type="ResNet3D", depth=18, base_width=64, stem_stride=1,
-                          strides=[1, 2, 2, 1], recompute=False)
+                          strides=[1, 2, 2, 1], recompute=False, pool="avg", pool_heads=4)
             if bb.pop("type") != "ResNet3D":
                 raise InputError(f"model.backbone.type: only ResNet3D is available, got {backbone.get('type')!r}")
-            self.backbone = ResNet3D(self.shapes["C"], **bb)
+            self.backbone = ResNet3D(self.shapes["C"], **bb, input_size=(self.shapes["D"], self.shapes["H"], self.shapes["W"]))
             self.day_proj = nn.Linear(self.backbone.out_channels, width)
             tc = _section(temporal, positions="learned")
             tr = _section(tc.get("transformer"), enabled=True, layers=2, heads=8, ffn_ratio=4, dropout=0.1,

@@ -1,8 +1,17 @@
 """ResNet3D (He et al., 2016; Hara et al., 2018): 3-D residual network for one day's weather.
 
 Input [N, C, D, H, W]: C variables, D hours, H x W cells (24 x 20 x 20 in the full study).
-Output [N, 8 * base_width] after global average pooling; ``return_features=True`` also gives
-the last stage's feature map [N, 8 * base_width, d, h, w], the layer Grad-CAM explains.
+Output [N, 8 * base_width] after global average pooling (``pool: avg``), or
+[N, heads * 8 * base_width] with ``pool: positional`` (see :class:`PositionalPool`);
+``return_features=True`` also gives the last stage's feature map [N, 8 * base_width, d, h, w],
+the layer Grad-CAM explains.
+
+Why a positional pool. Global average pooling makes the day embedding blind to *where* in
+the box something happens (up to padding effects), yet around a home position matters (a
+coast, a city upwind). The positional pool keeps it: each of its heads is a softmax weighting
+of the map's positions from a learned per-position score plus a content score; it starts as
+the plain average (zero-initialised scores) and its position scores are themselves a map of
+where the model looks.
 
 The resolution choice. The ImageNet stem (7x7x7 stride 2 convolution, then a stride-2 max
 pool) shrinks 24 x 20 x 20 to 6 x 5 x 5 before the first block and to 1 x 1 x 1 at the end,
@@ -49,17 +58,59 @@ class BasicBlock3D(nn.Layer):
         return F.relu(h + (x if self.shortcut is None else self.shortcut(x)))
 
 
+class PositionalPool(nn.Layer):
+    """``heads`` weighted means of a feature map [N, C, d, h, w] -> [N, heads * C].
+
+    Weights = softmax over positions of (per-position score + 1x1x1 convolution of the
+    content); both start at zero, so at initialisation every head is the plain mean.
+    """
+
+    def __init__(self, channels, size, heads=4):
+        super().__init__()
+        self.heads, self.size = int(heads), [int(v) for v in size]
+        positions = self.size[0] * self.size[1] * self.size[2]
+        self.position = self.create_parameter([self.heads, positions], default_initializer=nn.initializer.Constant(0.0))
+        self.content = nn.Conv3D(channels, self.heads, 1, weight_attr=nn.initializer.Constant(0.0),
+                                 bias_attr=False)
+
+    def weights(self, h):
+        """[N, heads, d * h * w] pooling weights."""
+        return F.softmax(self.content(h).flatten(2) + self.position, axis=-1)
+
+    def forward(self, h):
+        if [int(v) for v in h.shape[2:]] != self.size:
+            raise InputError(f"the positional pool was built for a {self.size} map, got {list(h.shape[2:])}: "
+                             f"the input's (D, H, W) differ from the config's")
+        pooled = paddle.matmul(self.weights(h), h.flatten(2).transpose([0, 2, 1]))    # [N, heads, C]
+        return pooled.flatten(1)
+
+
+def output_size(size, stem_stride, strides, depth):
+    """The last map's (d, h, w) for an input (D, H, W): each stride-s 3x3x3 convolution gives ceil(n / s)."""
+    out = [int(v) for v in size]
+    for stride in [stem_stride] + [s for s, n in zip(strides, STAGE_BLOCKS[depth]) if n]:
+        out = [-(-n // s) for n, s in zip(out, _triple(stride))]
+    return out
+
+
 class ResNet3D(nn.Layer):
     """ResNet3D-{10, 18, 34} with stages of base_width x (1, 2, 4, 8) channels."""
 
-    def __init__(self, in_channels, depth=18, base_width=64, stem_stride=1, strides=(1, 2, 2, 1), recompute=False):
+    def __init__(self, in_channels, depth=18, base_width=64, stem_stride=1, strides=(1, 2, 2, 1), recompute=False,
+                 pool="avg", pool_heads=4, input_size=None):
         super().__init__()
         if depth not in STAGE_BLOCKS:
             raise InputError(f"model.backbone.depth must be one of {sorted(STAGE_BLOCKS)}, got {depth}")
         if len(strides) != 4:
             raise InputError(f"model.backbone.strides needs one stride per stage (4), got {strides}")
+        if pool not in ("avg", "positional"):
+            raise InputError(f"model.backbone.pool must be avg or positional, got {pool!r}")
+        if pool == "positional" and input_size is None:
+            raise InputError("model.backbone.pool: positional needs the input's (D, H, W)")
         self.in_channels = in_channels
-        self.out_channels = 8 * base_width
+        self.out_channels = 8 * base_width * (int(pool_heads) if pool == "positional" else 1)
+        self.pool = (PositionalPool(8 * base_width, output_size(input_size, stem_stride, strides, depth), pool_heads)
+                     if pool == "positional" else None)
         self.stem = nn.Sequential(_conv(in_channels, base_width, 3, _triple(stem_stride)),
                                   nn.BatchNorm3D(base_width), nn.ReLU())
         blocks, cin = [], base_width
@@ -82,5 +133,5 @@ class ResNet3D(nn.Layer):
                 h = recompute(block, h, use_reentrant=False)
             else:
                 h = block(h)
-        pooled = h.mean(axis=[2, 3, 4])
+        pooled = h.mean(axis=[2, 3, 4]) if self.pool is None else self.pool(h)
         return (pooled, h) if return_features else pooled
