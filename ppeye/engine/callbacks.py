@@ -68,8 +68,8 @@ class LogCallback(Callback):
         now = time.perf_counter()
         rate = self.seen / max(now - self.t_epoch, 1e-9)
         done = (info["epoch"] - self.first_epoch) * self.batches + info["batch"]
-        todo = (self.epochs - self.first_epoch) * self.batches - done
-        eta = (now - self.t_start) / max(done, 1) * todo
+        remaining = (self.epochs - self.first_epoch) * self.batches - done
+        eta = (now - self.t_start) / max(done, 1) * remaining
         if self.bar is not None:
             self.bar.update(info["batch"] - self.bar.n)
             self.bar.set_postfix(loss=f"{info['mean_loss']:.4f}", lr=f"{info['lr']:.1e}", eta=_duration(eta))

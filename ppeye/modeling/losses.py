@@ -58,7 +58,8 @@ class _MultiLabelLoss(nn.Layer):
             self.pos_weight = None
 
     def elementwise(self, logits, labels):
-        raise NotImplementedError
+        """Per-element loss [B, (k,) L]; each registered loss (WeightedBCE, AsymmetricLoss) defines it."""
+        raise TypeError(f"{type(self).__name__} must define elementwise(logits, labels)")
 
     def forward(self, logits, labels):
         labels = _check(logits, labels)
