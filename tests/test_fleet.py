@@ -1,4 +1,5 @@
-"""Fleet data-parallel training with 2 CPU processes (gloo), launched as a user would."""
+"""Fleet data-parallel training with 2 CPU processes (gloo), launched as a user would: one
+frozen-ResNet epoch, then one end-to-end epoch (two-stage training switches stage under fleet)."""
 import json
 import os
 import subprocess
@@ -17,7 +18,8 @@ from ppeye.engine import Trainer, load_weights
 def fleet_run(tiny_work, tmp_path_factory):
     out = tmp_path_factory.mktemp("fleet")
     overrides = TINY + PIPE + tiny_work + SMALL_MODEL + [
-        f"output_dir={out}", "run_name=r", "train.epochs=2", "train.eval=true", "loader.batch_size=32"]
+        f"output_dir={out}", "run_name=r", "train.epochs=2", "train.eval=true", "loader.batch_size=32",
+        "train.two_stage.frozen_epochs=1"]   # epoch 2 fine-tunes the ResNet: gradients synced after the switch
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(out / "logs"),
            os.path.join(ROOT, "tests", "fleet_worker.py"), DEMO, str(out), *overrides]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -10,6 +10,19 @@ import numpy as np
 from ..core.errors import DataError
 
 
+def read_days(array, site, days, shape):
+    """``array[site, days]`` as float32 ``[len(days), *shape]`` for sorted day indices, reading
+    each run of consecutive days as one slice (a window is one read of a few chunks)."""
+    days = np.asarray(days, dtype=np.int64)
+    breaks = np.nonzero(np.diff(days) != 1)[0] + 1
+    if len(breaks) == 0 and len(days):
+        return np.ascontiguousarray(array[site, days[0] : days[-1] + 1], dtype=np.float32)
+    out = np.empty((len(days),) + tuple(shape), dtype=np.float32)
+    for run, start in zip(np.split(days, breaks), np.split(np.arange(len(days)), breaks)):
+        out[start[0] : start[0] + len(run)] = array[site, run[0] : run[-1] + 1]
+    return out
+
+
 class Era5Store:
     """Normalised daily volumes ``[C, D, H, W]`` by (site, day) from an era5.zarr store."""
 
@@ -66,18 +79,9 @@ class Era5Store:
     def read(self, site, days):
         """Normalised volumes for one site and sorted day indices: ``[len(days), C, D, H, W]``.
 
-        Consecutive days are read as one slice (a window is one read of a few chunks);
-        normalisation is done in place, as a subtraction and a multiplication.
+        Normalisation is done in place, as a subtraction and a multiplication.
         """
-        days = np.asarray(days, dtype=np.int64)
-        weather = self.group["weather"]
-        breaks = np.nonzero(np.diff(days) != 1)[0] + 1
-        if len(breaks) == 0 and len(days):
-            out = np.ascontiguousarray(weather[site, days[0] : days[-1] + 1], dtype=np.float32)
-        else:
-            out = np.empty((len(days),) + self.shape, dtype=np.float32)
-            for run, start in zip(np.split(days, breaks), np.split(np.arange(len(days)), breaks)):
-                out[start[0] : start[0] + len(run)] = weather[site, run[0] : run[-1] + 1]
+        out = read_days(self.group["weather"], site, days, self.shape)
         np.subtract(out, self.mean, out=out)
         np.multiply(out, self.inv_std, out=out)
         return out

@@ -61,13 +61,14 @@ def _prune(root, keep):
             shutil.rmtree(os.path.join(root, n), ignore_errors=True)
 
 
-def resolve(path):
+def resolve(path, prefer=("best", "latest")):
     """A checkpoint directory from a run directory, a checkpoints folder, a checkpoint
-    directory or a ``model.pdparams`` file (``best`` for a run, else ``latest``)."""
+    directory or a ``model.pdparams`` file (for a run: ``best``, else ``latest``; resuming
+    prefers ``latest``)."""
     if os.path.isfile(path) and path.endswith(".pdparams"):
         return os.path.dirname(path)
     for root in (os.path.join(path, "checkpoints"), path):
-        for which in ("best", "latest"):
+        for which in prefer:
             name = _pointed(root, which) if os.path.isdir(root) else None
             if name:
                 return os.path.join(root, name)
@@ -77,9 +78,9 @@ def resolve(path):
                           f"an epoch_NNNN directory or a {MODEL_FILE} file)")
 
 
-def load_weights(model, path):
+def load_weights(model, path, prefer=("best", "latest")):
     """Load model weights from ``path`` (see ``resolve``); shape or name mismatches are errors."""
-    ckpt = resolve(path)
+    ckpt = resolve(path, prefer)
     state = paddle.load(os.path.join(ckpt, MODEL_FILE))
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -97,9 +98,18 @@ def load_weights(model, path):
     return ckpt
 
 
+RESUME = ("latest",)
+
+
+def read_state(path):
+    """The ``state.json`` of the checkpoint a resume from ``path`` continues (see ``resolve``)."""
+    return json.load(open(os.path.join(resolve(path, RESUME), STATE_FILE)))
+
+
 def load_checkpoint(path, model, optimizer=None):
-    """Restore model (and optimizer with its scheduler) from ``path``; returns the state dict."""
-    ckpt = load_weights(model, path)
+    """Restore model (and optimizer with its scheduler) from ``path`` (a run resumes from its
+    latest checkpoint); returns the state dict."""
+    ckpt = load_weights(model, path, RESUME)
     if optimizer is not None:
         opt_path = os.path.join(ckpt, OPT_FILE)
         if not os.path.isfile(opt_path):

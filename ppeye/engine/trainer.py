@@ -21,6 +21,7 @@ import shutil
 import time
 
 import numpy as np
+from paddle.base.unique_name import UniqueNameGenerator
 
 from ..core.config import save_config
 from ..core.errors import ConfigError, PpeyeError
@@ -30,7 +31,7 @@ from ..core.paddle_env import import_paddle
 from ..core.seed import seed_everything
 from ..metrics import DISEASES, multilabel_metrics
 from .callbacks import LogCallback, VisualDLCallback
-from .checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_weights, read_state, save_checkpoint
 from .predict import make_loader, predict, to_tensors
 
 paddle = import_paddle()
@@ -71,8 +72,16 @@ def config_fingerprint(cfg):
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def build_optimizer(cfg, model, steps_per_epoch):
-    """(optimizer, scheduler) from cfg.optimizer / cfg.scheduler; the scheduler steps per update."""
+def build_optimizer(cfg, model, steps_per_epoch, scheduler=None):
+    """(optimizer, scheduler) from cfg.optimizer / cfg.scheduler over the model's trainable
+    parameters; the scheduler steps per update. Pass ``scheduler`` to keep an existing
+    schedule (a new training stage continues the run's schedule with a new optimizer)."""
+    sched = scheduler or build_scheduler(cfg, steps_per_epoch)
+    return _optimizer(cfg, model, sched), sched
+
+
+def build_scheduler(cfg, steps_per_epoch):
+    """The learning-rate schedule of cfg.scheduler over ``train.epochs`` epochs."""
     oc, sc = cfg["optimizer"], cfg["scheduler"]
     epochs = int(cfg["train"]["epochs"])
     total = max(1, epochs * steps_per_epoch)
@@ -95,6 +104,11 @@ def build_optimizer(cfg, model, steps_per_epoch):
         sched = paddle.optimizer.lr.LambdaDecay(lr, lambda step: 1.0)
     else:
         raise ConfigError(f"scheduler.type must be WarmupCosine, Step, Plateau or Constant, got {kind!r}")
+    return sched
+
+
+def _optimizer(cfg, model, sched):
+    oc = cfg["optimizer"]
     clip = paddle.nn.ClipGradByGlobalNorm(float(oc["grad_clip"])) if oc.get("grad_clip") else None
     params = [p for p in model.parameters() if not p.stop_gradient]
     wd = float(oc.get("weight_decay") or 0.0)
@@ -110,7 +124,7 @@ def build_optimizer(cfg, model, steps_per_epoch):
                                         weight_decay=wd or None, grad_clip=clip)
     else:
         raise ConfigError(f"optimizer.type must be Adam, AdamW or SGD, got {name!r}")
-    return opt, sched
+    return opt
 
 
 def init_distributed(cfg):
@@ -177,15 +191,17 @@ class Trainer:
             self.log.warning("train.amp is on but there is no GPU: training in float32 (AMP on CPU does nothing)")
         # Paddle keys optimizer state by generated variable names (conv3d_40.w_0_moment1_0); a
         # name generator of our own makes them the same in every run, in or out of one process,
-        # so a checkpoint's optimizer state always finds its parameters.
-        from paddle.base.unique_name import UniqueNameGenerator
-
+        # so a checkpoint's optimizer state always finds its parameters. Each training stage's
+        # optimizer names its state with a fresh generator (``_opt_names``), so the names do not
+        # depend on whether an earlier stage ran in the same process.
         self._names = UniqueNameGenerator()
         with paddle.utils.unique_name.guard(self._names):
             self._build(cfg, build_model, build_loss)
         self.callbacks = list(callbacks) if callbacks is not None else self._default_callbacks()
 
     def _build(self, cfg, build_model, build_loss):
+        from .features import open_cache
+
         self.model = build_model(cfg)
         emb = getattr(getattr(self.model, "tabular", None), "embedding", None)
         if emb is not None:
@@ -194,24 +210,67 @@ class Trainer:
             self.log.info(f"initial weights from {load_weights(self.model, cfg['weights'])}")
         prevalence = self.train_set.labels.mean(0)
         self.criterion = build_loss(cfg, prevalence=prevalence.tolist())
-        self.loader = make_loader(self.train_set, cfg, shuffle=True, seed=self.seed,
-                                  num_replicas=self.world, rank=self.rank)
+        self.frozen_epochs = self._two_stage(cfg)
+        # frozen epochs read cached day features when there is a cache (checked against this
+        # model's backbone and store), else they run the frozen ResNet on the volumes
+        self.cache = open_cache(cfg, self.model, self.train_set.store) if self.frozen_epochs else None
+        self.loaders = {False: make_loader(self.train_set, cfg, shuffle=True, seed=self.seed,
+                                           num_replicas=self.world, rank=self.rank)}
+        self.loaders[True] = self.loaders[False] if self.cache is None else make_loader(
+            self.train_set, cfg, shuffle=True, seed=self.seed, num_replicas=self.world, rank=self.rank, store=self.cache)
+        self.loader = self.loaders[False]
         if len(self.loader) == 0:
             raise ConfigError(f"the training split gives no batch per rank ({len(self.train_set)} people, "
                               f"batch_size {cfg['loader']['batch_size']}, {self.world} ranks): lower "
                               f"loader.batch_size or use fewer processes")
         self.accum = max(1, int(cfg["train"].get("accum_steps", 1)))
         self.steps_per_epoch = math.ceil(len(self.loader) / self.accum)
-        self.optimizer, self.scheduler = build_optimizer(cfg, self.model, self.steps_per_epoch)
+        self.scheduler = build_scheduler(cfg, self.steps_per_epoch)
         self.per_epoch_schedule = isinstance(self.scheduler, paddle.optimizer.lr.ReduceOnPlateau)
         self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if self.amp else None
+        self.backbone_params = ([p for p in self.model.backbone.parameters() if not p.stop_gradient]
+                                if self.frozen_epochs else [])
         self.net = self.model
+        if self.world > 1:
+            # wrapped once, while every parameter is trainable; with a stage whose ResNet gets no
+            # gradient, the reducer must look for unused parameters on every step
+            self.net = paddle.DataParallel(self.model, find_unused_parameters=bool(self.frozen_epochs))
+        self.frozen = None
+        self._enter_stage(self.frozen_epochs > 0)
+        self.fingerprint = config_fingerprint(cfg)
+
+    def _two_stage(self, cfg):
+        """``train.two_stage.frozen_epochs``, checked against the rest of the config."""
+        ts = cfg["train"].get("two_stage") or {}
+        frozen, epochs = int(ts.get("frozen_epochs") or 0), int(cfg["train"]["epochs"])
+        if not 0 <= frozen <= epochs:
+            raise ConfigError(f"train.two_stage.frozen_epochs must be in [0, train.epochs={epochs}], got {frozen}")
+        if frozen and not self.model.weather_branch:
+            raise ConfigError("train.two_stage.frozen_epochs > 0 freezes the ResNet, but model.weather_branch is false")
+        if ts.get("cache") and not frozen:
+            raise ConfigError(f"train.two_stage.cache is set ({ts['cache']}) but frozen_epochs is 0: the cache would "
+                              f"not be used; set frozen_epochs or remove the cache")
+        return frozen
+
+    def _enter_stage(self, frozen):
+        """Switch between the frozen-encoder stage (ResNet without gradients, BatchNorm statistics
+        fixed, cached features when there is a cache) and end-to-end training. Each stage has its
+        own optimizer over the parameters it trains; the learning-rate schedule runs on."""
+        if frozen == self.frozen:
+            return
+        for p in self.backbone_params:
+            p.stop_gradient = frozen
+        self.optimizer, _ = build_optimizer(self.cfg, self.model, self.steps_per_epoch, self.scheduler)
+        self._opt_names = UniqueNameGenerator()
         if self.world > 1:
             from paddle.distributed import fleet
 
-            self.net = fleet.distributed_model(self.model)
             self.optimizer = fleet.distributed_optimizer(self.optimizer)
-        self.fingerprint = config_fingerprint(cfg)
+        self.loader = self.loaders[frozen]
+        if self.frozen is not None:
+            self.log.info("fine-tuning end to end from here (the ResNet trains again)" if not frozen else
+                          "the ResNet is frozen from here")
+        self.frozen = frozen
 
     def _default_callbacks(self):
         cbs = [LogCallback(self.cfg.get("log_iter", 20))] if self.rank == 0 else []
@@ -226,8 +285,10 @@ class Trainer:
 
     # ---------------------------------------------------------------- evaluation
     def predict(self, dataset, with_embeddings=False):
-        """:class:`Predictions` for ``dataset`` (in dataset order; gathered over ranks)."""
-        return predict(self.model, dataset, self.cfg, with_embeddings, self.world, self.rank)
+        """:class:`Predictions` for ``dataset`` (in dataset order; gathered over ranks); from the
+        day-feature cache while the ResNet is frozen and there is one."""
+        store = self.cache if self.frozen else None
+        return predict(self.model, dataset, self.cfg, with_embeddings, self.world, self.rank, store=store)
 
     def evaluate(self, dataset, thresholds=None):
         pred = self.predict(dataset)
@@ -236,7 +297,8 @@ class Trainer:
     # ---------------------------------------------------------------- training
     def _state(self, epoch, step, stopper, history):
         state = {"epoch": epoch, "step": step, "best": stopper.best, "bad_epochs": stopper.bad,
-                 "history": history, "config_fingerprint": self.fingerprint, "world_size": self.world}
+                 "history": history, "config_fingerprint": self.fingerprint, "world_size": self.world,
+                 "frozen_encoder": bool(self.frozen)}
         if self.scaler is not None:
             state["grad_scaler"] = {k: (v.item() if hasattr(v, "item") else v)
                                     for k, v in self.scaler.state_dict().items()}
@@ -271,7 +333,10 @@ class Trainer:
                              f"(use -r {self.run_dir} to resume instead)")
         self._barrier()
         if resume:
-            state = load_checkpoint(resume, self.model, self.optimizer)
+            # the checkpoint's optimizer belongs to the stage it was taken in
+            self._enter_stage(bool(read_state(resume).get("frozen_encoder", False)))
+            with paddle.utils.unique_name.guard(self._opt_names):
+                state = load_checkpoint(resume, self.model, self.optimizer)
             if state.get("config_fingerprint") != self.fingerprint:
                 raise CheckpointError(f"{resume} was trained with a different config (model, data, loss or "
                                       f"optimizer settings differ): resume with the run's own config.yaml")
@@ -280,17 +345,24 @@ class Trainer:
             if self.scaler is not None and state.get("grad_scaler"):
                 self.scaler.load_state_dict(state["grad_scaler"])
             self.log.info(f"resumed from {resume} after epoch {state['epoch'] + 1}")
-        n_params = sum(int(p.size) for p in self.model.parameters() if not p.stop_gradient)
+        n_params = (sum(int(p.size) for p in self.model.parameters() if not p.stop_gradient)
+                    + sum(int(p.size) for p in self.backbone_params if p.stop_gradient))   # frozen for now
         self.log.info(f"training {type(self.model).__name__} ({n_params / 1e6:.2f} M parameters) on {self.device}"
                       f"{f' x {self.world} processes' if self.world > 1 else ''}: {len(self.train_set)} people, "
                       f"{len(self.loader)} batches per epoch{' per rank' if self.world > 1 else ''}, {epochs} epochs"
                       f"{', AMP' if self.amp else ''}")
+        if self.frozen_epochs:
+            source = f"cached day features ({self.cache.path})" if self.cache else "the frozen ResNet run on the volumes"
+            self.log.info(f"two-stage training: epochs 1-{self.frozen_epochs} with the ResNet frozen, from {source}"
+                          f"{f'; epochs {self.frozen_epochs + 1}-{epochs} end to end' if self.frozen_epochs < epochs else ''}")
         self._call("on_train_begin", {"start_epoch": start, "epochs": epochs, "batches": len(self.loader)})
         for epoch in range(start, epochs):
             paddle.seed(self.seed + 1009 * epoch + 7919 * self.rank)
+            self._enter_stage(epoch < self.frozen_epochs)
             self.loader.ppeye_sampler.set_epoch(epoch)
             t0 = time.perf_counter()
-            step, loss_sum, batches, samples = self._epoch(epoch, step, ckpt_root)
+            with paddle.utils.unique_name.guard(self._opt_names):
+                step, loss_sum, batches, samples = self._epoch(epoch, step, ckpt_root)
             if self.world > 1:              # the epoch's figures over all ranks, not rank 0's share
                 totals = paddle.to_tensor([loss_sum, float(batches), float(samples)], dtype="float64")
                 paddle.distributed.all_reduce(totals)
@@ -367,8 +439,15 @@ class Trainer:
             loss = total_loss(self.criterion, ex, b["labels"])
         return loss, ex
 
-    def _epoch(self, epoch, step, ckpt_root):
+    def train_mode(self):
+        """The network in training mode, except a frozen ResNet (its BatchNorm keeps the running
+        statistics: they are part of what the day-feature cache was computed with)."""
         self.net.train()
+        if self.frozen:
+            self.model.backbone.eval()
+
+    def _epoch(self, epoch, step, ckpt_root):
+        self.train_mode()
         policy = self.cfg["train"].get("nan_policy", "stop")
         total, count, samples = 0.0, 0, 0
         n = len(self.loader)

@@ -126,7 +126,11 @@ class OnsetNet(nn.Layer):
         if not self.weather_branch:
             return
         expect = [s["C"], s["D"], s["H"], s["W"]]
-        if len(weather_unique.shape) != 5 or [int(v) for v in weather_unique.shape[1:]] != expect:
+        cached = len(weather_unique.shape) == 2
+        if cached and int(weather_unique.shape[1]) != self.backbone.out_channels:
+            raise InputError(f"cached day features must be [U, {self.backbone.out_channels}] (the ResNet's pooled "
+                             f"width), got {list(weather_unique.shape)}: a cache of another backbone?")
+        if not cached and (len(weather_unique.shape) != 5 or [int(v) for v in weather_unique.shape[1:]] != expect):
             raise InputError(f"weather_unique must be [U, C, D, H, W] = [U, {', '.join(map(str, expect))}], "
                              f"got {list(weather_unique.shape)}")
         if len(day_index.shape) != 2 or int(day_index.shape[1]) != s["T"]:
@@ -192,7 +196,9 @@ class OnsetNet(nn.Layer):
 
         Args:
             weather_unique: [U, C, D, H, W] distinct (site, day) volumes, or a plain
-                [B, T, C, D, H, W] batch when ``day_index`` is None.
+                [B, T, C, D, H, W] batch when ``day_index`` is None, or [U, P] pooled ResNet
+                features of the volumes from a day-feature cache (``ppeye.engine.features``;
+                the ResNet is then skipped: frozen-encoder training).
             day_index: [B, T] int64, row of weather_unique for each day of each window.
             tab: [B, F] patient features (imputed, standardised); tab_mask: [B, F], 1 = observed.
             return_explain: also return the dict described below.
@@ -215,10 +221,17 @@ class OnsetNet(nn.Layer):
             day_index = paddle.arange(b * t, dtype="int64").reshape([b, t])
             weather_unique = weather_unique.reshape([-1] + list(weather_unique.shape[2:]))
         self._check_inputs(weather_unique, day_index, tab, tab_mask)
-        days, fmap = self.encode_days(weather_unique) if self.weather_branch else (None, None)
+        if not self.weather_branch:
+            days, fmap = None, None
+        elif len(weather_unique.shape) == 2:    # pooled ResNet features from a day-feature cache
+            days, fmap = self.day_proj(weather_unique), None
+        else:
+            days, fmap = self.encode_days(weather_unique)
         result = self.forward_days(days, day_index, tab, tab_mask, return_explain)
         if return_explain and self.weather_branch:
-            result[1]["day_embeddings"], result[1]["weather_features"] = days, fmap
+            result[1]["day_embeddings"] = days
+            if fmap is not None:
+                result[1]["weather_features"] = fmap
         return result
 
     def forward_days(self, days, day_index, tab, tab_mask=None, return_explain=False):
