@@ -41,7 +41,31 @@ def build_model(cfg):
     from . import modeling  # noqa: F401  (registers the models)
     from .core.registry import MODELS
 
-    return MODELS.build(cfg["model"], **{"input_shapes": input_shapes(cfg)})
+    section = cfg["model"]
+    missing = section.get("missing") or {}
+    if missing.get("enabled") and missing.get("blocks", "auto") == "auto":
+        section = dict(section, missing=dict(missing, blocks=feature_blocks(cfg)))
+    return MODELS.build(section, **{"input_shapes": input_shapes(cfg)})
+
+
+def feature_blocks(cfg):
+    """The cohort's blocks of features missing together, as lists of feature indices (read from
+    ``<work_dir>/missingness_blocks.csv`` and ``features/tab_stats.json``)."""
+    import csv
+    import json
+    import os
+
+    work = cfg["data"]["work_dir"]
+    paths = [os.path.join(work, "missingness_blocks.csv"), os.path.join(work, "features", "tab_stats.json")]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise ConfigError(f"model.missing.blocks: auto needs {path} (tools/preprocess.py --stage ukb and "
+                              f"--stage impute), or give the blocks as lists of feature indices")
+    columns = json.load(open(paths[1]))["columns"]
+    position = {c: i for i, c in enumerate(columns)}
+    with open(paths[0]) as f:
+        blocks = [[position[c] for c in row["columns"].split() if c in position] for row in csv.DictReader(f)]
+    return [b for b in blocks if b]
 
 
 __all__ = ["load_config", "build_model", "input_shapes", "__version__"]

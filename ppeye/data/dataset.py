@@ -1,8 +1,10 @@
 """Samples and batches for OnsetNet: people from cohort.parquet, weather from era5.zarr.
 
-A sample is ``{"site", "days", "tab", "tab_mask", "labels"}``: the store's site index,
-the ``T`` day indices before the index date, the standardised imputed features
-``[F]``, which of them were observed ``[F]`` (1.0) and the four labels ``[4]``.
+A sample is ``{"site", "days", "weather_present", "tab", "tab_mask", "labels"}``: the store's
+site index, the ``T`` day indices before the index date, 1.0 when that window is complete in
+the store (0.0 for a person kept without weather, ``data.incomplete_weather: include``), the
+standardised imputed features ``[F]``, which of them were observed ``[F]`` (1.0) and the four
+labels ``[4]``.
 
 :class:`WeatherCollator` turns samples into a batch in which every (site, day)
 volume is read and stored once: ``weather_unique [U, C, D, H, W]`` and
@@ -33,7 +35,10 @@ class OnsetDataset:
     """The people of one or more splits whose whole weather window is in the store.
 
     People whose window reaches outside the store or contains a missing day are left
-    out and counted in ``self.excluded`` (and logged); nobody is dropped silently.
+    out and counted in ``self.excluded`` (and logged); nobody is dropped silently. With
+    ``data.incomplete_weather: include`` they are kept without weather instead
+    (``weather_present`` 0, counted in ``self.without_weather``), for a model that handles
+    missing modalities (``model.missing``).
     """
 
     def __init__(self, cfg, splits, store=None, log=None):
@@ -73,11 +78,17 @@ class OnsetDataset:
         complete = np.zeros(len(site), dtype=bool)
         csum = np.concatenate([np.zeros((self.store.valid.shape[0], 1), int), np.cumsum(self.store.valid, 1)], 1)
         complete[inside] = (csum[site[inside], end[inside]] - csum[site[inside], start[inside]]) == T
-        self.excluded = {"window_outside_store": int((~inside).sum()),
-                         "window_with_missing_days": int((inside & ~complete).sum())}
-        if sum(self.excluded.values()):
-            log.warning(f"dataset {'+'.join(splits)}: left out {self.excluded} of {len(site)} participants")
-        keep = complete
+        incomplete = {"window_outside_store": int((~inside).sum()),
+                      "window_with_missing_days": int((inside & ~complete).sum())}
+        policy = data.get("incomplete_weather", "exclude")
+        if policy not in ("exclude", "include"):
+            raise DataError(f"data.incomplete_weather must be exclude or include, got {policy!r}")
+        self.excluded = incomplete if policy == "exclude" else {k: 0 for k in incomplete}
+        self.without_weather = {k: 0 for k in incomplete} if policy == "exclude" else incomplete
+        if sum(incomplete.values()):
+            what = "left out" if policy == "exclude" else "kept without weather"
+            log.warning(f"dataset {'+'.join(splits)}: {what} {incomplete} of {len(site)} participants")
+        keep = complete if policy == "exclude" else np.ones(len(site), dtype=bool)
         if not keep.any():
             raise DataError(f"no participant of split(s) {splits} has a complete {T}-day window in {self.store.path}")
         values = imputed.loc[chosen, columns].to_numpy(np.float32)[keep]
@@ -88,7 +99,8 @@ class OnsetDataset:
         self.tab_mask = observed.astype(np.float32)
         self.labels = cohort.loc[chosen, [f"label_{d}" for d in DISEASES]].to_numpy(np.float32)[keep]
         self.site = site[keep]
-        self.start = start[keep]
+        self.weather_present = complete[keep].astype(np.float32)
+        self.start = np.where(complete, start, 0)[keep]
         self.T = T
         self.rows = cohort.loc[chosen, "row"].to_numpy()[keep]  # export rows, for reports without ids
         self.cohort_pos = np.nonzero(chosen)[0][keep]            # rows of cohort.parquet (attributes)
@@ -100,6 +112,7 @@ class OnsetDataset:
         return {
             "site": self.site[i],
             "days": np.arange(self.start[i], self.start[i] + self.T, dtype=np.int64),
+            "weather_present": self.weather_present[i],
             "tab": self.tab[i],
             "tab_mask": self.tab_mask[i],
             "labels": self.labels[i],
@@ -113,22 +126,26 @@ class WeatherCollator:
         self.store = store
 
     def weather(self, keys):
-        """``keys`` [B, T] (site * n_days + day) -> ``(weather_unique [U, C, D, H, W], day_index [B, T])``."""
+        """``keys`` [B, T] (site * n_days + day; -1 for a day without weather, given a zero
+        volume) -> ``(weather_unique [U, C, D, H, W], day_index [B, T])``."""
         n_days = self.store.n_days
         unique, inverse = np.unique(keys, return_inverse=True)
         weather = np.empty((len(unique),) + tuple(self.store.shape), dtype=np.float32)
+        weather[unique < 0] = 0.0
         sites = unique // n_days
-        for site in np.unique(sites):
+        for site in np.unique(sites[unique >= 0]):
             at = np.nonzero(sites == site)[0]
             weather[at] = self.store.read(int(site), unique[at] % n_days)
         return weather, inverse.reshape(keys.shape).astype(np.int64)
 
     def __call__(self, samples):
-        keys = np.stack([s["site"] * self.store.n_days + s["days"] for s in samples])  # [B, T]
+        keys = np.stack([s["site"] * self.store.n_days + s["days"] if s.get("weather_present", 1.0) else
+                         np.full(len(s["days"]), -1, np.int64) for s in samples])  # [B, T]
         weather, day_index = self.weather(keys)
         return {
             "weather_unique": weather,
             "day_index": day_index,
+            "weather_present": np.asarray([s.get("weather_present", 1.0) for s in samples], np.float32),
             "tab": np.stack([s["tab"] for s in samples]),
             "tab_mask": np.stack([s["tab_mask"] for s in samples]),
             "labels": np.stack([s["labels"] for s in samples]),

@@ -12,6 +12,12 @@ the evaluator writes, under ``<run>/eval/`` (or ``output``):
 
 With a retrieval index saved in the run (``retrieval.enabled``), every split is also scored
 with the retrieval blend and the files get a ``_retrieval`` twin.
+
+Missing modalities: ``<split>_missingness.csv`` gives the metrics per missingness pattern
+(complete cases, weather missing, each block of patient features missing, and their
+combinations). With ``model.missing``, ``evaluation.drop_modality`` (default: weather and
+patient) scores each split again as if that modality were missing for everyone
+(``<split>_without_weather``, ``<split>_without_patient``).
 """
 import json
 import os
@@ -47,6 +53,19 @@ def split_available(cfg, split):
     if not os.path.isfile(path):
         raise DataError(f"{path} does not exist: run tools/preprocess.py --stage ukb")
     return bool((pd.read_parquet(path, columns=["split"])["split"] == split).any())
+
+
+def missingness_patterns(weather_present, tab_mask, blocks):
+    """Per person, "complete" or what is missing ("weather missing", "block 1 missing", joined by
+    " + "): weather absent, or every feature of a block unobserved."""
+    parts = [np.where(np.asarray(weather_present) == 0, "weather missing", "")]
+    observed = np.asarray(tab_mask) > 0
+    for j, cols in enumerate(blocks):
+        parts.append(np.where(~observed[:, cols].any(axis=1), f"block {j} missing", ""))
+    if len(observed) and observed.shape[1]:
+        parts.append(np.where(~observed.any(axis=1), "all features missing", ""))
+    joined = [" + ".join(p for p in row if p) or "complete" for row in zip(*parts)]
+    return np.asarray(joined, dtype=object)
 
 
 class Evaluator:
@@ -121,9 +140,33 @@ class Evaluator:
                 probs = pred.probs if variant == "model" else self.retrieval.blend(pred.probs, pred.embeddings)
                 name = split if variant == "model" else f"{split}_retrieval"
                 summary["splits"][name] = self._report(name, ds, pred.labels, probs, thr, ec)
+            summary["splits"][split]["missingness"] = self._patterns(split, ds, pred.labels, pred.probs)
+            if getattr(self.model, "missing", None) is not None:
+                for modality in ec.get("drop_modality", ("weather", "patient")) or ():
+                    dropped = predict(self.model, ds, self.cfg, drop=modality)
+                    name = f"{split}_without_{modality}"
+                    summary["splits"][name] = self._report(name, ds, dropped.labels, dropped.probs, thresholds, ec)
         with atomic_write(os.path.join(self.out_dir, "summary.json")) as f:
             json.dump(summary, f, indent=1)
         return summary
+
+    def _patterns(self, split, ds, labels, probs):
+        """Metrics per missingness pattern of ``ds`` (``<split>_missingness.csv``); returns the rows."""
+        from .. import feature_blocks
+        from ..metrics import multilabel_metrics
+
+        blocks = feature_blocks(self.cfg)
+        names = missingness_patterns(ds.weather_present, ds.tab_mask, blocks)
+        rows = []
+        for pattern in sorted(set(names), key=lambda p: (p != "complete", p)):
+            at = names == pattern
+            m = multilabel_metrics(labels[at], probs[at])
+            rows.append({"pattern": pattern, "n": int(at.sum()), "positives": int(labels[at].sum()),
+                         "macro_roc_auc": m["macro_roc_auc"], "macro_pr_auc": m["macro_pr_auc"],
+                         "macro_brier": m["macro_brier"]})
+        write_csv(os.path.join(self.out_dir, f"{split}_missingness.csv"), rows,
+                  ["pattern", "n", "positives", "macro_roc_auc", "macro_pr_auc", "macro_brier"])
+        return rows
 
     def _report(self, name, ds, labels, probs, thresholds, ec):
         level = float(ec.get("ci_level", 0.95))

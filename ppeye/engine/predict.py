@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.errors import ConfigError
 from ..core.paddle_env import import_paddle
 from ..metrics import DISEASES
 
@@ -47,8 +48,29 @@ def make_loader(dataset, cfg, shuffle=False, seed=0, num_replicas=1, rank=0, dro
     return loader
 
 
-def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, store=None):
-    """Probabilities (and embeddings) for every person of ``dataset``, in dataset order."""
+def check_weather_presence(model, dataset):
+    """People kept without weather need a model that handles a missing modality."""
+    absent = int((getattr(dataset, "weather_present", np.ones(1)) == 0).sum())
+    if absent and getattr(model, "missing", None) is None:
+        raise ConfigError(f"{absent} people have no usable weather window (data.incomplete_weather: include) but "
+                          f"the model has no missing-modality handling: set model.missing.enabled=true or "
+                          f"data.incomplete_weather=exclude")
+
+
+DROPPABLE = ("weather", "patient")
+
+
+def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, store=None, drop=None):
+    """Probabilities (and embeddings) for every person of ``dataset``, in dataset order.
+
+    ``drop``: "weather" or "patient" predicts as if that modality were missing for everyone
+    (weather_present 0, or no feature observed), for a model with ``model.missing``."""
+    check_weather_presence(model, dataset)
+    if drop is not None:
+        if drop not in DROPPABLE:
+            raise ValueError(f"drop must be one of {DROPPABLE}, got {drop!r}")
+        if getattr(model, "missing", None) is None:
+            raise ConfigError(f"predicting without the {drop} modality needs a model with model.missing.enabled")
     model.eval()
     loader = make_loader(dataset, cfg, shuffle=False, num_replicas=num_replicas, rank=rank, drop_uneven=False,
                          store=store)
@@ -58,7 +80,11 @@ def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, 
     with paddle.no_grad():
         for batch in loader:
             b = to_tensors(batch)
-            out = model(b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"], return_explain=with_embeddings)
+            if drop is not None:
+                key = "weather_present" if drop == "weather" else "tab_mask"
+                b[key] = paddle.zeros_like(b[key])
+            out = model(b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"], return_explain=with_embeddings,
+                        weather_present=b["weather_present"])
             logits, ex = out if with_embeddings else (out, None)
             probs.append(paddle.nn.functional.sigmoid(logits).numpy().astype(np.float64))
             for k in keys:

@@ -32,7 +32,7 @@ from ..core.seed import seed_everything
 from ..metrics import DISEASES, multilabel_metrics
 from .callbacks import LogCallback, VisualDLCallback
 from .checkpoint import CheckpointError, load_checkpoint, load_weights, read_state, save_checkpoint
-from .predict import make_loader, predict, to_tensors
+from .predict import check_weather_presence, make_loader, predict, to_tensors
 
 paddle = import_paddle()
 
@@ -210,6 +210,7 @@ class Trainer:
             self.log.info(f"initial weights from {load_weights(self.model, cfg['weights'])}")
         prevalence = self.train_set.labels.mean(0)
         self.criterion = build_loss(cfg, prevalence=prevalence.tolist())
+        check_weather_presence(self.model, self.train_set)
         self.frozen_epochs = self._two_stage(cfg)
         # frozen epochs read cached day features when there is a cache (checked against this
         # model's backbone and store), else they run the frozen ResNet on the volumes
@@ -435,7 +436,8 @@ class Trainer:
         from ..modeling import total_loss
 
         with paddle.amp.auto_cast(enable=self.amp, level="O1"):
-            _, ex = self.net(b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"], return_explain=True)
+            _, ex = self.net(b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"], return_explain=True,
+                             weather_present=b["weather_present"])
             loss = total_loss(self.criterion, ex, b["labels"])
         return loss, ex
 

@@ -25,6 +25,7 @@ from ..core.registry import MODELS
 from .backbones.resnet3d import ResNet3D
 from .layers.afno import AFNOBlock
 from .layers.fusion import CrossAttentionFusion
+from .layers.missing import MissingModalities
 from .layers.moe import MoE, build_ffn
 from .layers.tabm import BatchEnsembleLinear, TabM
 from .layers.transformer import TemporalTransformer, build_positions
@@ -51,7 +52,7 @@ class OnsetNet(nn.Layer):
     """
 
     def __init__(self, input_shapes, width=512, backbone=None, temporal=None, tabular=None, fusion=None,
-                 moe=None, weather_branch=True, patient_branch=True, num_classes=len(DISEASES)):
+                 moe=None, weather_branch=True, patient_branch=True, missing=None, num_classes=len(DISEASES)):
         super().__init__()
         if not (weather_branch or patient_branch):
             raise InputError("model: weather_branch and patient_branch cannot both be off")
@@ -111,6 +112,17 @@ class OnsetNet(nn.Layer):
         else:
             self.k = 1
             self.null_patient = self.create_parameter([1, 1, width], default_initializer=nn.initializer.TruncatedNormal(std=0.02))
+
+        ms = _section(missing, enabled=False, modality_dropout=None, reconstruct=True, reconstruct_weight=1.0,
+                      weighting=True, blocks=[])
+        self.missing = None
+        if ms.pop("enabled"):
+            if not (self.weather_branch and self.patient_branch):
+                raise InputError("model.missing needs both branches (weather_branch and patient_branch on)")
+            if isinstance(ms["blocks"], str):
+                raise InputError(f"model.missing.blocks must be resolved to lists of feature indices before the "
+                                 f"model is built (ppeye.build_model does it), got {ms['blocks']!r}")
+            self.missing = MissingModalities(width, self.k, self.shapes["F"], **ms)
 
         fu = _section(fusion, heads=8, dropout=0.1, hidden_ratio=2)
         self.fusion = CrossAttentionFusion(width, fu["heads"], fu["dropout"], fu["hidden_ratio"], moe_cfg(fu.get("moe")))
@@ -191,7 +203,8 @@ class OnsetNet(nn.Layer):
         return self.patient_proj(members)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, weather_unique, day_index=None, tab=None, tab_mask=None, return_explain=False):
+    def forward(self, weather_unique, day_index=None, tab=None, tab_mask=None, return_explain=False,
+                weather_present=None):
         """Risks of the 4 diseases.
 
         Args:
@@ -202,9 +215,13 @@ class OnsetNet(nn.Layer):
             day_index: [B, T] int64, row of weather_unique for each day of each window.
             tab: [B, F] patient features (imputed, standardised); tab_mask: [B, F], 1 = observed.
             return_explain: also return the dict described below.
+            weather_present: [B] 1.0 / 0.0, whose weather window is usable (``model.missing``;
+                None: everyone's).
 
         Returns logits [B, 4] (sigmoid = mean member probability), or ``(logits, explain)``
-        with ``member_logits`` [B, k, 4], ``aux_loss`` (weighted MoE losses, scalar),
+        with ``member_logits`` [B, k, 4], ``aux_loss`` (weighted MoE losses and, with
+        ``model.missing.reconstruct``, the weighted reconstruction loss; scalar), ``presence``
+        [B, 2 + blocks] and ``modality_weights`` [B, 2] (patient, weather) with ``model.missing``,
         ``temporal_attention`` (list per layer of [B, heads, T, T]), ``patient_to_weather``
         [B, heads, k, T], ``weather_to_patient`` [B, heads, 1, k], ``afno_spectrum`` (list per
         block of {"in", "out"} [B, T//2+1]), ``routing`` ({place: MoE routing}),
@@ -227,14 +244,14 @@ class OnsetNet(nn.Layer):
             days, fmap = self.day_proj(weather_unique), None
         else:
             days, fmap = self.encode_days(weather_unique)
-        result = self.forward_days(days, day_index, tab, tab_mask, return_explain)
+        result = self.forward_days(days, day_index, tab, tab_mask, return_explain, weather_present)
         if return_explain and self.weather_branch:
             result[1]["day_embeddings"] = days
             if fmap is not None:
                 result[1]["weather_features"] = fmap
         return result
 
-    def forward_days(self, days, day_index, tab, tab_mask=None, return_explain=False):
+    def forward_days(self, days, day_index, tab, tab_mask=None, return_explain=False, weather_present=None):
         """Everything after the ResNet: from day embeddings [U, E] (``encode_days``; None when the
         weather branch is off) to logits, as ``forward``. Training from cached day embeddings
         (the frozen-encoder mode) calls this directly."""
@@ -249,7 +266,14 @@ class OnsetNet(nn.Layer):
         else:
             patient = self.null_patient.expand([batch, 1, self.width])
 
-        fused, maps, routing = self.fusion(patient, seq)
+        weights, flag_embedding = None, None
+        if self.missing is not None:
+            present = weather_present if weather_present is not None else paddle.ones([batch], "float32")
+            mask = tab_mask if tab_mask is not None else paddle.ones_like(tab)
+            seq, patient, weights, flag_embedding = self.missing(seq, patient, present, mask, out)
+        fused, maps, routing = self.fusion(patient, seq, modality_weights=weights)
+        if flag_embedding is not None:
+            fused = fused + flag_embedding
         out.update(maps)
         if routing is not None:
             out["routing"]["fusion"] = routing
@@ -263,8 +287,10 @@ class OnsetNet(nn.Layer):
             logits = paddle.log(p / (1 - p))
         if not return_explain:
             return logits
-        aux = [r["aux_loss"] for r in out["routing"].values()]
-        out["aux_loss"] = self.aux_loss_weight * paddle.add_n(aux) if aux else paddle.zeros([], "float32")
+        aux = [self.aux_loss_weight * r["aux_loss"] for r in out["routing"].values()]
+        if self.missing is not None and self.missing.loss(out) is not None:
+            aux.append(self.missing.loss(out))
+        out["aux_loss"] = paddle.add_n(aux) if aux else paddle.zeros([], "float32")
         out["member_logits"] = member_logits
         out["embedding"] = fused.mean(axis=1)
         out["patient_embedding"] = patient.mean(axis=1)

@@ -27,13 +27,18 @@ class CrossAttentionFusion(nn.Layer):
         self.norm_head = nn.LayerNorm(2 * dim)
         self.head = build_ffn(2 * dim, int(hidden_ratio * dim), dim, dropout, moe)
 
-    def forward(self, patient, weather, weather_padding_mask=None):
+    def forward(self, patient, weather, weather_padding_mask=None, modality_weights=None):
+        """``modality_weights`` [B, 2] (patient, weather; rows sum to 1): each modality's part of
+        the joint representation is scaled by 2 x its weight (see layers/missing.py)."""
         p_upd, p2w = self.patient_to_weather(self.norm_p(patient), self.norm_w(weather),
                                              key_padding_mask=weather_padding_mask)
         patient = patient + p_upd
         summary = weather.mean(axis=1, keepdim=True)
         s_upd, w2p = self.weather_to_patient(self.norm_s(summary), self.norm_p2(patient))
         summary = summary + s_upd
+        if modality_weights is not None:
+            patient = patient * (2 * modality_weights[:, 0:1]).unsqueeze(-1)
+            summary = summary * (2 * modality_weights[:, 1:2]).unsqueeze(-1)
         joint = paddle.concat([patient, summary.expand([-1, patient.shape[1], -1])], -1)
         fused, routing = apply_ffn(self.head, self.norm_head(joint))
         return fused, {"patient_to_weather": p2w, "weather_to_patient": w2p}, routing
