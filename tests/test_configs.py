@@ -10,7 +10,7 @@ SECTIONS = ["data", "synthetic", "loader", "model", "loss", "optimizer", "schedu
             "device", "seed", "output_dir", "weights", "use_vdl", "fleet"]
 
 
-@pytest.mark.parametrize("name", ["demo", "full"])
+@pytest.mark.parametrize("name", ["demo", "full", "pretrain", "demo_pretrain"])
 def test_leaf_configs_have_every_section(name):
     cfg = ppeye.load_config(os.path.join(ROOT, "configs", f"{name}.yaml"))
     missing = [s for s in SECTIONS if s not in cfg]

@@ -108,6 +108,15 @@ class OnsetDataset:
     def __len__(self):
         return len(self.site)
 
+    def subset(self, indices):
+        """The same dataset restricted to ``indices`` (people in that order)."""
+        import copy
+
+        out = copy.copy(self)
+        for name in ("tab", "tab_mask", "labels", "site", "start", "rows", "cohort_pos", "weather_present"):
+            setattr(out, name, getattr(self, name)[indices])
+        return out
+
     def __getitem__(self, i):
         return {
             "site": self.site[i],

@@ -98,6 +98,28 @@ def load_weights(model, path, prefer=("best", "latest")):
     return ckpt
 
 
+def load_pretrained(model, path):
+    """Start ``model`` from the parameters it shares by name with the checkpoint at ``path``
+    (a contrastive pretraining run for an onset model). Shared parameters of another shape are
+    an error naming them; returns (checkpoint, {"loaded", "not_in_checkpoint", "unused"})."""
+    ckpt = resolve(path)
+    state = paddle.load(os.path.join(ckpt, MODEL_FILE))
+    own = model.state_dict()
+    shared = [k for k in own if k in state]
+    wrong = [f"{k}: checkpoint {list(state[k].shape)} vs model {list(own[k].shape)}"
+             for k in shared if list(state[k].shape) != list(own[k].shape)]
+    if wrong:
+        raise CheckpointError(f"the pretraining checkpoint {ckpt} does not fit this model: {len(wrong)} shared "
+                              f"parameters differ in shape (e.g. {'; '.join(wrong[:3])}). Pretrain with the model "
+                              f"settings of this config (width, backbone, temporal, tabular)")
+    if not shared:
+        raise CheckpointError(f"{ckpt} shares no parameter with this model: not a pretraining run of it?")
+    model.set_state_dict({k: state[k] if k in state else v for k, v in own.items()})
+    heads = lambda keys: sorted({k.split(".")[0] for k in keys})   # noqa: E731
+    return ckpt, {"loaded": len(shared), "not_in_checkpoint": heads(set(own) - set(state)),
+                  "unused": heads(set(state) - set(own))}
+
+
 RESUME = ("latest",)
 
 

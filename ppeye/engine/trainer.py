@@ -31,7 +31,8 @@ from ..core.paddle_env import import_paddle
 from ..core.seed import seed_everything
 from ..metrics import DISEASES, multilabel_metrics
 from .callbacks import LogCallback, VisualDLCallback
-from .checkpoint import CheckpointError, load_checkpoint, load_weights, read_state, save_checkpoint
+from .checkpoint import (CheckpointError, load_checkpoint, load_pretrained, load_weights, read_state,
+                         save_checkpoint)
 from .predict import check_weather_presence, make_loader, predict, to_tensors
 
 paddle = import_paddle()
@@ -184,6 +185,14 @@ class Trainer:
                                      rank=self.rank)
         self.seed = seed_everything(cfg["seed"])
         self.train_set = OnsetDataset(cfg, "train")
+        fraction = float(cfg["data"].get("label_fraction", 1.0))
+        if not 0 < fraction <= 1:
+            raise ConfigError(f"data.label_fraction must be in (0, 1], got {fraction}")
+        if fraction < 1:   # a seeded share of the training people (limited-label experiments)
+            keep = np.sort(np.random.default_rng(self.seed).permutation(len(self.train_set))
+                           [: max(1, int(round(fraction * len(self.train_set))))])
+            self.log.info(f"data.label_fraction {fraction}: training on {len(keep)} of {len(self.train_set)} people")
+            self.train_set = self.train_set.subset(keep)
         self.val_set = OnsetDataset(cfg, "val") if cfg["train"].get("eval") else None
         amp = cfg["train"].get("amp")
         self.amp = bool(amp) and self.device.startswith("gpu")
@@ -206,8 +215,13 @@ class Trainer:
         emb = getattr(getattr(self.model, "tabular", None), "embedding", None)
         if emb is not None:
             emb.fit(self.train_set.tab, self.train_set.tab_mask)
-        if cfg.get("weights"):       # start from pretrained weights (fine-tuning)
+        if cfg.get("weights"):       # start from the weights of a run of this model (fine-tuning)
             self.log.info(f"initial weights from {load_weights(self.model, cfg['weights'])}")
+        if cfg.get("pretrained"):    # start from the shared parts of a (contrastive) pretraining run
+            ckpt, what = load_pretrained(self.model, cfg["pretrained"])
+            self.log.info(f"initial weights from pretraining {ckpt}: {what['loaded']} tensors; initialised here: "
+                          f"{', '.join(what['not_in_checkpoint']) or 'nothing'}; not used: "
+                          f"{', '.join(what['unused']) or 'nothing'}")
         prevalence = self.train_set.labels.mean(0)
         self.criterion = build_loss(cfg, prevalence=prevalence.tolist())
         check_weather_presence(self.model, self.train_set)
@@ -292,6 +306,10 @@ class Trainer:
         return predict(self.model, dataset, self.cfg, with_embeddings, self.world, self.rank, store=store)
 
     def evaluate(self, dataset, thresholds=None):
+        if getattr(self.model, "contrastive", False):
+            from .pretrain import retrieval_metrics
+
+            return retrieval_metrics(self.model, dataset, self.cfg, store=self.cache if self.frozen else None), None, None
         pred = self.predict(dataset)
         return multilabel_metrics(pred.labels, pred.probs, thresholds), pred.labels, pred.probs
 
@@ -399,7 +417,8 @@ class Trainer:
                               f"(best {stopper.best:.4f})")
                 break
         self._call("on_train_end", history)
-        if (cfg.get("retrieval") or {}).get("enabled") and (stop_after is None or len(history) and
+        if (cfg.get("retrieval") or {}).get("enabled") and not getattr(self.model, "contrastive", False) and (
+                stop_after is None or len(history) and
                                                              history[-1]["epoch"] == epochs):
             self.build_retrieval(ckpt_root)
         return history

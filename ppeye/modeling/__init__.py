@@ -4,5 +4,6 @@ from . import losses
 from .backbones.resnet3d import ResNet3D
 from .losses import build_loss, total_loss
 from .onset_net import DISEASES, OnsetNet
+from .pretrain import ContrastivePretrainer, InfoNCE
 
-__all__ = ["OnsetNet", "ResNet3D", "build_loss", "total_loss", "losses", "DISEASES"]
+__all__ = ["OnsetNet", "ContrastivePretrainer", "InfoNCE", "ResNet3D", "build_loss", "total_loss", "losses", "DISEASES"]

@@ -121,5 +121,8 @@ def build_loss(cfg, prevalence=None):
 
 
 def total_loss(criterion, explain, labels):
-    """Training loss: the mean member loss plus the (weighted) MoE auxiliary losses."""
+    """Training loss: the mean member loss plus the (weighted) auxiliary losses; a criterion
+    with ``uses_explain`` (the contrastive InfoNCE) takes the whole explain dict."""
+    if getattr(criterion, "uses_explain", False):
+        return criterion(explain, labels) + explain["aux_loss"]
     return criterion(explain["member_logits"], labels) + explain["aux_loss"]
