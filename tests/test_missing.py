@@ -168,6 +168,15 @@ def test_people_without_weather_are_kept_trained_on_and_scored_by_pattern(kept_w
     assert test["macro_roc_auc"]["value"] > 0.55
     assert summary["splits"]["test_without_weather"]["macro_roc_auc"]["value"] > 0.55
     assert (out / "r" / "eval" / "test_missingness.csv").exists()
+    # per-person modality weights and presence flags, for analysis
+    from ppeye.data.dataset import OnsetDataset
+    from ppeye.engine.features import extract_people
+
+    extract_people(cfg, str(out / "people"), weights=str(out / "r"), splits=["test"])
+    z = np.load(out / "people" / "test.npz")
+    test_set = OnsetDataset(cfg, "test")
+    np.testing.assert_array_equal(z["presence"][:, 0], test_set.weather_present)
+    assert z["modality_weights"].shape == (len(test_set), 2) and np.allclose(z["modality_weights"].sum(1), 1)
 
 
 def test_people_without_weather_need_a_model_that_handles_it(tiny_work, tmp_path):

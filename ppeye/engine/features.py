@@ -226,7 +226,8 @@ def open_cache(cfg, model, store):
 
 def extract_people(cfg, out_dir, weights=None, splits=None, log=None):
     """Per split, ``<out_dir>/<split>.npz`` with ``row`` (export row), ``labels``, ``probs`` and the
-    ``embedding`` (fused), ``weather_embedding`` and ``patient_embedding`` [N, E] of a trained model."""
+    ``embedding`` (fused), ``weather_embedding`` and ``patient_embedding`` [N, E] of a trained model;
+    with ``model.missing`` also ``presence`` (flags) and ``modality_weights`` (patient, weather)."""
     import pandas as pd
 
     from .. import build_model

@@ -21,7 +21,8 @@ class Predictions:
     labels: np.ndarray                 # [N, 4] float
     probs: np.ndarray                  # [N, 4] float64
     embeddings: np.ndarray = None      # [N, width] float32, fused (with_embeddings=True)
-    branch_embeddings: dict = None     # {"weather_embedding", "patient_embedding"}: [N, width] (with_embeddings)
+    branch_embeddings: dict = None     # {"weather_embedding", "patient_embedding"}: [N, width] (with_embeddings),
+                                       # with model.missing also "modality_weights" [N, 2] and "presence" [N, flags]
 
 
 BRANCHES = ("weather_embedding", "patient_embedding")
@@ -76,6 +77,8 @@ def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, 
                          store=store)
     order = [i for batch in loader.ppeye_sampler for i in batch]
     keys = ("embedding",) + BRANCHES if with_embeddings else ()
+    if with_embeddings and getattr(model, "missing", None) is not None:
+        keys += ("presence",) + (("modality_weights",) if model.missing.gate is not None else ())
     probs, embs = [], {k: [] for k in keys}
     with paddle.no_grad():
         for batch in loader:
