@@ -151,7 +151,7 @@ def test_two_stage_config_errors_name_the_key(tiny_work, cache, tmp_path):
     with pytest.raises(DataError, match="cannot open the day-feature cache"):
         Trainer(config(tiny_work, tmp_path, ["train.two_stage.frozen_epochs=1",
                                              f"train.two_stage.cache={tmp_path}/none.zarr"]), callbacks=[])
-    with pytest.raises(FileExistsError):       # an existing cache is not replaced by accident
+    with pytest.raises(InputError, match="already exists: pass --overwrite"):   # not replaced by accident
         extract_day_features(config(tiny_work, tmp_path), path)
 
 

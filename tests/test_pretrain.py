@@ -115,3 +115,17 @@ def test_an_onset_model_starts_from_the_pretrained_encoders(pretrained, tiny_wor
         load_pretrained(wider, f"{out}/p")
     with pytest.raises(ConfigError, match=r"label_fraction must be in \(0, 1\]"):
         Trainer(ppeye.load_config(DEMO, base + ["data.label_fraction=0"]), callbacks=[])
+
+
+def test_a_cache_of_the_pretrained_resnet_serves_runs_that_start_from_it(pretrained, tiny_work, tmp_path):
+    from ppeye.core.errors import DataError
+    from ppeye.engine.features import extract_day_features
+
+    out, _, _ = pretrained
+    base = TINY + PIPE + tiny_work + SMALL_MODEL + [f"output_dir={tmp_path}", "train.epochs=1"]
+    cache = str(tmp_path / "days.zarr")
+    extract_day_features(ppeye.load_config(DEMO, base + [f"pretrained={out}/p"]), cache)
+    stage = ["train.two_stage.frozen_epochs=1", f"train.two_stage.cache={cache}"]
+    Trainer(ppeye.load_config(DEMO, base + stage + [f"pretrained={out}/p"]), callbacks=[])
+    with pytest.raises(DataError, match="stale.*backbone weights"):
+        Trainer(ppeye.load_config(DEMO, base + stage), callbacks=[])     # a run from scratch: another ResNet

@@ -77,6 +77,18 @@ def test_export_and_infer_from_the_command_line(trained, tmp_path):
     assert res.returncode == 2 and "not an export directory" in res.stderr
 
 
+def test_extract_from_the_command_line(trained, tmp_path):
+    root, overrides = trained
+    base = ["-c", "configs/demo.yaml", "-o", *overrides, f"weights={root}/r"]
+    res = run_tool("extract", *base, "--days", "--output", str(tmp_path / "d.zarr"), "--people",
+                   "--people_dir", str(tmp_path / "p"), "--splits", "val")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "d.zarr" / "features").exists() and (tmp_path / "p" / "val.npz").exists()
+    assert "volumes/s" in res.stdout + res.stderr
+    res = run_tool("extract", *base, "--output", str(tmp_path / "d.zarr"))       # no silent overwrite
+    assert res.returncode != 0 and "already exists" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_train_and_eval_from_the_command_line_and_their_bad_inputs(tiny_work, tmp_path):
     from test_trainer import SMALL_MODEL
     from conftest import PIPE

@@ -11,7 +11,8 @@ ResNet3D through Paddle Inference (oneDNN on CPU, the GPU when there is one), wr
 atomically to a zarr store [site, day, P] with the encoder's identity (backbone config and
 weights hashes, store identity and normalisation), so a stale cache is refused. Without
 weights the ResNet is the config's seeded initialisation, the one a run of the config starts
-from. Train from it with -o train.two_stage.frozen_epochs=N train.two_stage.cache=PATH.
+from; -o pretrained=<pretraining run> takes that run's ResNet. Train from the cache with
+-o train.two_stage.frozen_epochs=N train.two_stage.cache=PATH (and the same pretrained=).
 
 Per person (--people, needs trained weights): <output_dir>/<run>/people/<split>.npz with the
 export row, labels, probabilities and the fused, weather and patient embeddings.
@@ -24,7 +25,7 @@ from ppeye.core import cli
 
 def main():
     parser = cli.make_parser(__doc__)
-    parser.add_argument("--days", action="store_true", help="extract the day-feature cache (the default)")
+    parser.add_argument("--days", action="store_true", help="extract the day-feature cache (the default without --people)")
     parser.add_argument("--people", action="store_true", help="extract per-person embeddings (needs weights)")
     parser.add_argument("--output", default=None,
                         help="day-feature cache path (default: <output_dir>/<run>/day_features.zarr)")

@@ -161,7 +161,7 @@ def extract_day_features(cfg, out, weights=None, batch_size=64, device="auto", o
     from ..core.seed import seed_everything
     from ..data.store import Era5Store
     from ..deploy.export import create_predictor, run_predictor
-    from .checkpoint import load_weights
+    from .checkpoint import load_pretrained, load_weights
     from .trainer import resolve_device
 
     log = log or get_logger("ppeye.extract")
@@ -169,12 +169,19 @@ def extract_day_features(cfg, out, weights=None, batch_size=64, device="auto", o
         raise InputError(f"extract batch size must be >= 1, got {batch_size}")
     if not cfg["model"].get("weather_branch", True):
         raise InputError("model.weather_branch is false: there is no ResNet3D to extract day features with")
+    if os.path.isdir(out) and os.listdir(out) and not overwrite:
+        raise InputError(f"{out} already exists: pass --overwrite (overwrite=True) to replace it")
     weights = weights or cfg.get("weights")
     store = Era5Store(os.path.join(cfg["data"]["work_dir"], "era5.zarr"))
     paddle.set_device("cpu")     # the network is built and traced on the CPU; the predictor runs anywhere
     seed_everything(cfg["seed"])
     model = build_model(cfg)     # without weights: the seeded initialisation a run with this config starts from
-    source = load_weights(model, weights) if weights else "the config's seeded initialisation"
+    if weights:
+        source = load_weights(model, weights)
+    elif cfg.get("pretrained"):  # as a run with this config would start: from the pretraining run's encoders
+        source = load_pretrained(model, cfg["pretrained"])[0]
+    else:
+        source = "the config's seeded initialisation"
     model.eval()
     identity = encoder_identity(cfg, model, store)
     device = resolve_device(cfg.get("device", "auto"))
