@@ -190,3 +190,33 @@ def test_people_without_weather_need_a_model_that_handles_it(tiny_work, tmp_path
         from ppeye.data.dataset import OnsetDataset
 
         OnsetDataset(ppeye.load_config(DEMO, TINY + PIPE + tiny_work + ["data.incomplete_weather=drop"]), "train")
+
+
+def test_exported_model_scores_people_without_weather(kept_without_weather, tmp_path):
+    import os
+
+    import pandas as pd
+
+    from ppeye.data.dataset import OnsetDataset
+    from ppeye.deploy.export import export_model
+    from ppeye.deploy.infer import infer_table
+    from ppeye.deploy.sample import scoring_table
+    from ppeye.engine.predict import predict
+
+    out, overrides, trainer = kept_without_weather
+    cfg = ppeye.load_config(DEMO, overrides)
+    info = export_model(cfg, weights=str(out / "r"), out_dir=str(tmp_path / "m"))
+    assert [i["name"] for i in info["inputs"]][-1] == "weather_present"
+    scoring_table(cfg, "test", str(tmp_path / "t.csv"))
+    work = cfg["data"]["work_dir"]
+    summary = infer_table(str(tmp_path / "m"), str(tmp_path / "t.csv"), era5=os.path.join(work, "era5.zarr"),
+                          output=str(tmp_path / "r.csv"), batch_size=16)
+    ds = OnsetDataset(cfg, "test")
+    lacking = int((ds.weather_present == 0).sum())
+    assert summary["scored"] == len(ds) and summary["scored_without_weather"] == {"window_not_covered": lacking}
+    risks = pd.read_csv(tmp_path / "r.csv")
+    assert (risks["status"] == "ok_without_weather:window_not_covered").sum() == lacking > 0
+    cols = [c for c in risks.columns if c.startswith("model_risk_")] or [c for c in risks.columns
+                                                                          if c.startswith("risk_")]
+    expected = predict(trainer.model, ds, cfg).probs
+    np.testing.assert_allclose(risks[cols].to_numpy(), expected, atol=2e-5)

@@ -53,7 +53,8 @@ def input_specs(cfg, names):
     s = input_shapes(cfg)
     shapes = {"weather_unique": ([None, s["C"], s["D"], s["H"], s["W"]], "float32"),
               "day_index": ([None, s["T"]], "int64"),
-              "tab": ([None, s["F"]], "float32"), "tab_mask": ([None, s["F"]], "float32")}
+              "tab": ([None, s["F"]], "float32"), "tab_mask": ([None, s["F"]], "float32"),
+              "weather_present": ([None], "float32")}
     return [paddle.static.InputSpec(shapes[n][0], shapes[n][1], n) for n in names]
 
 

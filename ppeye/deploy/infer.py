@@ -177,6 +177,12 @@ def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_s
     else:
         sites_pos = np.zeros(n, np.int64)
 
+    names = [i["name"] for i in model.inputs]
+    present = np.ones(n, np.float32)
+    without = np.full(n, None, dtype=object)
+    if "weather_present" in names:       # a model with model.missing scores people without weather
+        lacking = np.array([p is not None for p in problem])
+        present[lacking], without[lacking], problem[lacking] = 0.0, problem[lacking], None
     good = np.array([p is None for p in problem])
     order = np.nonzero(good)[0]
     order = order[np.lexsort((start[order], sites_pos[order]))]     # by site, then window start
@@ -184,19 +190,19 @@ def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_s
     probs = np.full((n, L), np.nan)
     blended = np.full((n, L), np.nan) if model.retrieval is not None else None
     importance = np.full((n, T), np.nan, np.float32) if (explain and model.uses_weather) else None
-    names = [i["name"] for i in model.inputs]
     for b in range(0, len(order), int(batch_size)):
         rows = order[b : b + int(batch_size)]
-        arrays = {"tab": tab[rows], "tab_mask": tab_mask[rows]}
+        arrays = {"tab": tab[rows], "tab_mask": tab_mask[rows], "weather_present": present[rows]}
         if model.uses_weather:
-            arrays.update(_weather(store, sites_pos[rows], start[rows], T))
+            arrays.update(_weather(store, sites_pos[rows], start[rows], T, present[rows]))
         out = model.run({k: arrays[k] for k in names})
         probs[rows] = out["probs"]
         if blended is not None:
             blended[rows] = model.retrieval.blend(out["probs"].astype(np.float64), out["embedding"])
         if importance is not None:
-            importance[rows] = out["day_importance"]
-    summary = _write(output, frame, model, sites, dates, problem, probs, blended, importance, report, explain)
+            importance[rows] = np.where(present[rows][:, None] > 0, out["day_importance"], np.nan)
+    summary = _write(output, frame, model, sites, dates, problem, probs, blended, importance, report, explain,
+                     without)
     summary["seconds"] = round(time.time() - t0, 2)
     summary["device"] = model.device
     with atomic_write(output + ".summary.json") as f:
@@ -208,15 +214,16 @@ def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_s
     return summary
 
 
-def _weather(store, sites, starts, T):
+def _weather(store, sites, starts, T, present):
     from ..data.dataset import WeatherCollator
 
     keys = sites[:, None] * store.n_days + starts[:, None] + np.arange(T)[None, :]
+    keys[present == 0] = -1            # no weather: a zero volume the model does not use
     weather, day_index = WeatherCollator(store).weather(keys)
     return {"weather_unique": weather, "day_index": day_index}
 
 
-def _write(output, frame, model, sites, dates, problem, probs, blended, importance, report, explain):
+def _write(output, frame, model, sites, dates, problem, probs, blended, importance, report, explain, without):
     labels = model.labels
     thr = model.info["thresholds"]
     final = blended if blended is not None else probs
@@ -224,7 +231,8 @@ def _write(output, frame, model, sites, dates, problem, probs, blended, importan
     out = pd.DataFrame({"row": np.arange(1, len(frame) + 1)})
     if "eid" in frame:
         out["eid"] = frame["eid"].to_numpy()
-    out["status"] = ["ok" if p is None else p for p in problem]
+    out["status"] = [p if p is not None else "ok" if w is None else f"ok_without_weather:{w}"
+                     for p, w in zip(problem, without)]
     out["site"] = np.where(sites >= 0, sites, -1)
     out["index_date"] = pd.Series(dates).dt.strftime("%Y-%m-%d").to_numpy() if len(dates) else []
     for j, d in enumerate(labels):
@@ -238,8 +246,8 @@ def _write(output, frame, model, sites, dates, problem, probs, blended, importan
     if importance is not None:
         T = importance.shape[1]
         top = np.argsort(-np.nan_to_num(importance, nan=-1), axis=1)[:, :3]
-        out["top_days_before_index"] = [" ".join(str(T - int(t)) for t in r) if p is None else ""
-                                        for r, p in zip(top, problem)]
+        out["top_days_before_index"] = [" ".join(str(T - int(t)) for t in r) if p is None and w is None else ""
+                                        for r, p, w in zip(top, problem, without)]
     with atomic_write(output) as f:
         out.to_csv(f, index=False)
     if importance is not None:
@@ -252,7 +260,12 @@ def _write(output, frame, model, sites, dates, problem, probs, blended, importan
         if p is not None:
             problems[p] = problems.get(p, 0) + 1
             problem_rows.setdefault(p, []).append(i + 1)
+    lacking = {}
+    for w in without:
+        if w is not None:
+            lacking[w] = lacking.get(w, 0) + 1
     return {"rows": len(frame), "scored": int(len(frame) - sum(problems.values())), "problems": problems,
+            "scored_without_weather": lacking,
             "problem_rows": problem_rows, "risk_source": "retrieval blend" if blended is not None else "model",
             "thresholds": final_thr, "table_report": {k: v for k, v in report.items() if k != "unreadable_values"},
             "unreadable_values": {k: v for k, v in report.get("unreadable_values", {}).items() if v},

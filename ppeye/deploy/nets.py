@@ -29,9 +29,17 @@ class _Export(paddle.nn.Layer):
         super().__init__()
         self.net = net
 
-    def outputs(self, weather_unique, day_index, tab, tab_mask):
-        logits, explain = self.net(weather_unique, day_index, tab, tab_mask, return_explain=True)
+    def outputs(self, weather_unique, day_index, tab, tab_mask, weather_present=None):
+        logits, explain = self.net(weather_unique, day_index, tab, tab_mask, return_explain=True,
+                                   weather_present=weather_present)
         return _outputs(self.net, logits, explain)
+
+
+class MissingAwareExport(_Export):
+    """``model.missing``: also ``weather_present`` [B] (0 scores a person without weather)."""
+
+    def forward(self, weather_unique, day_index, tab, tab_mask, weather_present):
+        return self.outputs(weather_unique, day_index, tab, tab_mask, weather_present)
 
 
 class WeatherPatientExport(_Export):
@@ -63,6 +71,8 @@ class PatientOnlyNoMaskExport(_Export):
 def export_layer(net):
     """``(layer, input names)`` for ``net``'s switched-on parts."""
     uses_mask = net.patient_branch and bool(getattr(net.tabular, "use_mask", True))
+    if getattr(net, "missing", None) is not None:     # both branches; the flags read tab_mask
+        return MissingAwareExport(net), ["weather_unique", "day_index", "tab", "tab_mask", "weather_present"]
     if net.weather_branch:
         if uses_mask:
             return WeatherPatientExport(net), ["weather_unique", "day_index", "tab", "tab_mask"]
