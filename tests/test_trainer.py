@@ -197,3 +197,8 @@ def test_a_new_run_in_an_old_run_directory_sets_the_old_checkpoints_aside(work, 
     new = ppeye.build_model(config(work, tmp_path))
     load_weights(new, str(run))
     assert not all(np.array_equal(v, first[k]) for k, v in weights(new).items())
+
+
+def test_a_numeric_run_name_is_a_directory_name(work, tmp_path):
+    trainer = Trainer(config(work, tmp_path, ["run_name=7"]), callbacks=[])      # YAML reads 7 as an int
+    assert trainer.run_dir == os.path.join(str(tmp_path), "7") and os.path.isdir(trainer.run_dir)

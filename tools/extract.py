@@ -40,7 +40,7 @@ def main():
         from ppeye.engine.features import extract_day_features, extract_people
 
         cfg = cli.config_from_args(args)
-        run_name = cfg.get("run_name") or os.path.splitext(os.path.basename(args.config))[0]
+        run_name = str(cfg.get("run_name") or os.path.splitext(os.path.basename(args.config))[0])
         run_dir = os.path.join(cfg["output_dir"], run_name)
         log = get_logger("ppeye.extract")
         if args.days or not args.people:

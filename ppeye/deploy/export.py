@@ -121,7 +121,7 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
     checkpoint = load_weights(model, weights)
     model.eval()
     run_dir = run_dir_of(checkpoint)
-    out_dir = out_dir or os.path.join("inference", cfg.get("run_name") or os.path.basename(run_dir))
+    out_dir = out_dir or os.path.join("inference", str(cfg.get("run_name") or os.path.basename(run_dir)))
     data = cfg["data"]
     ukb = cfg["ukb"]
     sites = [{"code": c.code, "name": c.name, "lat": c.lat, "lon": c.lon} for c in resolve_sites(data["sites"])]
@@ -174,7 +174,7 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
             "format_version": FORMAT_VERSION,
             "ppeye_version": __version__,
             "paddle_version": paddle.__version__,
-            "config": cfg.get("run_name") or os.path.basename(run_dir),
+            "config": str(cfg.get("run_name") or os.path.basename(run_dir)),
             "config_fingerprint": config_fingerprint(cfg),
             "checkpoint": os.path.relpath(checkpoint),
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -177,7 +177,7 @@ class Trainer:
         self.device = select_device(cfg.get("device", "auto"))
         if self.world > 1 and self.device.startswith("gpu"):
             self.device = select_device(f"gpu:{int(os.environ.get('FLAGS_selected_gpus', '0').split(',')[0])}")
-        run = cfg.get("run_name") or "run"
+        run = str(cfg.get("run_name") or "run")   # a YAML run_name may be a number
         self.run_dir = os.path.join(cfg["output_dir"], run)
         if self.rank == 0:
             os.makedirs(self.run_dir, exist_ok=True)
