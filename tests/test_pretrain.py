@@ -129,3 +129,16 @@ def test_a_cache_of_the_pretrained_resnet_serves_runs_that_start_from_it(pretrai
     Trainer(ppeye.load_config(DEMO, base + stage + [f"pretrained={out}/p"]), callbacks=[])
     with pytest.raises(DataError, match="stale.*backbone weights"):
         Trainer(ppeye.load_config(DEMO, base + stage), callbacks=[])     # a run from scratch: another ResNet
+
+
+def test_pretraining_can_read_a_day_feature_cache(tiny_work, tmp_path):
+    from ppeye.engine.features import extract_day_features
+
+    base = TINY + PIPE + tiny_work + SMALL_MODEL + [f"output_dir={tmp_path}", "run_name=p", "train.epochs=1",
+                                                    "train.eval=true", "loader.batch_size=32"]
+    cache = str(tmp_path / "days.zarr")
+    extract_day_features(ppeye.load_config(PRETRAIN, base), cache)
+    trainer = Trainer(ppeye.load_config(PRETRAIN, base + ["train.two_stage.frozen_epochs=1",
+                                                          f"train.two_stage.cache={cache}"]), callbacks=[])
+    history = trainer.train()
+    assert trainer.loader is trainer.loaders[True] and 0 <= history[0]["val_retrieval_top1"] <= 1
