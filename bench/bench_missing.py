@@ -22,6 +22,7 @@ sys.path.insert(0, ROOT)
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--missing_only", action="store_true", help="only the model.missing run")
     args = p.parse_args()
     if not os.path.isfile(os.path.join(ROOT, "data", "demo", "work", "cohort_imputed.parquet")):
         raise SystemExit("bench_missing needs the demo data: run `make demo` first")
@@ -32,6 +33,8 @@ def main():
     runs = {"without model.missing": [],
             "model.missing, dropout 0.3 / 0.3": ["model.missing.enabled=true",
                                                   "model.missing.modality_dropout={weather: 0.3, patient: 0.3}"]}
+    if args.missing_only:
+        runs.pop("without model.missing")
     print(f"demo model, {args.epochs} epochs, 1 process; test macro ROC-AUC")
     with tempfile.TemporaryDirectory() as out:
         for name, extra in runs.items():

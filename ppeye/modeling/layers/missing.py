@@ -13,8 +13,9 @@ are the features missing together, ``missingness_blocks.csv`` of the cohort stag
   never both for the same person.
 - Reconstruction (``reconstruct``): a residual MLP (a small cascade of residual autoencoder
   blocks) maps the mean patient embedding to the mean weather embedding and another the
-  reverse; trained with a mean squared error to the (detached) true embedding on the people
-  who have both, which includes those whose modality was dropped for training.
+  reverse; trained with a mean squared error to the true embedding on the people who have
+  both (which includes those whose modality was dropped for training), with the encoders'
+  outputs detached so that the loss trains the imputers and never the encoders.
 - Modality weighting (``weighting``): per person, a softmax over (patient, weather) from the
   two mean embeddings and the flags; the fusion scales each modality's part of the joint
   representation by 2 x its weight (1 each when equal). Reported as ``modality_weights``.
@@ -114,9 +115,12 @@ class MissingModalities(nn.Layer):
         fill_w = self.missing_weather
         fill_p = self.missing_patient
         if self.to_weather is not None:
-            # reconstructions from the modality that is there (after dropout)
-            w_hat = self.to_weather(patient_mean)
-            p_hat = self.to_patient(seq_mean)
+            # reconstructions from the modality that is there (after dropout). Inputs and targets
+            # are detached: the reconstruction loss trains the imputers only. Through the encoders
+            # it would pull both embeddings towards whatever the other modality can predict,
+            # down to constants when the modalities share little (measured: a collapsed demo model)
+            w_hat = self.to_weather(patient_mean.detach())
+            p_hat = self.to_patient(seq_mean.detach())
             both = flags[:, 0] * flags[:, 1]                # truly both present: the training pairs
             err = ((w_hat - seq_mean.detach()) ** 2).mean(axis=1) + ((p_hat - patient_mean.detach()) ** 2).mean(axis=1)
             out["reconstruction_loss"] = (err * both).sum() / paddle.clip(both.sum(), min=1.0)
