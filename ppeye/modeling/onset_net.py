@@ -288,8 +288,9 @@ class OnsetNet(nn.Layer):
         if not return_explain:
             return logits
         aux = [self.aux_loss_weight * r["aux_loss"] for r in out["routing"].values()]
-        if self.missing is not None and self.missing.loss(out) is not None:
-            aux.append(self.missing.loss(out))
+        reconstruction = self.missing.loss(out) if self.missing is not None else None
+        if reconstruction is not None:
+            aux.append(reconstruction)
         out["aux_loss"] = paddle.add_n(aux) if aux else paddle.zeros([], "float32")
         out["member_logits"] = member_logits
         out["embedding"] = fused.mean(axis=1)
