@@ -42,6 +42,50 @@ def test_every_split_gets_metrics_intervals_curves_and_predictions(trained):
     assert {"metric", "value", "ci_low", "ci_high", "replicates"} <= set(ext.columns)
 
 
+def test_clinical_outputs_subgroups_and_post_hoc_calibration(trained, tmp_path):
+    from ppeye.metrics.clinical import calibration_fit, net_benefit, operating_points
+
+    root, overrides = trained
+    cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "evaluation.post_hoc_calibration=temperature",
+                                               "evaluation.decision_thresholds=[0.05, 0.5, 0.05]"])
+    summary = Evaluator(cfg, out_dir=str(tmp_path)).run("test")
+    assert {"test", "test_calibrated", "test_retrieval"} <= set(summary["splits"])
+    pred = np.load(tmp_path / "test_predictions.npz")
+    y, p = pred["labels"], pred["probs"]
+    clin = pd.read_csv(tmp_path / "test_clinical.csv")
+    j = int(np.argmax(y.sum(0)))                                  # the disease with most cases
+    d = ("glaucoma", "cataract", "amd", "dr")[j]
+    rows = clin[clin.disease == d].set_index("metric")
+    ops = operating_points(y[:, j], p[:, j])
+    assert rows.loc["sens_at_spec_0.90", "value"] == pytest.approx(ops["sens_at_spec_0.90"])
+    assert rows.loc["calibration_slope", "value"] == pytest.approx(calibration_fit(y[:, j], p[:, j])["calibration_slope"])
+    auc = rows.loc["roc_auc"]
+    assert auc.ci_low <= auc.value <= auc.ci_high
+    dc = pd.read_csv(tmp_path / "test_decision_curve.csv")
+    mine = dc[dc.disease == d]
+    assert len(mine) == 10 and mine.threshold.iloc[0] == pytest.approx(0.05)
+    assert mine.model.to_numpy() == pytest.approx(net_benefit(y[:, j], p[:, j], mine.threshold.to_numpy())["model"])
+    cm = pd.read_csv(tmp_path / "test_confusion_matrix.csv").set_index("disease")
+    assert (cm[["tp", "fp", "tn", "fn"]].sum(1) == len(y)).all()
+    assert cm.loc[d, "tp"] + cm.loc[d, "fn"] == int(y[:, j].sum())
+    # subgroups: within every attribute each person is in exactly one group
+    sub = pd.read_csv(tmp_path / "test_subgroups.csv")
+    assert {"sex", "age_band", "centre", "season", "missingness"} == set(sub.attribute)
+    for attr, g in sub[sub.disease == d].groupby("attribute"):
+        assert g.n.sum() == len(y) and g.cases.sum() == int(y[:, j].sum()), attr
+    assert (tmp_path / "test_subgroups.png").exists() and (tmp_path / "test_decision_curve.png").exists()
+    temps = summary["post_hoc_calibration"]["temperature"]
+    assert all(t > 0 for t in temps.values())
+    cal = np.load(tmp_path / "test_calibrated_predictions.npz")["probs"]
+    # temperature scaling is monotone: the ranking (so the ROC-AUC) is unchanged
+    assert summary["splits"]["test_calibrated"]["macro_roc_auc"]["value"] == pytest.approx(
+        summary["splits"]["test"]["macro_roc_auc"]["value"])
+    assert not np.allclose(cal, p)
+    with pytest.raises(InputError, match="decision_thresholds"):
+        Evaluator(ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "evaluation.decision_thresholds=[0.5, 0.1, 0.1]"]),
+                  out_dir=str(tmp_path / "bad")).run("val")
+
+
 def test_retrieval_is_chosen_on_validation_and_never_hurts_it(trained):
     root, overrides = trained
     params = json.load(open(root / "r" / "retrieval" / "params.json"))

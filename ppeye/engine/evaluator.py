@@ -8,10 +8,21 @@ the evaluator writes, under ``<run>/eval/`` (or ``output``):
 - ``<split>_calibration.csv``: reliability bins per disease;
 - ``<split>_roc.png``, ``<split>_pr.png``, ``<split>_calibration.png``;
 - ``<split>_predictions.npz``: labels, probabilities and export row numbers (no ids);
+- ``<split>_clinical.csv``: per disease ROC-AUC (DeLong interval), sensitivity at fixed
+  specificities and specificity at fixed sensitivities (``evaluation.specificities`` /
+  ``sensitivities``), Brier score, calibration intercept and slope (bootstrap intervals);
+- ``<split>_confusion_matrix.csv``: per disease at the validation-chosen threshold;
+- ``<split>_decision_curve.csv`` / ``.png``: net benefit vs treat-all / treat-none over
+  ``evaluation.decision_thresholds`` [first, last, step];
+- ``<split>_subgroups.csv`` / ``.png``: ROC-AUC per subgroup (sex, age band, centre, season of
+  the index date, missingness pattern) with DeLong intervals and a forest plot; a group whose
+  interval excludes the overall AUC is flagged (``differs``);
 - ``summary.json``: thresholds, the rule, the weights, and each split's headline numbers.
 
 With a retrieval index saved in the run (``retrieval.enabled``), every split is also scored
-with the retrieval blend and the files get a ``_retrieval`` twin.
+with the retrieval blend and the files get a ``_retrieval`` twin; with
+``evaluation.post_hoc_calibration`` (temperature | isotonic, fitted on the validation split's
+predictions) a ``_calibrated`` twin (thresholds chosen again on calibrated validation).
 
 Missing modalities: ``<split>_missingness.csv`` gives the metrics per missingness pattern
 (complete cases, weather missing, each block of patient features missing, and their
@@ -29,7 +40,8 @@ from ..core.io import atomic_write, save_npz, write_csv
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..metrics import DISEASES, bootstrap_metrics, calibration_table, choose_thresholds
-from ..metrics.plots import save_curves
+from ..metrics.clinical import clinical_report, confusion_rows, net_benefit
+from ..metrics.plots import decision_curve_figure, save_curves, save_figure
 from .checkpoint import load_weights, resolve
 from .predict import predict
 
@@ -123,11 +135,22 @@ class Evaluator:
         if self.retrieval is not None:
             blended = self.retrieval.blend(val_pred.probs, val_pred.embeddings)
             variants["retrieval"] = (choose_thresholds(val_pred.labels, blended), self.retrieval.params)
+        method = ec.get("post_hoc_calibration")
+        if method:
+            from ..metrics.clinical import PostHocCalibrator
+
+            calibrator = PostHocCalibrator(method).fit(val_pred.labels, val_pred.probs)
+            variants["calibrated"] = (choose_thresholds(val_pred.labels, calibrator.transform(val_pred.probs)),
+                                      calibrator)
         summary = {"weights": self.checkpoint, "threshold_rule": THRESHOLD_RULE,
                    "thresholds": {"model": dict(zip(DISEASES, thresholds))}, "splits": {}}
         if self.retrieval is not None:
             summary["thresholds"]["retrieval"] = dict(zip(DISEASES, variants["retrieval"][0]))
             summary["retrieval"] = self.retrieval.params
+        if method:
+            summary["thresholds"]["calibrated"] = dict(zip(DISEASES, variants["calibrated"][0]))
+            summary["post_hoc_calibration"] = {"method": method, "fitted_on": "val"} | (
+                {"temperature": dict(zip(DISEASES, calibrator.params))} if method == "temperature" else {})
         for split in wanted:
             if split == "val":
                 ds, pred = val_ds, val_pred
@@ -136,11 +159,13 @@ class Evaluator:
                 continue
             else:
                 ds, pred = self._predict(split)
-            for variant, (thr, _) in variants.items():
-                probs = pred.probs if variant == "model" else self.retrieval.blend(pred.probs, pred.embeddings)
-                name = split if variant == "model" else f"{split}_retrieval"
+            for variant, (thr, extra) in variants.items():
+                probs = {"model": lambda: pred.probs, "calibrated": lambda: extra.transform(pred.probs),
+                         "retrieval": lambda: self.retrieval.blend(pred.probs, pred.embeddings)}[variant]()
+                name = split if variant == "model" else f"{split}_{variant}"
                 summary["splits"][name] = self._report(name, ds, pred.labels, probs, thr, ec)
             summary["splits"][split]["missingness"] = self._patterns(split, ds, pred.labels, pred.probs)
+            summary["splits"][split]["subgroups_differing"] = self._subgroups(split, ds, pred.labels, pred.probs, ec)
             if getattr(self.model, "missing", None) is not None:
                 for modality in ec.get("drop_modality", ("weather", "patient")) or ():
                     dropped = predict(self.model, ds, self.cfg, drop=modality)
@@ -168,6 +193,50 @@ class Evaluator:
                   ["pattern", "n", "positives", "macro_roc_auc", "macro_pr_auc", "macro_brier"])
         return rows
 
+    def _clinical(self, name, labels, probs, thresholds, ec, level):
+        """``<name>_clinical.csv``, ``_confusion_matrix.csv``, ``_decision_curve.csv`` / ``.png``."""
+        out = self.out_dir
+        rows = clinical_report(labels, probs, DISEASES, tuple(ec.get("specificities", (0.90, 0.95))),
+                               tuple(ec.get("sensitivities", (0.90, 0.95))), n_boot=int(ec.get("bootstrap", 1000)),
+                               level=level, seed=int(self.cfg.get("seed", 0)))
+        write_csv(os.path.join(out, f"{name}_clinical.csv"), rows, ["disease", "metric", "value", "ci_low", "ci_high"])
+        write_csv(os.path.join(out, f"{name}_confusion_matrix.csv"), confusion_rows(labels, probs, thresholds, DISEASES),
+                  ["disease", "threshold", "tp", "fp", "tn", "fn", "sensitivity", "specificity", "ppv", "npv"])
+        first, last, step = (float(v) for v in ec.get("decision_thresholds", (0.01, 0.5, 0.01)))
+        if not 0 < first <= last < 1 or step <= 0:
+            raise InputError(f"evaluation.decision_thresholds must be [first, last, step] with 0 < first <= last < 1 "
+                             f"and step > 0, got {[first, last, step]}")
+        grid = np.round(np.arange(first, last + step / 2, step), 10)
+        curves, table = {}, []
+        for j, d in enumerate(DISEASES):
+            if 0 < labels[:, j].sum() < len(labels):
+                c = curves[d] = net_benefit(labels[:, j], probs[:, j], grid)
+                table += [{"disease": d, "threshold": float(t), "model": float(m), "treat_all": float(a), "treat_none": 0.0}
+                          for t, m, a in zip(c["threshold"], c["model"], c["treat_all"])]
+        write_csv(os.path.join(out, f"{name}_decision_curve.csv"), table,
+                  ["disease", "threshold", "model", "treat_all", "treat_none"])
+        save_figure(decision_curve_figure(curves, f"{name}: decision curves (n={len(labels)})"),
+                    os.path.join(out, f"{name}_decision_curve.png"))
+
+    def _subgroups(self, split, ds, labels, probs, ec):
+        """``<split>_subgroups.csv`` / ``.png``: AUC per group of each attribute; returns the flagged rows."""
+        from .. import feature_blocks
+        from ..data.attributes import person_attributes
+        from ..metrics.subgroups import COLUMNS, forest_figure, subgroup_table
+
+        attrs = person_attributes(self.cfg, ds.cohort_pos)
+        attrs["missingness"] = missingness_patterns(ds.weather_present, ds.tab_mask, feature_blocks(self.cfg))
+        level = float(ec.get("ci_level", 0.95))
+        rows = subgroup_table(labels, probs, attrs, level=level, min_cases=int(ec.get("subgroup_min_cases", 5)))
+        write_csv(os.path.join(self.out_dir, f"{split}_subgroups.csv"), rows, COLUMNS)
+        save_figure(forest_figure(rows, f"{split}: ROC-AUC by subgroup ({level:.0%} DeLong intervals)"),
+                    os.path.join(self.out_dir, f"{split}_subgroups.png"))
+        flagged = [r for r in rows if r["differs"]]
+        for r in flagged:
+            self.log.info(f"{split}: subgroup {r['attribute']}={r['group']} {r['disease']} ROC-AUC {r['roc_auc']:.3f} "
+                          f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] excludes the overall {r['overall_roc_auc']:.3f}")
+        return [{k: r[k] for k in ("attribute", "group", "disease", "roc_auc", "overall_roc_auc")} for r in flagged]
+
     def _report(self, name, ds, labels, probs, thresholds, ec):
         level = float(ec.get("ci_level", 0.95))
         m = bootstrap_metrics(labels, probs, thresholds, n_boot=int(ec.get("bootstrap", 1000)), level=level,
@@ -182,6 +251,7 @@ class Evaluator:
         write_csv(os.path.join(out, f"{name}_calibration.csv"), cal,
                    ["disease", "bin", "mean_predicted", "observed_rate", "count"])
         save_npz(os.path.join(out, f"{name}_predictions.npz"), labels=labels, probs=probs, rows=ds.rows)
+        self._clinical(name, labels, probs, thresholds, ec, level)
         images = {}
         for kind in ("roc", "pr", "calibration"):
             images[kind] = save_curves(kind, labels, probs, os.path.join(out, f"{name}_{kind}.png"),

@@ -158,20 +158,12 @@ class Explainer:
 
     # ------------------------------------------------------------------ attributes and truth
     def attributes(self, ds, order):
-        path = os.path.join(self.cfg["data"]["work_dir"], "cohort.parquet")
-        cohort = pd.read_parquet(path)
-        rows = cohort.iloc[ds.cohort_pos[order]]
-        index_date = pd.to_datetime(rows["index_date"])
-        out = {"centre": rows["site"].astype(str).to_numpy(),
-               "season": np.where(index_date.dt.month.isin([10, 11, 12, 1, 2, 3]), "winter", "summer")}
-        if "f34" in rows:
-            age = index_date.dt.year.to_numpy() - rows["f34"].to_numpy()
-            out["age_band"] = np.select([age < 55, age < 65, age >= 65], ["<55", "55-64", "65+"], "unknown")
-        if "f31" in rows:
-            out["sex"] = np.select([rows["f31"].to_numpy() == 0, rows["f31"].to_numpy() == 1], ["female", "male"],
-                                   "unknown")
+        from ..data.attributes import cohort_rows, person_attributes
+
+        out = person_attributes(self.cfg, ds.cohort_pos[order])
+        rows = cohort_rows(self.cfg, ds.cohort_pos[order], ["eid", "index_date"])
         out["_eid"] = rows["eid"].to_numpy()            # for joins only; never written or logged
-        out["_index_date"] = index_date.dt.strftime("%Y-%m-%d").to_numpy()
+        out["_index_date"] = pd.to_datetime(rows["index_date"]).dt.strftime("%Y-%m-%d").to_numpy()
         return out
 
     def ground_truth(self, ds, order):

@@ -57,13 +57,41 @@ def curves_figure(kind, y_true, y_prob, title, names=DISEASES, calibration=None)
     return fig
 
 
-def save_curves(kind, y_true, y_prob, path, title, calibration=None):
+def decision_curve_figure(curves, title, names=DISEASES):
+    """Net benefit of the model vs treat-all and treat-none over the threshold probabilities,
+    one panel per disease; ``curves`` {disease: net_benefit(...) dict}."""
     plt = _figure()
-    fig = curves_figure(kind, np.asarray(y_true), np.asarray(y_prob), title, calibration=calibration)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        c = curves.get(name)
+        if c is not None:
+            ax.plot(c["threshold"], c["model"], lw=1.5, label="model")
+            ax.plot(c["threshold"], c["treat_all"], "k--", lw=0.8, label="treat all")
+            ax.axhline(0, color="k", ls=":", lw=0.8, label="treat none")
+            top = max(float(np.max(c["model"])), float(np.max(c["treat_all"])), 0.01)
+            ax.set_ylim(-0.25 * top, 1.1 * top)
+            ax.legend(fontsize=7, loc="upper right")
+        else:
+            ax.text(0.5, 0.5, "one class only", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel("threshold probability")
+        ax.set_ylabel("net benefit")
+        ax.set_title(name)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path):
+    """Write ``fig`` as PNG atomically, close it, return its RGB array."""
+    plt = _figure()
     _save(fig, path)
     image = figure_array(fig)
     plt.close(fig)
     return image
+
+
+def save_curves(kind, y_true, y_prob, path, title, calibration=None):
+    return save_figure(curves_figure(kind, np.asarray(y_true), np.asarray(y_prob), title, calibration=calibration), path)
 
 
 def figure_array(fig):
