@@ -60,6 +60,20 @@ def test_a_run_writes_config_metrics_and_loadable_checkpoints(work, tmp_path):
     load_weights(model, str(run / "checkpoints" / "epoch_0001"))               # the last epoch
     for k, v in weights(trainer.model).items():
         np.testing.assert_array_equal(weights(model)[k], v)
+    # run records: counts per split match the cohort; meta has versions, data hashes and every setting
+    import pandas as pd
+
+    from ppeye.core.io import sha256
+
+    cohort = pd.read_parquet(os.path.join(trainer.cfg["data"]["work_dir"], "cohort.parquet"))
+    split = pd.read_csv(run / "split.csv").set_index("split")
+    assert split.loc["all", "n"] == len(cohort) and split.loc["train", "n"] == (cohort.split == "train").sum()
+    assert split.loc["train", "cataract"] == cohort.loc[cohort.split == "train", "label_cataract"].sum()
+    meta = pd.read_csv(run / "meta.csv").set_index("key")["value"]
+    assert meta["config.train.epochs"] == "2" and meta["seed"] == str(trainer.cfg["seed"])
+    assert meta["data.sha256.cohort.parquet"] == sha256(os.path.join(trainer.cfg["data"]["work_dir"], "cohort.parquet"))
+    assert meta["version.paddle"] and len(meta["config_fingerprint"]) == 16
+    assert "eid" not in open(run / "meta.csv").read() and "eid" not in open(run / "split.csv").read()
 
 
 def test_resume_with_a_different_config_or_model_is_refused(work, tmp_path):

@@ -1,5 +1,6 @@
 """Atomic file and directory writes: a reader never sees a half-written output."""
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -86,3 +87,12 @@ def save_npz(path, compressed=False, **arrays):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def sha256(path):
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -15,7 +15,6 @@ equal the evaluation's). Before the directory is put in place, the exported netw
 loaded with Paddle Inference and compared with the dygraph model on a validation batch;
 the largest difference is recorded in ``infer_cfg.yml``.
 """
-import hashlib
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ import numpy as np
 import yaml
 
 from ..core.errors import DataError, InputError
-from ..core.io import atomic_directory
+from ..core.io import atomic_directory, sha256
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 
@@ -36,14 +35,6 @@ FORMAT_VERSION = 1
 CFG_FILE = "infer_cfg.yml"
 MODEL_FILES = ("model.json", "model.pdiparams")
 CHECK_TOLERANCE = 1e-4
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def input_specs(cfg, names):

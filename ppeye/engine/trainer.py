@@ -341,7 +341,11 @@ class Trainer:
             self.log.info("early stopping needs validation metrics: it is off for this run (add --eval)")
         ckpt_root = os.path.join(self.run_dir, "checkpoints")
         if self.rank == 0:
+            from .records import write_run_records
+
             save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
+            write_run_records(cfg, self.run_dir, self.fingerprint, {"world_size": self.world,
+                                                                   "device": paddle.device.get_device()})
         start, step, history = 0, 0, []
         if not resume and self.rank == 0 and os.path.isdir(ckpt_root) and os.listdir(ckpt_root):
             # a new run in an old run's directory: keep the old checkpoints one generation back
