@@ -84,6 +84,7 @@ def test_clinical_outputs_subgroups_and_post_hoc_calibration(trained, tmp_path):
     with pytest.raises(InputError, match="decision_thresholds"):
         Evaluator(ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "evaluation.decision_thresholds=[0.5, 0.1, 0.1]"]),
                   out_dir=str(tmp_path / "bad")).run("val")
+    assert not (tmp_path / "bad").exists()                      # refused before anything was written
 
 
 def test_retrieval_is_chosen_on_validation_and_never_hurts_it(trained):

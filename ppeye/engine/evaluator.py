@@ -80,6 +80,19 @@ def missingness_patterns(weather_present, tab_mask, blocks):
     return np.asarray(joined, dtype=object)
 
 
+def decision_grid(ec):
+    """The decision-curve threshold probabilities of ``evaluation.decision_thresholds``."""
+    spec = ec.get("decision_thresholds", (0.01, 0.5, 0.01))
+    try:
+        first, last, step = (float(v) for v in spec)
+    except (TypeError, ValueError):
+        first = last = step = float("nan")
+    if not (0 < first <= last < 1 and step > 0):
+        raise InputError(f"evaluation.decision_thresholds must be [first, last, step] with 0 < first <= last < 1 "
+                         f"and step > 0, got {spec}")
+    return np.round(np.arange(first, last + step / 2, step), 10)
+
+
 class Evaluator:
     """``Evaluator(cfg, weights).run(splits)``: metrics, intervals, curves, files."""
 
@@ -128,6 +141,7 @@ class Evaluator:
         for s in wanted:
             if s not in SPLITS:
                 raise InputError(f"unknown split {s!r}: choose from {', '.join(SPLITS)} or all")
+        decision_grid(ec)                     # bad settings fail before anything is written
         os.makedirs(self.out_dir, exist_ok=True)
         val_ds, val_pred = self._predict("val")
         thresholds = choose_thresholds(val_pred.labels, val_pred.probs)
@@ -160,8 +174,12 @@ class Evaluator:
             else:
                 ds, pred = self._predict(split)
             for variant, (thr, extra) in variants.items():
-                probs = {"model": lambda: pred.probs, "calibrated": lambda: extra.transform(pred.probs),
-                         "retrieval": lambda: self.retrieval.blend(pred.probs, pred.embeddings)}[variant]()
+                if variant == "model":
+                    probs = pred.probs
+                elif variant == "calibrated":
+                    probs = extra.transform(pred.probs)
+                else:
+                    probs = self.retrieval.blend(pred.probs, pred.embeddings)
                 name = split if variant == "model" else f"{split}_{variant}"
                 summary["splits"][name] = self._report(name, ds, pred.labels, probs, thr, ec)
             summary["splits"][split]["missingness"] = self._patterns(split, ds, pred.labels, pred.probs)
@@ -202,11 +220,7 @@ class Evaluator:
         write_csv(os.path.join(out, f"{name}_clinical.csv"), rows, ["disease", "metric", "value", "ci_low", "ci_high"])
         write_csv(os.path.join(out, f"{name}_confusion_matrix.csv"), confusion_rows(labels, probs, thresholds, DISEASES),
                   ["disease", "threshold", "tp", "fp", "tn", "fn", "sensitivity", "specificity", "ppv", "npv"])
-        first, last, step = (float(v) for v in ec.get("decision_thresholds", (0.01, 0.5, 0.01)))
-        if not 0 < first <= last < 1 or step <= 0:
-            raise InputError(f"evaluation.decision_thresholds must be [first, last, step] with 0 < first <= last < 1 "
-                             f"and step > 0, got {[first, last, step]}")
-        grid = np.round(np.arange(first, last + step / 2, step), 10)
+        grid = decision_grid(ec)
         curves, table = {}, []
         for j, d in enumerate(DISEASES):
             if 0 < labels[:, j].sum() < len(labels):
