@@ -1,6 +1,7 @@
 """Atomic file and directory writes: a reader never sees a half-written output."""
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -87,6 +88,11 @@ def save_npz(path, compressed=False, **arrays):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def digest(obj):
+    """A short (16 hex digits) SHA-256 of a JSON-able object, independent of dict order."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def sha256(path):

@@ -16,17 +16,21 @@ WINTER_MONTHS = (10, 11, 12, 1, 2, 3)
 AGE_BANDS = ("<55", "55-64", "65+")
 
 
-def cohort_rows(cfg, cohort_pos, columns=None):
-    """The rows ``cohort_pos`` of the run's cohort.parquet, in that order."""
+def cohort_rows(cfg, cohort_pos, columns):
+    """Those of ``columns`` the run's cohort.parquet has, at its rows ``cohort_pos`` (in that order);
+    only these columns are read (a real cohort has hundreds of feature columns)."""
+    import pyarrow.parquet as pq
+
     path = os.path.join(cfg["data"]["work_dir"], "cohort.parquet")
     if not os.path.isfile(path):
         raise DataError(f"{path} does not exist: run tools/preprocess.py --stage ukb")
-    return pd.read_parquet(path, columns=columns).iloc[np.asarray(cohort_pos)]
+    present = set(pq.read_schema(path).names)
+    return pd.read_parquet(path, columns=[c for c in columns if c in present]).iloc[np.asarray(cohort_pos)]
 
 
 def person_attributes(cfg, cohort_pos):
     """{"centre", "season", "age_band", "sex"} -> arrays of group names, one per person."""
-    rows = cohort_rows(cfg, cohort_pos)
+    rows = cohort_rows(cfg, cohort_pos, ["site", "index_date", "f34", "f31"])
     index_date = pd.to_datetime(rows["index_date"])
     out = {"centre": rows["site"].astype(str).to_numpy(),
            "season": np.where(index_date.dt.month.isin(WINTER_MONTHS), "winter", "summer")}

@@ -142,6 +142,9 @@ class Evaluator:
             if s not in SPLITS:
                 raise InputError(f"unknown split {s!r}: choose from {', '.join(SPLITS)} or all")
         decision_grid(ec)                     # bad settings fail before anything is written
+        from .. import feature_blocks
+
+        blocks = feature_blocks(self.cfg)
         os.makedirs(self.out_dir, exist_ok=True)
         val_ds, val_pred = self._predict("val")
         thresholds = choose_thresholds(val_pred.labels, val_pred.probs)
@@ -182,8 +185,10 @@ class Evaluator:
                     probs = self.retrieval.blend(pred.probs, pred.embeddings)
                 name = split if variant == "model" else f"{split}_{variant}"
                 summary["splits"][name] = self._report(name, ds, pred.labels, probs, thr, ec)
-            summary["splits"][split]["missingness"] = self._patterns(split, ds, pred.labels, pred.probs)
-            summary["splits"][split]["subgroups_differing"] = self._subgroups(split, ds, pred.labels, pred.probs, ec)
+            patterns = missingness_patterns(ds.weather_present, ds.tab_mask, blocks)
+            summary["splits"][split]["missingness"] = self._patterns(split, patterns, pred.labels, pred.probs)
+            summary["splits"][split]["subgroups_differing"] = self._subgroups(split, ds, patterns, pred.labels,
+                                                                              pred.probs, ec)
             if getattr(self.model, "missing", None) is not None:
                 for modality in ec.get("drop_modality", ("weather", "patient")) or ():
                     dropped = predict(self.model, ds, self.cfg, drop=modality)
@@ -193,13 +198,11 @@ class Evaluator:
             json.dump(summary, f, indent=1)
         return summary
 
-    def _patterns(self, split, ds, labels, probs):
-        """Metrics per missingness pattern of ``ds`` (``<split>_missingness.csv``); returns the rows."""
-        from .. import feature_blocks
+    def _patterns(self, split, names, labels, probs):
+        """Metrics per missingness pattern (``names``, one per person; ``<split>_missingness.csv``);
+        returns the rows."""
         from ..metrics import multilabel_metrics
 
-        blocks = feature_blocks(self.cfg)
-        names = missingness_patterns(ds.weather_present, ds.tab_mask, blocks)
         rows = []
         for pattern in sorted(set(names), key=lambda p: (p != "complete", p)):
             at = names == pattern
@@ -232,14 +235,13 @@ class Evaluator:
         save_figure(decision_curve_figure(curves, f"{name}: decision curves (n={len(labels)})"),
                     os.path.join(out, f"{name}_decision_curve.png"))
 
-    def _subgroups(self, split, ds, labels, probs, ec):
+    def _subgroups(self, split, ds, patterns, labels, probs, ec):
         """``<split>_subgroups.csv`` / ``.png``: AUC per group of each attribute; returns the flagged rows."""
-        from .. import feature_blocks
         from ..data.attributes import person_attributes
         from ..metrics.subgroups import COLUMNS, forest_figure, subgroup_table
 
         attrs = person_attributes(self.cfg, ds.cohort_pos)
-        attrs["missingness"] = missingness_patterns(ds.weather_present, ds.tab_mask, feature_blocks(self.cfg))
+        attrs["missingness"] = patterns
         level = float(ec.get("ci_level", 0.95))
         rows = subgroup_table(labels, probs, attrs, level=level, min_cases=int(ec.get("subgroup_min_cases", 5)))
         write_csv(os.path.join(self.out_dir, f"{split}_subgroups.csv"), rows, COLUMNS)

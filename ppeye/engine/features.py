@@ -19,7 +19,6 @@ run uses and refuses a stale cache, naming what differs.
 a trained OnsetNet per split, for analysis and late-fusion baselines.
 """
 import hashlib
-import json
 import os
 import tempfile
 import time
@@ -28,7 +27,7 @@ import warnings
 import numpy as np
 
 from ..core.errors import DataError, InputError
-from ..core.io import atomic_directory, save_npz
+from ..core.io import atomic_directory, digest, save_npz
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..data.store import read_days
@@ -50,10 +49,6 @@ class DayEncoder(paddle.nn.Layer):
         return self.backbone(weather_unique)
 
 
-def _digest(obj):
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def weights_hash(layer):
     """SHA-256 (16 hex digits) of a layer's parameters and buffers, by name."""
     h = hashlib.sha256()
@@ -69,11 +64,11 @@ def encoder_identity(cfg, model, store):
 
     s = input_shapes(cfg)
     return {
-        "backbone_config": _digest({"backbone": cfg["model"].get("backbone"), "C": s["C"], "D": s["D"],
+        "backbone_config": digest({"backbone": cfg["model"].get("backbone"), "C": s["C"], "D": s["D"],
                                     "H": s["H"], "W": s["W"]}),
         "backbone_weights": weights_hash(model.backbone),
-        "store_identity": _digest(store.identity),
-        "store_normalisation": _digest([np.round(store.mean.reshape(-1), 6).tolist(),
+        "store_identity": digest(store.identity),
+        "store_normalisation": digest([np.round(store.mean.reshape(-1), 6).tolist(),
                                         np.round(store.std.reshape(-1), 6).tolist()]),
     }
 

@@ -13,14 +13,13 @@ The per-epoch ``metrics.csv`` comes from the trainer, the final metrics with int
 (``<split>_metrics.csv``), ``<split>_clinical.csv`` and ``<split>_confusion_matrix.csv`` from
 the evaluator. Nothing here holds participant ids.
 """
-import hashlib
 import json
 import os
 import platform
 
 import numpy as np
 
-from ..core.io import sha256, write_csv
+from ..core.io import digest, sha256, write_csv
 
 DISEASES = ("glaucoma", "cataract", "amd", "dr")
 
@@ -63,8 +62,7 @@ def meta_rows(cfg, fingerprint=None, extra=None):
         from ..data.store import Era5Store
 
         identity = Era5Store(store).identity
-        meta["data.era5_store_identity"] = hashlib.sha256(json.dumps(identity, sort_keys=True,
-                                                                     default=str).encode()).hexdigest()[:16]
+        meta["data.era5_store_identity"] = digest(identity)
     meta.update(extra or {})
     settings = {}
     _flatten("", cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg), settings)

@@ -13,7 +13,6 @@ so every rank computes the same metrics and takes the same early-stopping decisi
 0 writes checkpoints, logs, metrics and VisualDL.
 """
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -25,7 +24,7 @@ from paddle.base.unique_name import UniqueNameGenerator
 
 from ..core.config import save_config
 from ..core.errors import ConfigError, PpeyeError
-from ..core.io import atomic_write
+from ..core.io import atomic_write, digest
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..core.seed import seed_everything
@@ -70,7 +69,7 @@ def config_fingerprint(cfg):
             data[node] = {k: v for k, v in data[node].items() if k != rest[0]}
         elif not rest:
             data.pop(node, None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest(data)
 
 
 def build_optimizer(cfg, model, steps_per_epoch, scheduler=None):
