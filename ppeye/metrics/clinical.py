@@ -63,13 +63,18 @@ def _components(y, p):
     return float(v10.mean()), v10, v01
 
 
-def auc_variance(y, p):
-    """DeLong's variance of one ROC-AUC."""
+def auc_with_se(y, p):
+    """(ROC-AUC, DeLong's standard error) of one score."""
     y = _binary(y)
     p = _scores(p, len(y))
     _both_classes(y, "an AUC variance")
-    _, v10, v01 = _components(y, p)
-    return float(np.var(v10, ddof=1) / len(v10) + np.var(v01, ddof=1) / len(v01))
+    auc, v10, v01 = _components(y, p)
+    return auc, float(np.sqrt(np.var(v10, ddof=1) / len(v10) + np.var(v01, ddof=1) / len(v01)))
+
+
+def auc_variance(y, p):
+    """DeLong's variance of one ROC-AUC."""
+    return auc_with_se(y, p)[1] ** 2
 
 
 def delong(y, p_a, p_b, level=0.95):
@@ -280,9 +285,7 @@ def clinical_report(y_true, y_prob, names, specificities=(0.90, 0.95), sensitivi
         value = point(y, p)
         keys = [k for k in value if not k.startswith("threshold_") and k not in ("mean_predicted", "observed_rate")]
         reps = np.array([[point(y[i], p[i])[k] for k in keys] for i in draws if 0 < y[i].sum() < len(i)])
-        _, v10, v01 = _components(y, p)
-        auc = float(v10.mean())
-        se = float(np.sqrt(np.var(v10, ddof=1) / len(v10) + np.var(v01, ddof=1) / len(v01)))
+        auc, se = auc_with_se(y, p)
         rows.append({"disease": name, "metric": "roc_auc", "value": auc, "ci_low": max(0.0, auc - q * se),
                      "ci_high": min(1.0, auc + q * se)})
         for c, k in enumerate(keys):

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import stats
 
 from ..core.errors import InputError
-from .clinical import auc_variance
+from .clinical import auc_with_se
 from .multilabel import DISEASES
 
 COLUMNS = ["attribute", "group", "disease", "n", "cases", "roc_auc", "ci_low", "ci_high", "overall_roc_auc",
@@ -19,10 +19,7 @@ COLUMNS = ["attribute", "group", "disease", "n", "cases", "roc_auc", "ci_low", "
 
 
 def _auc_ci(y, p, q):
-    from sklearn.metrics import roc_auc_score
-
-    auc = float(roc_auc_score(y, p))
-    se = float(np.sqrt(auc_variance(y, p)))
+    auc, se = auc_with_se(y, p)
     return auc, max(0.0, auc - q * se), min(1.0, auc + q * se)
 
 
