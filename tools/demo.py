@@ -3,7 +3,8 @@
 
     python tools/demo.py -c configs/demo.yaml
 
-Stages: make synthetic data, preprocess, train, eval, export, infer, visualize.
+Stages: make synthetic data, preprocess, train, eval, export, infer, visualize, and compare
+(the model against its baselines: two more trainings, the longest stage).
 A stage that is not built yet says so and the demo goes on; any other failure
 stops the demo with a non-zero exit code.
 """
@@ -16,15 +17,7 @@ import time
 import _common  # noqa: F401  (puts the checkout on sys.path)
 from ppeye.core.config import load_config
 from ppeye.core.errors import PpeyeError, StageNotAvailable
-
-
-def launch(log_dir):
-    """Train with one single-thread gloo process per core when there are several: on CPU
-    that is measured 2.3x faster than one multi-threaded process (bench/bench_train.py)."""
-    cores = os.cpu_count() or 1
-    if cores < 2:
-        return []
-    return ["-m", "paddle.distributed.launch", "--nproc_per_node", str(cores), "--log_dir", log_dir]
+from ppeye.core.launch import launch_prefix
 
 
 def stages(cfg_path, cfg):
@@ -40,7 +33,7 @@ def stages(cfg_path, cfg):
         ("preprocess era5", ["preprocess.py", *c, "--stage", "era5"]),
         ("preprocess ukb", ["preprocess.py", *c, "--stage", "ukb"]),
         ("impute", ["preprocess.py", *c, "--stage", "impute"]),
-        ("train", [*launch(os.path.join(out, "launch")), "train.py", *c, "--eval"]),
+        ("train", [*launch_prefix(os.path.join(out, "launch")), "train.py", *c, "--eval"]),
         ("eval", ["eval.py", *c, "-o", weights]),
         ("export", ["export.py", *c, "-o", weights, "--output_dir", export_dir]),
         ("table to score", ["make_scoring_table.py", *c, "--split", "test", "--out", table]),
@@ -48,6 +41,7 @@ def stages(cfg_path, cfg):
                    "--era5", os.path.join(cfg["data"]["work_dir"], "era5.zarr"),
                    "--output", os.path.join(out, "risks.csv")]),
         ("visualize", ["visualize.py", *c, "-o", weights, "--output_dir", os.path.join(out, "vis")]),
+        ("compare", ["compare.py", *c, "-o", weights, "--output_dir", os.path.join(out, "compare")]),
     ]
 
 

@@ -93,7 +93,132 @@ def decision_grid(ec):
     return np.round(np.arange(first, last + step / 2, step), 10)
 
 
-class Evaluator:
+class Reporter:
+    """The files of one scored split (metrics with intervals, clinical statistics, curves,
+    predictions, subgroups) for any source of probabilities: the model (:class:`Evaluator`) or a
+    baseline (:mod:`ppeye.engine.compare`)."""
+
+    def __init__(self, cfg, out_dir, log=None, vdl=None):
+        self.cfg, self.out_dir, self.vdl = cfg, out_dir, vdl
+        self.log = log or get_logger("ppeye.eval")
+
+    def report_predictions(self, scored, source, extra=None):
+        """``scored``: {split: (dataset, probabilities [N, 4])} with a "val" entry. Thresholds are
+        chosen on val (:data:`THRESHOLD_RULE`) and every split gets its files, subgroups and
+        missingness table; ``summary.json`` records ``source`` and ``extra``. Returns the summary."""
+        from .. import feature_blocks
+
+        ec = self.cfg.get("evaluation") or {}
+        decision_grid(ec)
+        if "val" not in scored:
+            raise InputError(f"{source}: the validation split is needed to choose thresholds")
+        os.makedirs(self.out_dir, exist_ok=True)
+        blocks = feature_blocks(self.cfg)
+        val_ds, val_probs = scored["val"]
+        thresholds = choose_thresholds(val_ds.labels, val_probs)
+        summary = {"source": source, "threshold_rule": THRESHOLD_RULE,
+                   "thresholds": {"model": dict(zip(DISEASES, thresholds))}, "splits": {}} | (extra or {})
+        for split, (ds, probs) in scored.items():
+            labels = ds.labels.astype(np.float64)
+            summary["splits"][split] = self._report(split, ds, labels, probs, thresholds, ec)
+            summary["splits"][split] |= self._groups(split, ds, labels, probs, blocks, ec)
+        with atomic_write(os.path.join(self.out_dir, "summary.json")) as f:
+            json.dump(summary, f, indent=1)
+        return summary
+
+
+    def _groups(self, split, ds, labels, probs, blocks, ec):
+        """``<split>_missingness.csv`` and ``<split>_subgroups.csv`` / ``.png``; their summary entries."""
+        patterns = missingness_patterns(ds.weather_present, ds.tab_mask, blocks)
+        return {"missingness": self._patterns(split, patterns, labels, probs),
+                "subgroups_differing": self._subgroups(split, ds, patterns, labels, probs, ec)}
+
+    def _patterns(self, split, names, labels, probs):
+        """Metrics per missingness pattern (``names``, one per person; ``<split>_missingness.csv``);
+        returns the rows."""
+        from ..metrics import multilabel_metrics
+
+        rows = []
+        for pattern in sorted(set(names), key=lambda p: (p != "complete", p)):
+            at = names == pattern
+            m = multilabel_metrics(labels[at], probs[at])
+            rows.append({"pattern": pattern, "n": int(at.sum()), "positives": int(labels[at].sum()),
+                         "macro_roc_auc": m["macro_roc_auc"], "macro_pr_auc": m["macro_pr_auc"],
+                         "macro_brier": m["macro_brier"]})
+        write_csv(os.path.join(self.out_dir, f"{split}_missingness.csv"), rows,
+                  ["pattern", "n", "positives", "macro_roc_auc", "macro_pr_auc", "macro_brier"])
+        return rows
+
+    def _clinical(self, name, labels, probs, thresholds, ec, level):
+        """``<name>_clinical.csv``, ``_confusion_matrix.csv``, ``_decision_curve.csv`` / ``.png``."""
+        out = self.out_dir
+        rows = clinical_report(labels, probs, DISEASES, tuple(ec.get("specificities", (0.90, 0.95))),
+                               tuple(ec.get("sensitivities", (0.90, 0.95))), n_boot=int(ec.get("bootstrap", 1000)),
+                               level=level, seed=int(self.cfg.get("seed", 0)))
+        write_csv(os.path.join(out, f"{name}_clinical.csv"), rows, ["disease", "metric", "value", "ci_low", "ci_high"])
+        write_csv(os.path.join(out, f"{name}_confusion_matrix.csv"), confusion_rows(labels, probs, thresholds, DISEASES),
+                  ["disease", "threshold", "tp", "fp", "tn", "fn", "sensitivity", "specificity", "ppv", "npv"])
+        grid = decision_grid(ec)
+        curves, table = {}, []
+        for j, d in enumerate(DISEASES):
+            if 0 < labels[:, j].sum() < len(labels):
+                c = curves[d] = net_benefit(labels[:, j], probs[:, j], grid)
+                table += [{"disease": d, "threshold": float(t), "model": float(m), "treat_all": float(a), "treat_none": 0.0}
+                          for t, m, a in zip(c["threshold"], c["model"], c["treat_all"])]
+        write_csv(os.path.join(out, f"{name}_decision_curve.csv"), table,
+                  ["disease", "threshold", "model", "treat_all", "treat_none"])
+        save_figure(decision_curve_figure(curves, f"{name}: decision curves (n={len(labels)})"),
+                    os.path.join(out, f"{name}_decision_curve.png"))
+
+    def _subgroups(self, split, ds, patterns, labels, probs, ec):
+        """``<split>_subgroups.csv`` / ``.png``: AUC per group of each attribute; returns the flagged rows."""
+        from ..data.attributes import person_attributes
+        from ..metrics.subgroups import COLUMNS, forest_figure, subgroup_table
+
+        attrs = person_attributes(self.cfg, ds.cohort_pos)
+        attrs["missingness"] = patterns
+        level = float(ec.get("ci_level", 0.95))
+        rows = subgroup_table(labels, probs, attrs, level=level, min_cases=int(ec.get("subgroup_min_cases", 5)))
+        write_csv(os.path.join(self.out_dir, f"{split}_subgroups.csv"), rows, COLUMNS)
+        save_figure(forest_figure(rows, f"{split}: ROC-AUC by subgroup ({level:.0%} DeLong intervals)"),
+                    os.path.join(self.out_dir, f"{split}_subgroups.png"))
+        flagged = [r for r in rows if r["differs"]]
+        for r in flagged:
+            self.log.info(f"{split}: subgroup {r['attribute']}={r['group']} {r['disease']} ROC-AUC {r['roc_auc']:.3f} "
+                          f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] excludes the overall {r['overall_roc_auc']:.3f}")
+        return [{k: r[k] for k in ("attribute", "group", "disease", "roc_auc", "overall_roc_auc")} for r in flagged]
+
+    def _report(self, name, ds, labels, probs, thresholds, ec):
+        level = float(ec.get("ci_level", 0.95))
+        m = bootstrap_metrics(labels, probs, thresholds, n_boot=int(ec.get("bootstrap", 1000)), level=level,
+                              seed=int(self.cfg.get("seed", 0)))
+        cal = calibration_table(labels, probs, int(ec.get("calibration_bins", 10)),
+                                ec.get("calibration_strategy", "quantile"))
+        out = self.out_dir
+        with atomic_write(os.path.join(out, f"{name}_metrics.json")) as f:
+            json.dump({"split": name, "ci_level": level, "excluded": ds.excluded, "metrics": m}, f, indent=1)
+        write_csv(os.path.join(out, f"{name}_metrics.csv"),
+                   [{"metric": k, **v} for k, v in m.items()], ["metric", "value", "ci_low", "ci_high", "replicates"])
+        write_csv(os.path.join(out, f"{name}_calibration.csv"), cal,
+                   ["disease", "bin", "mean_predicted", "observed_rate", "count"])
+        save_npz(os.path.join(out, f"{name}_predictions.npz"), labels=labels, probs=probs, rows=ds.rows)
+        self._clinical(name, labels, probs, thresholds, ec, level)
+        images = {}
+        for kind in ("roc", "pr", "calibration"):
+            images[kind] = save_curves(kind, labels, probs, os.path.join(out, f"{name}_{kind}.png"),
+                                       f"{name} (n={len(labels)})", calibration=cal)
+        if self.vdl is not None:
+            self.vdl.eval_report(name, labels, probs, m, images)
+        head = m["macro_roc_auc"]
+        ci = "" if head["ci_low"] is None else f" [{head['ci_low']:.3f}, {head['ci_high']:.3f}]"
+        per = ", ".join(f"{d} {m[f'{d}_roc_auc']['value']:.3f}" for d in DISEASES)
+        self.log.info(f"{name}: n={len(labels)}, macro ROC-AUC {head['value']:.3f}{ci}, PR-AUC "
+                      f"{m['macro_pr_auc']['value']:.3f}, Brier {m['macro_brier']['value']:.4f} ({per})")
+        return {k: m[k] for k in ("n", "macro_roc_auc", "macro_pr_auc", "micro_roc_auc", "macro_f1",
+                                   "macro_brier", "hamming_loss")} | {f"{d}_roc_auc": m[f"{d}_roc_auc"] for d in DISEASES}
+
+
+class Evaluator(Reporter):
     """``Evaluator(cfg, weights).run(splits)``: metrics, intervals, curves, files."""
 
     def __init__(self, cfg, weights=None, model=None, out_dir=None, log=None, vdl=None):
@@ -185,10 +310,7 @@ class Evaluator:
                     probs = self.retrieval.blend(pred.probs, pred.embeddings)
                 name = split if variant == "model" else f"{split}_{variant}"
                 summary["splits"][name] = self._report(name, ds, pred.labels, probs, thr, ec)
-            patterns = missingness_patterns(ds.weather_present, ds.tab_mask, blocks)
-            summary["splits"][split]["missingness"] = self._patterns(split, patterns, pred.labels, pred.probs)
-            summary["splits"][split]["subgroups_differing"] = self._subgroups(split, ds, patterns, pred.labels,
-                                                                              pred.probs, ec)
+            summary["splits"][split] |= self._groups(split, ds, pred.labels, pred.probs, blocks, ec)
             if getattr(self.model, "missing", None) is not None:
                 for modality in ec.get("drop_modality", ("weather", "patient")) or ():
                     dropped = predict(self.model, ds, self.cfg, drop=modality)
@@ -197,87 +319,3 @@ class Evaluator:
         with atomic_write(os.path.join(self.out_dir, "summary.json")) as f:
             json.dump(summary, f, indent=1)
         return summary
-
-    def _patterns(self, split, names, labels, probs):
-        """Metrics per missingness pattern (``names``, one per person; ``<split>_missingness.csv``);
-        returns the rows."""
-        from ..metrics import multilabel_metrics
-
-        rows = []
-        for pattern in sorted(set(names), key=lambda p: (p != "complete", p)):
-            at = names == pattern
-            m = multilabel_metrics(labels[at], probs[at])
-            rows.append({"pattern": pattern, "n": int(at.sum()), "positives": int(labels[at].sum()),
-                         "macro_roc_auc": m["macro_roc_auc"], "macro_pr_auc": m["macro_pr_auc"],
-                         "macro_brier": m["macro_brier"]})
-        write_csv(os.path.join(self.out_dir, f"{split}_missingness.csv"), rows,
-                  ["pattern", "n", "positives", "macro_roc_auc", "macro_pr_auc", "macro_brier"])
-        return rows
-
-    def _clinical(self, name, labels, probs, thresholds, ec, level):
-        """``<name>_clinical.csv``, ``_confusion_matrix.csv``, ``_decision_curve.csv`` / ``.png``."""
-        out = self.out_dir
-        rows = clinical_report(labels, probs, DISEASES, tuple(ec.get("specificities", (0.90, 0.95))),
-                               tuple(ec.get("sensitivities", (0.90, 0.95))), n_boot=int(ec.get("bootstrap", 1000)),
-                               level=level, seed=int(self.cfg.get("seed", 0)))
-        write_csv(os.path.join(out, f"{name}_clinical.csv"), rows, ["disease", "metric", "value", "ci_low", "ci_high"])
-        write_csv(os.path.join(out, f"{name}_confusion_matrix.csv"), confusion_rows(labels, probs, thresholds, DISEASES),
-                  ["disease", "threshold", "tp", "fp", "tn", "fn", "sensitivity", "specificity", "ppv", "npv"])
-        grid = decision_grid(ec)
-        curves, table = {}, []
-        for j, d in enumerate(DISEASES):
-            if 0 < labels[:, j].sum() < len(labels):
-                c = curves[d] = net_benefit(labels[:, j], probs[:, j], grid)
-                table += [{"disease": d, "threshold": float(t), "model": float(m), "treat_all": float(a), "treat_none": 0.0}
-                          for t, m, a in zip(c["threshold"], c["model"], c["treat_all"])]
-        write_csv(os.path.join(out, f"{name}_decision_curve.csv"), table,
-                  ["disease", "threshold", "model", "treat_all", "treat_none"])
-        save_figure(decision_curve_figure(curves, f"{name}: decision curves (n={len(labels)})"),
-                    os.path.join(out, f"{name}_decision_curve.png"))
-
-    def _subgroups(self, split, ds, patterns, labels, probs, ec):
-        """``<split>_subgroups.csv`` / ``.png``: AUC per group of each attribute; returns the flagged rows."""
-        from ..data.attributes import person_attributes
-        from ..metrics.subgroups import COLUMNS, forest_figure, subgroup_table
-
-        attrs = person_attributes(self.cfg, ds.cohort_pos)
-        attrs["missingness"] = patterns
-        level = float(ec.get("ci_level", 0.95))
-        rows = subgroup_table(labels, probs, attrs, level=level, min_cases=int(ec.get("subgroup_min_cases", 5)))
-        write_csv(os.path.join(self.out_dir, f"{split}_subgroups.csv"), rows, COLUMNS)
-        save_figure(forest_figure(rows, f"{split}: ROC-AUC by subgroup ({level:.0%} DeLong intervals)"),
-                    os.path.join(self.out_dir, f"{split}_subgroups.png"))
-        flagged = [r for r in rows if r["differs"]]
-        for r in flagged:
-            self.log.info(f"{split}: subgroup {r['attribute']}={r['group']} {r['disease']} ROC-AUC {r['roc_auc']:.3f} "
-                          f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] excludes the overall {r['overall_roc_auc']:.3f}")
-        return [{k: r[k] for k in ("attribute", "group", "disease", "roc_auc", "overall_roc_auc")} for r in flagged]
-
-    def _report(self, name, ds, labels, probs, thresholds, ec):
-        level = float(ec.get("ci_level", 0.95))
-        m = bootstrap_metrics(labels, probs, thresholds, n_boot=int(ec.get("bootstrap", 1000)), level=level,
-                              seed=int(self.cfg.get("seed", 0)))
-        cal = calibration_table(labels, probs, int(ec.get("calibration_bins", 10)),
-                                ec.get("calibration_strategy", "quantile"))
-        out = self.out_dir
-        with atomic_write(os.path.join(out, f"{name}_metrics.json")) as f:
-            json.dump({"split": name, "ci_level": level, "excluded": ds.excluded, "metrics": m}, f, indent=1)
-        write_csv(os.path.join(out, f"{name}_metrics.csv"),
-                   [{"metric": k, **v} for k, v in m.items()], ["metric", "value", "ci_low", "ci_high", "replicates"])
-        write_csv(os.path.join(out, f"{name}_calibration.csv"), cal,
-                   ["disease", "bin", "mean_predicted", "observed_rate", "count"])
-        save_npz(os.path.join(out, f"{name}_predictions.npz"), labels=labels, probs=probs, rows=ds.rows)
-        self._clinical(name, labels, probs, thresholds, ec, level)
-        images = {}
-        for kind in ("roc", "pr", "calibration"):
-            images[kind] = save_curves(kind, labels, probs, os.path.join(out, f"{name}_{kind}.png"),
-                                       f"{name} (n={len(labels)})", calibration=cal)
-        if self.vdl is not None:
-            self.vdl.eval_report(name, labels, probs, m, images)
-        head = m["macro_roc_auc"]
-        ci = "" if head["ci_low"] is None else f" [{head['ci_low']:.3f}, {head['ci_high']:.3f}]"
-        per = ", ".join(f"{d} {m[f'{d}_roc_auc']['value']:.3f}" for d in DISEASES)
-        self.log.info(f"{name}: n={len(labels)}, macro ROC-AUC {head['value']:.3f}{ci}, PR-AUC "
-                      f"{m['macro_pr_auc']['value']:.3f}, Brier {m['macro_brier']['value']:.4f} ({per})")
-        return {k: m[k] for k in ("n", "macro_roc_auc", "macro_pr_auc", "micro_roc_auc", "macro_f1",
-                                   "macro_brier", "hamming_loss")} | {f"{d}_roc_auc": m[f"{d}_roc_auc"] for d in DISEASES}

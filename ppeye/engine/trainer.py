@@ -39,7 +39,7 @@ paddle = import_paddle()
 # Keys that change how a run is watched or where it writes, not what it computes.
 RUNTIME_KEYS = ("output_dir", "run_name", "weights", "log_iter", "use_vdl", "vdl_log_dir", "fleet", "num_threads",
                 "device", "train.eval", "loader.num_workers", "train.checkpoint_every", "train.keep_checkpoints",
-                "evaluation", "retrieval")
+                "evaluation", "retrieval", "compare", "sweep")
 
 
 def resolve_device(name="auto"):

@@ -1,0 +1,356 @@
+"""The model against its baselines on the same people, in one table (``tools/compare.py``).
+
+Contenders (``compare.baselines``):
+
+- ``patient_only``: OnsetNet with ``model.weather_branch: false`` (TabM and the fusion alone);
+- ``weather_only``: OnsetNet with ``model.patient_branch: false``;
+- ``xgboost``: gradient-boosted trees on the raw patient features (NaN where unobserved);
+- ``logistic``: L2 logistic regression on the standardised imputed patient features;
+- ``climate``: L2 logistic regression on per-variable window means and anomalies
+  (:class:`~ppeye.baselines.ClimateFeatures`);
+- ``late_fusion``: L2 logistic regression on the weather-only model's weather embedding
+  concatenated with the patient-only model's patient embedding (per-person features as
+  ``tools/extract.py --people`` writes them), so it needs those two runs.
+
+Every contender is fitted on the training split, tuned and thresholded on validation, and
+scored by the same :class:`~ppeye.engine.evaluator.Reporter` (all of ``tools/eval.py``'s
+files) under ``<out>/<contender>/``. The comparison reads each contender's saved
+``<split>_predictions.npz``; contenders scored on other people or other labels are refused.
+For each split (test, and external when the cohort has one) ``compare_<split>.csv`` holds, per
+contender and disease (and the macro average), the ROC-AUC with its 95% interval (DeLong; the
+macro average by paired bootstrap) and the model's AUC minus the contender's with the interval
+and p-value of DeLong's test; ``compare.md`` is the same as Markdown tables.
+"""
+import json
+import os
+
+import numpy as np
+
+from ..core.errors import DataError, InputError
+from ..core.io import atomic_write, write_csv
+from ..core.logger import get_logger
+from ..metrics import DISEASES
+from ..metrics.clinical import auc_with_se, delong
+
+NEURAL = {"patient_only": ["model.weather_branch=false"], "weather_only": ["model.patient_branch=false"]}
+CLASSICAL = ("xgboost", "logistic", "climate")
+BASELINES = (*NEURAL, *CLASSICAL, "late_fusion")
+REFERENCE = "model"
+COLUMNS = ["split", "contender", "disease", "n", "cases", "roc_auc", "ci_low", "ci_high", "model_minus_contender",
+           "diff_ci_low", "diff_ci_high", "p_value"]
+
+
+def load_predictions(eval_dir, split):
+    """``{labels, probs, rows, path}`` from ``<eval_dir>/<split>_predictions.npz``."""
+    path = os.path.join(eval_dir, f"{split}_predictions.npz")
+    if not os.path.isfile(path):
+        raise DataError(f"{path} does not exist: evaluate that run first (tools/eval.py)")
+    with np.load(path) as z:
+        missing = sorted({"labels", "probs", "rows"} - set(z.files))
+        if missing:
+            raise DataError(f"{path} lacks {missing}: it was not written by tools/eval.py")
+        return {"labels": z["labels"].astype(np.float64), "probs": z["probs"].astype(np.float64),
+                "rows": z["rows"].astype(np.int64), "path": path}
+
+
+def check_same_people(preds, split):
+    """Refuse contenders scored on different people or labels of ``split``."""
+    names = list(preds)
+    first = preds[names[0]]
+    for name in names[1:]:
+        p = preds[name]
+        where = f"{first['path']} ({names[0]}) and {p['path']} ({name})"
+        if len(p["rows"]) != len(first["rows"]) or not np.array_equal(np.sort(p["rows"]), np.sort(first["rows"])):
+            only = len(np.setdiff1d(p["rows"], first["rows"])) + len(np.setdiff1d(first["rows"], p["rows"]))
+            raise DataError(f"the {split} sets differ: {where} hold {len(first['rows'])} and {len(p['rows'])} people, "
+                            f"{only} of them in one only. Compare runs evaluated on the same cohort and split")
+        order = np.argsort(p["rows"])[np.argsort(np.argsort(first["rows"]))]     # p's people in first's order
+        if p["labels"].shape != first["labels"].shape or not np.array_equal(p["labels"][order], first["labels"]):
+            diff = int((p["labels"][order] != first["labels"]).any(axis=1).sum()) if (
+                p["labels"].shape == first["labels"].shape) else "all"
+            raise DataError(f"the {split} label sets differ: {where} have the same people but different labels "
+                            f"for {diff} of them (another label definition or cohort build?)")
+        preds[name] = p | {"labels": p["labels"][order], "probs": p["probs"][order], "rows": p["rows"][order]}
+    return preds
+
+
+def _macro_bootstrap(y, scores, n_boot, level, seed, reference):
+    """Per contender: paired percentile bootstrap of the macro ROC-AUC and of the reference's
+    minus it ({name: (low, high, diff_low, diff_high, p)}); replicates with a disease of one class
+    are left out."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    names = list(scores)
+    reps = []
+    for _ in range(int(n_boot)):
+        i = rng.integers(0, len(y), len(y))
+        yy = y[i]
+        if not ((yy.sum(axis=0) > 0) & (yy.sum(axis=0) < len(i))).all():
+            continue
+        reps.append([np.mean([roc_auc_score(yy[:, j], scores[n][i, j]) for j in range(y.shape[1])]) for n in names])
+    if not reps:
+        return {n: (np.nan,) * 5 for n in names}
+    reps = np.asarray(reps)
+    tail = (1 - level) / 2 * 100
+    ref = reps[:, names.index(reference)]
+    out = {}
+    for k, n in enumerate(names):
+        d = ref - reps[:, k]
+        lo, hi = np.percentile(reps[:, k], [tail, 100 - tail])
+        dlo, dhi = np.percentile(d, [tail, 100 - tail])
+        # two-sided, with the +1 correction so a finite bootstrap never claims p = 0
+        p = min(1.0, 2 * (min((d <= 0).sum(), (d >= 0).sum()) + 1) / (len(d) + 1)) if n != reference else np.nan
+        out[n] = (lo, hi, dlo, dhi, p)
+    return out
+
+
+def compare_table(preds, split, level=0.95, n_boot=1000, seed=0, reference=REFERENCE):
+    """Rows of ``compare_<split>.csv`` for ``preds`` ({contender: predictions}) scored on the
+    same people; differences are ``reference`` minus each contender."""
+    from scipy import stats
+
+    if reference not in preds:
+        raise InputError(f"the comparison needs the reference contender {reference!r}, got {sorted(preds)}")
+    preds = check_same_people({reference: preds[reference]} | {k: v for k, v in preds.items() if k != reference},
+                              split)
+    y = preds[reference]["labels"]
+    ref = preds[reference]["probs"]
+    q = stats.norm.ppf(0.5 + level / 2)
+    rows = []
+    macro = _macro_bootstrap(y, {n: p["probs"] for n, p in preds.items()}, n_boot, level, seed, reference)
+    for name, p in preds.items():
+        aucs = []
+        for j, d in enumerate(DISEASES):
+            base = {"split": split, "contender": name, "disease": d, "n": len(y), "cases": int(y[:, j].sum())}
+            if not 0 < y[:, j].sum() < len(y):
+                rows.append(base | {k: np.nan for k in COLUMNS[5:]})
+                aucs.append(np.nan)
+                continue
+            auc, se = auc_with_se(y[:, j], p["probs"][:, j])
+            aucs.append(auc)
+            row = base | {"roc_auc": auc, "ci_low": max(0.0, auc - q * se), "ci_high": min(1.0, auc + q * se)}
+            if name == reference:
+                row |= {"model_minus_contender": np.nan, "diff_ci_low": np.nan, "diff_ci_high": np.nan,
+                        "p_value": np.nan}
+            else:
+                t = delong(y[:, j], ref[:, j], p["probs"][:, j], level)
+                row |= {"model_minus_contender": t["diff"], "diff_ci_low": t["ci_low"], "diff_ci_high": t["ci_high"],
+                        "p_value": t["p_value"]}
+            rows.append(row)
+        lo, hi, dlo, dhi, pv = macro[name]
+        m = float(np.nanmean(aucs)) if not np.isnan(aucs).all() else np.nan
+        ref_macro = np.nanmean([r["roc_auc"] for r in rows if r["contender"] == reference and r["disease"] in DISEASES])
+        rows.append({"split": split, "contender": name, "disease": "macro", "n": len(y), "cases": int(y.sum()),
+                     "roc_auc": m, "ci_low": lo, "ci_high": hi,
+                     "model_minus_contender": np.nan if name == reference else ref_macro - m,
+                     "diff_ci_low": dlo if name != reference else np.nan,
+                     "diff_ci_high": dhi if name != reference else np.nan, "p_value": pv})
+    return rows
+
+
+def _fmt(v, digits=3):
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
+
+
+def markdown(rows, split, reference=REFERENCE):
+    """Two Markdown tables: ROC-AUC [95% CI] per contender and disease; the reference minus each
+    contender [95% CI] with DeLong's p (macro: paired bootstrap)."""
+    names = list(dict.fromkeys(r["contender"] for r in rows))
+    cols = [*DISEASES, "macro"]
+    at = {(r["contender"], r["disease"]): r for r in rows}
+    n = rows[0]["n"] if rows else 0
+    lines = [f"### {split} (n = {n})", "", "| contender | " + " | ".join(cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for name in names:
+        cells = [f"{_fmt(at[name, c]['roc_auc'])} [{_fmt(at[name, c]['ci_low'])}, {_fmt(at[name, c]['ci_high'])}]"
+                 for c in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"{reference} minus contender, {split}: difference [95% CI], p", "",
+              "| contender | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for name in names:
+        if name == reference:
+            continue
+        cells = []
+        for c in cols:
+            r = at[name, c]
+            d = r["model_minus_contender"]
+            p = r["p_value"]
+            p = "p < 0.001" if p < 0.001 else f"p {_fmt(p)}"
+            cells.append("" if np.isnan(d) else f"{d:+.3f} [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}], {p}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(eval_dirs, out_dir, splits, level=0.95, n_boot=1000, seed=0, log=None, reference=REFERENCE):
+    """``compare_<split>.csv``, ``compare.md`` and ``compare.json`` under ``out_dir`` from the
+    contenders' evaluation directories ({name: dir}, ``reference`` among them); returns the rows.
+    Every split's predictions are read and checked before anything is written."""
+    log = log or get_logger("ppeye.compare")
+    tables = {}
+    for split in splits:
+        preds = {name: load_predictions(d, split) for name, d in eval_dirs.items()}
+        tables[split] = compare_table(preds, split, level, n_boot, seed, reference)
+    os.makedirs(out_dir, exist_ok=True)
+    all_rows, text = [], ["# ppeye comparison", ""]
+    for split, rows in tables.items():
+        write_csv(os.path.join(out_dir, f"compare_{split}.csv"), rows, COLUMNS)
+        text.append(markdown(rows, split, reference))
+        all_rows += rows
+        for r in rows:
+            if r["disease"] == "macro":
+                diff = "" if r["contender"] == reference else (
+                    f", {reference} minus it {r['model_minus_contender']:+.3f} [{r['diff_ci_low']:+.3f}, "
+                    f"{r['diff_ci_high']:+.3f}]")
+                log.info(f"{split}: {r['contender']:<13} macro ROC-AUC {r['roc_auc']:.3f} "
+                         f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]{diff}")
+    with atomic_write(os.path.join(out_dir, "compare.md")) as f:
+        f.write("\n".join(text))
+    with atomic_write(os.path.join(out_dir, "compare.json")) as f:
+        json.dump({"contenders": {k: os.path.abspath(v) for k, v in eval_dirs.items()}, "reference": reference,
+                   "splits": list(splits),
+                   "ci_level": level, "bootstrap": int(n_boot),
+                   "rows": [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+                            for r in all_rows]}, f, indent=1, default=float)
+    return all_rows
+
+
+class Comparison:
+    """``Comparison(cfg, out_dir).run()``: train/fit and evaluate every contender, then compare.
+
+    ``cfg["weights"]`` (a trained run) is the model; without it the model is trained too."""
+
+    def __init__(self, cfg, out_dir, baselines=None, processes="auto", splits=None, log=None):
+        cc = cfg.get("compare") or {}
+        self.baselines = list(baselines if baselines is not None else cc.get("baselines", BASELINES))
+        unknown = sorted(set(self.baselines) - set(BASELINES))
+        if unknown:
+            raise InputError(f"unknown baselines {unknown}: choose from {', '.join(BASELINES)}")
+        if "late_fusion" in self.baselines:
+            for need in NEURAL:        # late fusion stacks the two single-modality models
+                if need not in self.baselines:
+                    self.baselines.insert(0, need)
+        self.cfg, self.cc, self.out_dir, self.processes = cfg, cc, out_dir, processes
+        self.log = log or get_logger("ppeye.compare", output_dir=out_dir)
+        self.seed = int(cfg.get("seed", 0))
+        self.splits = splits
+
+    def run(self):
+        from .evaluator import SPLITS, split_available
+
+        os.makedirs(self.out_dir, exist_ok=True)
+        present = [s for s in SPLITS if split_available(self.cfg, s)]
+        splits = self.splits or [s for s in present if s != "val"]
+        absent = sorted(set(splits) - set(present))
+        if absent:
+            raise InputError(f"splits {absent} are not in the cohort (it has {present})")
+        eval_dirs = {REFERENCE: self._model()}
+        runs = {}
+        for name in self.baselines:
+            if name in NEURAL:
+                runs[name], eval_dirs[name] = self._neural(name)
+        if any(b in CLASSICAL or b == "late_fusion" for b in self.baselines):
+            data = self._datasets()
+            for name in self.baselines:
+                if name in CLASSICAL:
+                    eval_dirs[name] = self._classical(name, data)
+                elif name == "late_fusion":
+                    eval_dirs[name] = self._late_fusion(data, runs)
+        ec = self.cfg.get("evaluation") or {}
+        return write_comparison(eval_dirs, self.out_dir, splits, float(ec.get("ci_level", 0.95)),
+                                int(ec.get("bootstrap", 1000)), self.seed, self.log)
+
+    def _evaluate(self, cfg, weights, out_dir):
+        from .evaluator import Evaluator
+
+        Evaluator(cfg, weights=weights, out_dir=out_dir, log=self.log).run("all")
+        return out_dir
+
+    def _model(self):
+        """The reference: the given weights, evaluated (again only when the run's eval/ is of
+        other weights), or a model trained here."""
+        from .checkpoint import resolve
+        from .evaluator import run_dir_of
+        from .runs import train_variant
+
+        weights = self.cfg.get("weights")
+        if not weights:
+            run_dir, cfg = train_variant(self.cfg, self.out_dir, REFERENCE, processes=self.processes, log=self.log)
+            return self._evaluate(cfg, run_dir, os.path.join(run_dir, "eval"))
+        ckpt = resolve(weights)
+        eval_dir = os.path.join(run_dir_of(ckpt), "eval")
+        try:
+            saved = json.load(open(os.path.join(eval_dir, "summary.json"))).get("weights")
+            done = bool(saved) and os.path.abspath(saved) == os.path.abspath(ckpt)
+        except (OSError, ValueError):
+            done = False
+        if done:
+            self.log.info(f"model: using the evaluation of {ckpt} in {eval_dir}")
+            return eval_dir
+        return self._evaluate(self.cfg, weights, eval_dir)
+
+    def _neural(self, name):
+        from .runs import train_variant
+
+        run_dir, cfg = train_variant(self.cfg, self.out_dir, name, NEURAL[name] + ["retrieval.enabled=false"],
+                                     processes=self.processes, log=self.log)
+        return (run_dir, cfg), self._evaluate(cfg, run_dir, os.path.join(run_dir, "eval"))
+
+    def _datasets(self):
+        from ..data.dataset import OnsetDataset
+        from .evaluator import SPLITS, split_available
+
+        names = ["train"] + [s for s in SPLITS if split_available(self.cfg, s)]
+        return {s: OnsetDataset(self.cfg, s, log=self.log) for s in names}
+
+    def _fit_and_report(self, name, inputs, data, fit):
+        """Fit on train, tune on val (``fit(X_train, Y_train, X_val, Y_val)``), score every split."""
+        from .evaluator import Reporter
+
+        model = fit(inputs["train"], data["train"].labels, inputs["val"], data["val"].labels)
+        scored = {s: (data[s], model.predict(inputs[s])) for s in data if s != "train"}
+        out = os.path.join(self.out_dir, name, "eval")
+        Reporter(self.cfg, out, log=self.log).report_predictions(scored, name, {"fitted": model.params})
+        return out
+
+    def _classical(self, name, data):
+        from ..baselines import ClimateFeatures, fit_logistic, fit_xgboost, patient_features
+
+        grid = self.cc.get("logistic_c", (0.001, 0.01, 0.1, 1.0, 10.0))
+        if name == "climate":
+            segments = int(self.cc.get("climate_segments", 4))
+            if not 1 <= segments <= data["train"].T:
+                raise InputError(f"compare.climate_segments must be between 1 and data.window_days "
+                                 f"({data['train'].T}), got {segments}")
+            climate = ClimateFeatures(data["train"].store, self.cfg["data"]["norm_period"], segments, log=self.log)
+            inputs = {s: climate.transform(ds) for s, ds in data.items()}
+        else:
+            inputs = {s: patient_features(ds, raw=name == "xgboost") for s, ds in data.items()}
+        if name == "xgboost":
+            def fit(*a):
+                return fit_xgboost(*a, params=self.cc.get("xgboost"), seed=self.seed)
+        else:
+            def fit(*a):
+                return fit_logistic(*a, c_grid=grid, seed=self.seed)
+        self.log.info(f"{name}: {inputs['train'].shape[1]} features, {len(inputs['train'])} training people")
+        return self._fit_and_report(name, inputs, data, fit)
+
+    def _late_fusion(self, data, runs):
+        """Logistic regression on [weather embedding of weather_only, patient embedding of patient_only]."""
+        from ..baselines import fit_logistic
+        from .features import extract_people
+
+        parts = {}
+        for name, key in (("weather_only", "weather_embedding"), ("patient_only", "patient_embedding")):
+            run_dir, cfg = runs[name]
+            feat_dir = os.path.join(self.out_dir, "late_fusion", f"features_{name}")
+            extract_people(cfg, feat_dir, weights=run_dir, splits=list(data), log=self.log)
+            for s, ds in data.items():
+                with np.load(os.path.join(feat_dir, f"{s}.npz")) as z:
+                    if not np.array_equal(z["row"], ds.rows):
+                        raise DataError(f"{feat_dir}/{s}.npz is not in the dataset's order of people")
+                    parts.setdefault(s, []).append(z[key])
+        inputs = {s: np.concatenate(p, axis=1).astype(np.float64) for s, p in parts.items()}
+        grid = self.cc.get("logistic_c", (0.001, 0.01, 0.1, 1.0, 10.0))
+        return self._fit_and_report("late_fusion", inputs, data,
+                                    lambda *a: fit_logistic(*a, c_grid=grid, seed=self.seed))

@@ -1,0 +1,48 @@
+"""Training a variant of a config as its own run, for the tools that train several models
+(``tools/compare.py``, ``tools/sweep.py``).
+
+``processes="auto"`` trains in a child process under ``paddle.distributed.launch`` (see
+:func:`ppeye.core.launch.launch_prefix`); ``1`` trains in a single child process;
+``"inline"`` trains in this process (tests, or a tool itself run under fleetrun).
+"""
+import os
+import subprocess
+import sys
+
+from ..core.cli import PROJECT_ROOT
+from ..core.config import apply_overrides, save_config
+from ..core.errors import PpeyeError
+from ..core.launch import launch_prefix
+
+
+class TrainingFailed(PpeyeError):
+    pass
+
+
+def train_variant(cfg, output_dir, run_name, overrides=(), processes="auto", log=None):
+    """Train ``cfg`` with ``overrides`` (``key=value`` strings, validated like ``-o``) into
+    ``<output_dir>/<run_name>`` with validation every epoch; returns ``(run_dir, cfg)``."""
+    import copy
+
+    variant = copy.deepcopy(cfg)
+    apply_overrides(variant, [*overrides, f"output_dir={output_dir}", f"run_name={run_name}", "train.eval=true"])
+    variant["weights"] = None                 # a variant trains from scratch (or from its ``pretrained``)
+    run_dir = os.path.join(output_dir, run_name)
+    os.makedirs(output_dir, exist_ok=True)
+    if processes == "inline":
+        from .trainer import Trainer
+
+        Trainer(variant).train()
+        return run_dir, variant
+    config_path = os.path.join(output_dir, f"{run_name}.yaml")
+    save_config(variant, config_path)
+    launch = launch_prefix(os.path.join(run_dir, "launch"), processes)
+    argv = [sys.executable, *launch, os.path.join(PROJECT_ROOT, "tools", "train.py"), "-c", config_path]
+    if log:
+        log.info(f"{run_name}: python {' '.join(argv[1:])}")
+    code = subprocess.call(argv)
+    if code != 0:
+        where = f"{run_dir}/train.log" + (f" and {run_dir}/launch/" if launch else "")
+        raise TrainingFailed(f"training {run_name} failed (exit {code}): see {where}")
+    return run_dir, variant
+

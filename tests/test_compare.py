@@ -1,0 +1,170 @@
+"""tools/compare.py's engine: baselines on the same people, DeLong table, refusals; the
+classical baselines' features and models."""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ppeye
+from conftest import DEMO
+from ppeye.core.errors import DataError, InputError
+from ppeye.metrics import DISEASES
+from ppeye.metrics.clinical import delong
+
+
+@pytest.fixture(scope="module")
+def compared(trained, tmp_path_factory):
+    from ppeye.engine.compare import Comparison
+
+    root, overrides = trained
+    out = tmp_path_factory.mktemp("compare")
+    cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "compare.logistic_c=[0.01, 1.0]",
+                                               "compare.xgboost.n_estimators=40", "train.epochs=1"])
+    rows = Comparison(cfg, str(out), processes="inline").run()
+    return root, out, rows
+
+
+def test_the_table_lists_every_baseline_on_the_same_test_people(compared):
+    from ppeye.engine.compare import BASELINES
+
+    root, out, rows = compared
+    model = np.load(root / "r" / "eval" / "test_predictions.npz")
+    table = pd.read_csv(out / "compare_test.csv")
+    assert list(dict.fromkeys(table.contender)) == ["model", *BASELINES]
+    assert set(table.disease) == {*DISEASES, "macro"}
+    assert (table.n == len(model["rows"])).all()                    # every contender: the same test size
+    assert set(pd.read_csv(out / "compare_external.csv").contender) == {"model", *BASELINES}
+    for name in BASELINES:
+        pred = np.load(out / name / "eval" / "test_predictions.npz")
+        assert np.array_equal(pred["rows"], model["rows"]) and np.array_equal(pred["labels"], model["labels"])
+        assert np.isfinite(pred["probs"]).all() and ((pred["probs"] >= 0) & (pred["probs"] <= 1)).all()
+        # each contender's DeLong row is the test on the saved predictions
+        j = int(np.argmax(model["labels"].sum(0)))
+        row = table[(table.contender == name) & (table.disease == DISEASES[j])].iloc[0]
+        t = delong(model["labels"][:, j], model["probs"][:, j], pred["probs"][:, j])
+        assert row.model_minus_contender == pytest.approx(t["diff"])
+        assert (row.diff_ci_low, row.diff_ci_high, row.p_value) == pytest.approx((t["ci_low"], t["ci_high"],
+                                                                                   t["p_value"]))
+        assert row.ci_low <= row.roc_auc <= row.ci_high
+    macro = table[table.disease == "macro"].set_index("contender")
+    assert macro.loc["model", "roc_auc"] == pytest.approx(table[(table.contender == "model") &
+                                                                (table.disease != "macro")].roc_auc.mean())
+    assert np.isnan(macro.loc["model", "p_value"]) and (macro.drop("model").p_value.between(0, 1)).all()
+    text = (out / "compare.md").read_text()
+    assert all(f"| {name} |" in text for name in BASELINES) and "### external" in text
+    # the branch-off baselines are OnsetNet runs with the branch switched off
+    for name, key in (("patient_only", "weather_branch"), ("weather_only", "patient_branch")):
+        saved = ppeye.load_config(str(out / name / "config.yaml"))
+        assert saved["model"][key] is False and saved["train"]["epochs"] == 1
+    fitted = json.load(open(out / "logistic" / "eval" / "summary.json"))["fitted"]["per_disease"]
+    assert {v["C"] for v in fitted.values()} <= {0.01, 1.0}
+
+
+def _write_eval(d, rows, labels, probs):
+    os.makedirs(d, exist_ok=True)
+    np.savez(os.path.join(d, "test_predictions.npz"), rows=rows, labels=labels, probs=probs)
+    return str(d)
+
+
+def test_runs_on_other_people_or_other_labels_are_refused(tmp_path):
+    from ppeye.engine.compare import write_comparison
+
+    rng = np.random.default_rng(0)
+    n = 120
+    rows = np.arange(n) * 3
+    labels = (rng.random((n, 4)) < 0.3).astype(float)
+    a = _write_eval(tmp_path / "a", rows, labels, rng.random((n, 4)))
+    other_people = _write_eval(tmp_path / "b", rows[:-5], labels[:-5], rng.random((n - 5, 4)))
+    refused = r"test sets differ: .*a/test_predictions.npz \(model\) and .*b/test_predictions.npz \(b\) hold 120 and 115"
+    with pytest.raises(DataError, match=refused):
+        write_comparison({"model": a, "b": other_people}, str(tmp_path / "out"), ["test"], n_boot=10)
+    flipped = labels.copy()
+    flipped[:7, 0] = 1 - flipped[:7, 0]
+    other_labels = _write_eval(tmp_path / "c", rows, flipped, rng.random((n, 4)))
+    with pytest.raises(DataError, match="test label sets differ: .* different labels for 7 of them"):
+        write_comparison({"model": a, "c": other_labels}, str(tmp_path / "out"), ["test"], n_boot=10)
+    assert not (tmp_path / "out").exists()                          # nothing half-written
+    # the same people in another order are aligned, not refused
+    perm = rng.permutation(n)
+    probs = rng.random((n, 4))
+    shuffled = _write_eval(tmp_path / "d", rows[perm], labels[perm], probs[perm])
+    same = _write_eval(tmp_path / "e", rows, labels, probs)
+    one = write_comparison({"model": a, "x": shuffled}, str(tmp_path / "o1"), ["test"], n_boot=20)
+    two = write_comparison({"model": a, "x": same}, str(tmp_path / "o2"), ["test"], n_boot=20)
+    assert [r["model_minus_contender"] for r in one] == pytest.approx([r["model_minus_contender"] for r in two],
+                                                                      nan_ok=True)
+
+
+def test_compare_tool_refuses_runs_on_different_test_sets(tmp_path):
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(1)
+    a = _write_eval(tmp_path / "a" / "eval", np.arange(50), (rng.random((50, 4)) < 0.3) * 1.0, rng.random((50, 4)))
+    b = _write_eval(tmp_path / "b" / "eval", np.arange(1, 51), (rng.random((50, 4)) < 0.3) * 1.0, rng.random((50, 4)))
+    for d in (a, b):
+        open(os.path.join(d, "summary.json"), "w").write("{}")
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "compare.py")
+    r = subprocess.run([sys.executable, tool, "--runs", f"model={tmp_path / 'a'}", str(tmp_path / "b"),
+                        "--output_dir", str(tmp_path / "out")], capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert "error: the test sets differ" in r.stderr and "1 of them in one only" not in r.stderr
+
+
+def test_logistic_and_xgboost_baselines_learn_and_check_their_input():
+    from ppeye.baselines import fit_logistic, fit_xgboost
+
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        X = rng.normal(size=(n, 6))
+        logits = np.stack([2 * X[:, 0], -2 * X[:, 1], X[:, 2] + X[:, 3], 2 * X[:, 4]], axis=1)
+        return X, (rng.random((n, 4)) < 1 / (1 + np.exp(-logits))).astype(float)
+
+    (Xt, Yt), (Xv, Yv), (Xs, Ys) = make(600), make(300), make(300)
+    from sklearn.metrics import roc_auc_score
+
+    for fitted in (fit_logistic(Xt, Yt, Xv, Yv, c_grid=(0.01, 1.0)),
+                   fit_xgboost(np.where(rng.random(Xt.shape) < 0.1, np.nan, Xt), Yt, Xv, Yv, {"n_estimators": 60})):
+        p = fitted.predict(Xs)
+        assert p.shape == (300, 4) and ((p > 0) & (p < 1)).all()
+        assert min(roc_auc_score(Ys[:, j], p[:, j]) for j in range(4)) > 0.7
+    with pytest.raises(DataError, match="training split has only one class for cataract"):
+        Y1 = Yt.copy()
+        Y1[:, 1] = 0
+        fit_logistic(Xt, Y1, Xv, Yv)
+    with pytest.raises(DataError, match="logistic regression: the validation features hold 1 non-finite"):
+        Xn = Xv.copy()
+        Xn[3, 2] = np.nan
+        fit_logistic(Xt, Yt, Xn, Yv)
+    with pytest.raises(InputError, match=r"compare.xgboost: unknown settings \['depth'\]"):
+        fit_xgboost(Xt, Yt, Xv, Yv, {"depth": 3})
+
+
+def test_climate_features_are_window_means_and_anomalies_of_the_store(tiny_work):
+    from conftest import PIPE, TINY
+    from ppeye.baselines import ClimateFeatures
+    from ppeye.data.dataset import OnsetDataset
+
+    cfg = ppeye.load_config(DEMO, TINY + PIPE + tiny_work)
+    ds = OnsetDataset(cfg, "train")
+    climate = ClimateFeatures(ds.store, cfg["data"]["norm_period"], segments=2)
+    X = climate.transform(ds)
+    V = len(cfg["data"]["variables"])
+    assert X.shape == (len(ds), 3 * V) and len(climate.names) == 3 * V and np.isfinite(X).all()
+    for i in (0, len(ds) // 2, len(ds) - 1):
+        days = np.arange(ds.start[i], ds.start[i] + ds.T)
+        window = ds.store.read(int(ds.site[i]), days).mean(axis=(0, 2, 3, 4))
+        assert X[i, :V] == pytest.approx(window, abs=1e-4)
+    # the two halves' anomalies average to the whole window's (T is even)
+    whole = ClimateFeatures(ds.store, cfg["data"]["norm_period"], segments=1).transform(ds)
+    assert (X[:, V:2 * V] + X[:, 2 * V:]) / 2 == pytest.approx(whole[:, V:], abs=1e-5)
+    assert np.abs(whole[:, V:]).max() > 1e-3                       # and they are not all zero
+    # people without weather get the climatological zero
+    absent = ds.subset(np.arange(3))
+    absent.weather_present = np.zeros(3, np.float32)
+    assert (climate.transform(absent) == 0).all()
+    with pytest.raises(DataError, match="no valid day in data.norm_period"):
+        ClimateFeatures(ds.store, ["1990-01-01", "1990-12-31"])
