@@ -19,6 +19,7 @@ import os
 
 import _common  # noqa: F401  (puts the checkout on sys.path)
 from ppeye.core import cli
+from ppeye.core.launch import processes_arg
 
 
 def eval_dir_of(path):
@@ -37,7 +38,7 @@ def main():
                         help="compare these evaluated runs instead of training baselines")
     parser.add_argument("--split", default=None, help="comma-separated splits to compare (default: test and "
                         "external when present; with --runs: test)")
-    parser.add_argument("--processes", default="auto",
+    parser.add_argument("--processes", default="auto", type=processes_arg,
                         help="training processes per baseline: auto (one per GPU, or per CPU core), a number, "
                              "or inline (this process)")
     parser.add_argument("--output_dir", default=None, help="where the comparison goes")
@@ -67,8 +68,7 @@ def main():
         run_name = cfg.get("run_name") or os.path.splitext(os.path.basename(args.config))[0]
         out = args.output_dir or os.path.join(cfg["output_dir"], f"{run_name}_compare")
         baselines = args.baselines.split(",") if args.baselines else None
-        processes = args.processes if args.processes in ("auto", "inline") else int(args.processes)
-        Comparison(cfg, out, baselines, processes, splits=args.split.split(",") if args.split else None).run()
+        Comparison(cfg, out, baselines, args.processes, splits=args.split.split(",") if args.split else None).run()
 
     cli.main(run)
 

@@ -30,3 +30,14 @@ def _visible_gpus():
     except (OSError, subprocess.SubprocessError):
         return 0
     return sum(line.startswith("GPU ") for line in out.stdout.splitlines()) if out.returncode == 0 else 0
+
+
+def processes_arg(text):
+    """``--processes`` of the tools that train several runs: auto, inline or a positive number."""
+    import argparse
+
+    if text in ("auto", "inline"):
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected auto, inline or a positive number of processes, got {text!r}")
