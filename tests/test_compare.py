@@ -168,3 +168,18 @@ def test_climate_features_are_window_means_and_anomalies_of_the_store(tiny_work)
     assert (climate.transform(absent) == 0).all()
     with pytest.raises(DataError, match="no valid day in data.norm_period"):
         ClimateFeatures(ds.store, ["1990-01-01", "1990-12-31"])
+
+
+def test_bad_comparison_settings_are_refused_before_anything_runs(trained, tmp_path):
+    from ppeye.engine.compare import Comparison
+
+    root, overrides = trained
+    cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r"])
+    with pytest.raises(InputError, match=r"unknown baselines \['xgb'\]: choose from patient_only, weather_only, "
+                                         r"xgboost"):
+        Comparison(cfg, str(tmp_path / "c"), ["xgb"])
+    assert Comparison(cfg, str(tmp_path / "c"), ["late_fusion"]).baselines == ["weather_only", "patient_only",
+                                                                               "late_fusion"]
+    with pytest.raises(InputError, match=r"splits \['holdout'\] are not in the cohort"):
+        Comparison(cfg, str(tmp_path / "d"), ["logistic"], splits=["holdout"]).run()
+    assert not (tmp_path / "d").exists()

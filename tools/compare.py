@@ -19,7 +19,7 @@ import os
 
 import _common  # noqa: F401  (puts the checkout on sys.path)
 from ppeye.core import cli
-from ppeye.core.launch import processes_arg
+from ppeye.core.launch import add_processes_arg
 
 
 def eval_dir_of(path):
@@ -38,9 +38,7 @@ def main():
                         help="compare these evaluated runs instead of training baselines")
     parser.add_argument("--split", default=None, help="comma-separated splits to compare (default: test and "
                         "external when present; with --runs: test)")
-    parser.add_argument("--processes", default="auto", type=processes_arg,
-                        help="training processes per baseline: auto (one per GPU, or per CPU core), a number, "
-                             "or inline (this process)")
+    add_processes_arg(parser, "baseline")
     parser.add_argument("--output_dir", default=None, help="where the comparison goes")
     args = parser.parse_args()
 

@@ -13,14 +13,12 @@ import os
 
 import _common  # noqa: F401  (puts the checkout on sys.path)
 from ppeye.core import cli
-from ppeye.core.launch import processes_arg
+from ppeye.core.launch import add_processes_arg
 
 
 def main():
     parser = cli.make_parser(__doc__)
-    parser.add_argument("--processes", default="auto", type=processes_arg,
-                        help="training processes per trial: auto (one per GPU, or per CPU core), a number, "
-                             "or inline (this process)")
+    add_processes_arg(parser, "trial")
     parser.add_argument("--output_dir", default=None, help="where the trials go")
     args = parser.parse_args()
 

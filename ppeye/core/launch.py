@@ -32,12 +32,18 @@ def _visible_gpus():
     return sum(line.startswith("GPU ") for line in out.stdout.splitlines()) if out.returncode == 0 else 0
 
 
-def processes_arg(text):
-    """``--processes`` of the tools that train several runs: auto, inline or a positive number."""
+
+def add_processes_arg(parser, per):
+    """``--processes`` for a tool that trains several runs (``per``: "trial", "baseline")."""
     import argparse
 
-    if text in ("auto", "inline"):
-        return text
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    raise argparse.ArgumentTypeError(f"expected auto, inline or a positive number of processes, got {text!r}")
+    def parse(text):
+        if text in ("auto", "inline"):
+            return text
+        if text.isdigit() and int(text) > 0:
+            return int(text)
+        raise argparse.ArgumentTypeError(f"expected auto, inline or a positive number of processes, got {text!r}")
+
+    parser.add_argument("--processes", default="auto", type=parse,
+                        help=f"training processes per {per}: auto (one per GPU, or per CPU core), a number, "
+                             f"or inline (this process)")

@@ -231,20 +231,20 @@ class Comparison:
                 if need not in self.baselines:
                     self.baselines.insert(0, need)
         self.cfg, self.cc, self.out_dir, self.processes = cfg, cc, out_dir, processes
-        self.log = log or get_logger("ppeye.compare", output_dir=out_dir)
+        self.log = log or get_logger("ppeye.compare")
         self.seed = int(cfg.get("seed", 0))
         self.splits = splits
 
     def run(self):
         from .evaluator import SPLITS, split_available
 
-        os.makedirs(self.out_dir, exist_ok=True)
         present = [s for s in SPLITS if split_available(self.cfg, s)]
         splits = self.splits or [s for s in present if s != "val"]
         absent = sorted(set(splits) - set(present))
         if absent:
             raise InputError(f"splits {absent} are not in the cohort (it has {present})")
-        eval_dirs = {REFERENCE: self._model()}
+        get_logger("ppeye.compare", output_dir=self.out_dir)          # log.txt beside the table
+        eval_dirs = {REFERENCE: self._model(splits)}
         runs = {}
         for name in self.baselines:
             if name in NEURAL:
@@ -266,9 +266,9 @@ class Comparison:
         Evaluator(cfg, weights=weights, out_dir=out_dir, log=self.log).run("all")
         return out_dir
 
-    def _model(self):
-        """The reference: the given weights, evaluated (again only when the run's eval/ is of
-        other weights), or a model trained here."""
+    def _model(self, splits):
+        """The reference: the given weights, evaluated (unless the run's eval/ already holds
+        these weights' predictions for ``splits``), or a model trained here."""
         from .checkpoint import resolve
         from .evaluator import run_dir_of
         from .runs import train_variant
@@ -281,7 +281,8 @@ class Comparison:
         eval_dir = os.path.join(run_dir_of(ckpt), "eval")
         try:
             saved = json.load(open(os.path.join(eval_dir, "summary.json"))).get("weights")
-            done = bool(saved) and os.path.abspath(saved) == os.path.abspath(ckpt)
+            done = bool(saved) and os.path.abspath(saved) == os.path.abspath(ckpt) and all(
+                os.path.isfile(os.path.join(eval_dir, f"{s}_predictions.npz")) for s in ("val", *splits))
         except (OSError, ValueError):
             done = False
         if done:
