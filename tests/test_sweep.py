@@ -82,3 +82,14 @@ def test_a_sweep_scores_every_trial_records_the_best_and_a_rerun_keeps_finished_
     assert len(trials) == 3 and (trials.status == "done").all()
     assert os.path.getmtime(os.path.join(out, "trial_000", "metrics.json")) == mtime
     assert os.path.isfile(os.path.join(out, "trial_002.yaml"))                    # the child's config
+
+
+def test_child_trainings_choose_their_own_threads_unless_the_user_set_them(monkeypatch):
+    from ppeye.core.paddle_env import SET_BY_PPEYE, child_environment
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv(SET_BY_PPEYE, "1")                 # ppeye chose 2 for this process
+    env = child_environment()
+    assert "OMP_NUM_THREADS" not in env and SET_BY_PPEYE not in env
+    monkeypatch.delenv(SET_BY_PPEYE)                      # the user's own setting is passed on
+    assert child_environment()["OMP_NUM_THREADS"] == "2"

@@ -6,6 +6,19 @@ import sys
 import warnings
 
 
+SET_BY_PPEYE = "PPEYE_SET_OMP_NUM_THREADS"      # marks an OMP_NUM_THREADS that ppeye chose, not the user
+
+
+def child_environment():
+    """The environment for a child process that picks its own threads: ours without the
+    OMP_NUM_THREADS ppeye set (``paddle.distributed.launch`` then gives each of its processes
+    one thread, as when started from a shell; a user's own setting is kept)."""
+    env = dict(os.environ)
+    if env.pop(SET_BY_PPEYE, None):
+        env.pop("OMP_NUM_THREADS", None)
+    return env
+
+
 def import_paddle(num_threads=None):
     """Import and return ``paddle``.
 
@@ -18,6 +31,7 @@ def import_paddle(num_threads=None):
     """
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(num_threads or os.cpu_count() or 1)
+        os.environ[SET_BY_PPEYE] = "1"
     # Paddle prints a two-line "OMP_NUM_THREADS set to N, not 1 ... USE OMP_NUM_THREADS WISELY"
     # to stderr on import whenever N > 1, which is our deliberate, measured choice; anything
     # else it prints is passed on.

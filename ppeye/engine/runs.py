@@ -13,6 +13,7 @@ from ..core.cli import PROJECT_ROOT
 from ..core.config import apply_overrides, save_config
 from ..core.errors import PpeyeError
 from ..core.launch import launch_prefix
+from ..core.paddle_env import child_environment
 
 
 class TrainingFailed(PpeyeError):
@@ -40,7 +41,7 @@ def train_variant(cfg, output_dir, run_name, overrides=(), processes="auto", log
     argv = [sys.executable, *launch, os.path.join(PROJECT_ROOT, "tools", "train.py"), "-c", config_path]
     if log:
         log.info(f"{run_name}: python {' '.join(argv[1:])}")
-    code = subprocess.call(argv)
+    code = subprocess.call(argv, env=child_environment())
     if code != 0:
         where = f"{run_dir}/train.log" + (f" and {run_dir}/launch/" if launch else "")
         raise TrainingFailed(f"training {run_name} failed (exit {code}): see {where}")
