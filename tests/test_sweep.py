@@ -23,6 +23,7 @@ def test_grid_is_every_combination_and_random_draws_inside_the_ranges():
     assert all(1e-4 <= t["lr"] <= 1e-2 and isinstance(t["k"], int) and 2 <= t["k"] <= 5 and t["d"] in (0.1, 0.3)
                for t in trials)
     assert {t["k"] for t in trials} == {2, 3, 4, 5}
+    assert all(float(f"{t['lr']:.4g}") == t["lr"] for t in trials)   # readable values in trials.csv
     lrs = sorted(t["lr"] for t in trials)                      # log-uniform: about half below the geometric mean
     assert 15 <= sum(lr < 1e-3 for lr in lrs) <= 35
 

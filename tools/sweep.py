@@ -4,7 +4,8 @@
     python tools/sweep.py -c configs/demo_sweep.yaml
     python tools/sweep.py -c configs/demo.yaml -o sweep.params="{optimizer.learning_rate: [0.001, 0.0003]}"
 
-Each trial is a run directory <output_dir>/<run_name>_sweep/trial_NNN (or under --output_dir),
+Each trial is a run directory <output_dir>/<run_name>_sweep/trial_NNN (output/demo_sweep/ for
+configs/demo_sweep.yaml; or under --output_dir),
 trained with validation every epoch and scored by the validation metric at its best
 checkpoint. Writes trials.csv (rewritten after every trial; a rerun keeps the finished
 trials) and best_hparams.yaml (the best trial's settings, score and run directory).
@@ -27,7 +28,8 @@ def main():
         from ppeye.engine.sweep import Sweep
 
         run_name = cfg.get("run_name") or os.path.splitext(os.path.basename(args.config))[0]
-        out = args.output_dir or os.path.join(cfg["output_dir"], f"{run_name}_sweep")
+        default = run_name if run_name.endswith("sweep") else f"{run_name}_sweep"
+        out = args.output_dir or os.path.join(cfg["output_dir"], default)
         Sweep(cfg, out, args.processes).run()
 
     cli.main(run)

@@ -12,9 +12,11 @@
 
 A parameter is a dotted config key with a list of values (grid: all of them; random: one drawn
 uniformly) or, for random search, a range ``{low, high, log}`` (integers when both ends are
-integers and ``log`` is false). Every trial is a run directory
-``<output_dir>/<run_name>_sweep/trial_NNN`` trained with validation every epoch; its score is
-the validation metric at the epoch of its best checkpoint (the weights the run delivers).
+integers and ``log`` is false; drawn numbers keep 4 significant digits). Every trial is a run
+directory ``<out>/trial_NNN`` (``tools/sweep.py``: ``--output_dir``, default
+``<output_dir>/<run_name>_sweep``, or ``<output_dir>/<run_name>`` for a run name ending in
+``sweep``) trained with validation every epoch; its score is the validation metric at the
+epoch of its best checkpoint (the weights the run delivers).
 ``trials.csv`` is rewritten after every trial, so a rerun skips the trials already finished
 with the same settings; ``best_hparams.yaml`` records the best trial's settings, score and run.
 A trial that fails is recorded with its error and the sweep goes on; every trial's settings
@@ -43,11 +45,10 @@ def _draw(key, spec, rng):
     if isinstance(spec, (list, tuple)):
         return spec[int(rng.integers(len(spec)))]
     low, high, log = spec["low"], spec["high"], bool(spec.get("log", False))
-    if log:
-        return float(np.exp(rng.uniform(np.log(low), np.log(high))))
-    if isinstance(low, int) and isinstance(high, int):
+    if not log and isinstance(low, int) and isinstance(high, int):
         return int(rng.integers(low, high + 1))
-    return float(rng.uniform(low, high))
+    value = np.exp(rng.uniform(np.log(low), np.log(high))) if log else rng.uniform(low, high)
+    return min(max(float(f"{value:.4g}"), low), high)       # 4 significant digits: readable, still inside
 
 
 def plan_trials(sc, seed=0):
