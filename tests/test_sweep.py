@@ -85,6 +85,19 @@ def test_a_sweep_scores_every_trial_records_the_best_and_a_rerun_keeps_finished_
     assert os.path.isfile(os.path.join(out, "trial_002.yaml"))                    # the child's config
 
 
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(trained, tmp_path):
+    from ppeye.engine.sweep import Sweep
+
+    _, overrides = trained
+    out = tmp_path / "sweep"
+    cfg = ppeye.load_config(DEMO, overrides + [f"output_dir={tmp_path}", "train.epochs=1", "retrieval.enabled=false",
+                                               "sweep.params={model.backbone.pool: [avg, square]}"])
+    record = Sweep(cfg, str(out), processes=1).run()
+    trials = pd.read_csv(out / "trials.csv")
+    assert list(trials.status) == ["done", "failed"] and record["trial"] == "trial_000"
+    assert "training trial_001 failed (exit 2): see " in trials.error[1] and "log.txt" in trials.error[1]
+
+
 def test_child_trainings_choose_their_own_threads_unless_the_user_set_them(monkeypatch):
     from ppeye.core.paddle_env import SET_BY_PPEYE, child_environment
 

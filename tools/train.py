@@ -6,7 +6,7 @@
     fleetrun --nproc_per_node 8 tools/train.py -c configs/full.yaml --eval --use_vdl
 
 Writes output/<run>/: the merged config.yaml, checkpoints/ (epoch_NNNN, latest.json,
-best.json), metrics.json/.csv, train.log and VisualDL logs (--use_vdl).
+best.json), metrics.json/.csv, split.csv, meta.csv, log.txt and VisualDL logs (--use_vdl).
 """
 import os
 

@@ -32,7 +32,6 @@ def _visible_gpus():
     return sum(line.startswith("GPU ") for line in out.stdout.splitlines()) if out.returncode == 0 else 0
 
 
-
 def add_processes_arg(parser, per):
     """``--processes`` for a tool that trains several runs (``per``: "trial", "baseline")."""
     import argparse

@@ -26,7 +26,9 @@ def train_variant(cfg, output_dir, run_name, overrides=(), processes="auto", log
     import copy
 
     variant = copy.deepcopy(cfg)
-    apply_overrides(variant, [*overrides, f"output_dir={output_dir}", f"run_name={run_name}", "train.eval=true"])
+    apply_overrides(variant, list(overrides))
+    variant["output_dir"], variant["run_name"] = output_dir, run_name   # set, not parsed: any path works
+    variant["train"]["eval"] = True
     variant["weights"] = None                 # a variant trains from scratch (or from its ``pretrained``)
     run_dir = os.path.join(output_dir, run_name)
     os.makedirs(output_dir, exist_ok=True)
@@ -43,7 +45,7 @@ def train_variant(cfg, output_dir, run_name, overrides=(), processes="auto", log
         log.info(f"{run_name}: python {' '.join(argv[1:])}")
     code = subprocess.call(argv, env=child_environment())
     if code != 0:
-        where = f"{run_dir}/train.log" + (f" and {run_dir}/launch/" if launch else "")
+        where = f"{run_dir}/log.txt" + (f" and {run_dir}/launch/" if launch else "")
         raise TrainingFailed(f"training {run_name} failed (exit {code}): see {where}")
     return run_dir, variant
 
