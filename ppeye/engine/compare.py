@@ -222,7 +222,7 @@ class Comparison:
 
     def __init__(self, cfg, out_dir, baselines=None, processes="auto", splits=None, log=None):
         cc = cfg.get("compare") or {}
-        self.baselines = list(baselines if baselines is not None else cc.get("baselines", BASELINES))
+        self.baselines = list(dict.fromkeys(baselines if baselines is not None else cc.get("baselines", BASELINES)))
         unknown = sorted(set(self.baselines) - set(BASELINES))
         if unknown:
             raise InputError(f"unknown baselines {unknown}: choose from {', '.join(BASELINES)}")
