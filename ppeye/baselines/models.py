@@ -34,7 +34,10 @@ def _check(X_train, Y_train, X_val, Y_val, what, allow_nan=False):
                 raise DataError(f"{what}: the {name} split has only one class for {d}: cannot fit or tune on it")
 
 
-def fit_logistic(X_train, Y_train, X_val, Y_val, c_grid=(0.001, 0.01, 0.1, 1.0, 10.0), seed=0):
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
+
+
+def fit_logistic(X_train, Y_train, X_val, Y_val, c_grid=C_GRID, seed=0):
     """L2 logistic regression on features standardised with the training mean and SD; per
     disease the inverse regularisation strength ``C`` with the best validation ROC-AUC (ties:
     the strongest regularisation)."""

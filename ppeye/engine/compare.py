@@ -234,6 +234,9 @@ class Comparison:
         self.log = log or get_logger("ppeye.compare")
         self.seed = int(cfg.get("seed", 0))
         self.splits = splits
+        from ..baselines.models import C_GRID
+
+        self.c_grid = cc.get("logistic_c", C_GRID)
 
     def run(self):
         from .evaluator import SPLITS, split_available
@@ -304,10 +307,15 @@ class Comparison:
         names = ["train"] + [s for s in SPLITS if split_available(self.cfg, s)]
         return {s: OnsetDataset(self.cfg, s, log=self.log) for s in names}
 
-    def _fit_and_report(self, name, inputs, data, fit):
-        """Fit on train, tune on val (``fit(X_train, Y_train, X_val, Y_val)``), score every split."""
+    def _fit_and_report(self, name, inputs, data, fit=None):
+        """Fit on train, tune on val (``fit(X_train, Y_train, X_val, Y_val)``; default the L2
+        logistic regression), score every split."""
+        from ..baselines import fit_logistic
         from .evaluator import Reporter
 
+        if fit is None:
+            def fit(*a):
+                return fit_logistic(*a, c_grid=self.c_grid, seed=self.seed)
         model = fit(inputs["train"], data["train"].labels, inputs["val"], data["val"].labels)
         scored = {s: (data[s], model.predict(inputs[s])) for s in data if s != "train"}
         out = os.path.join(self.out_dir, name, "eval")
@@ -315,9 +323,8 @@ class Comparison:
         return out
 
     def _classical(self, name, data):
-        from ..baselines import ClimateFeatures, fit_logistic, fit_xgboost, patient_features
+        from ..baselines import ClimateFeatures, fit_xgboost, patient_features
 
-        grid = self.cc.get("logistic_c", (0.001, 0.01, 0.1, 1.0, 10.0))
         if name == "climate":
             segments = int(self.cc.get("climate_segments", 4))
             if not 1 <= segments <= data["train"].T:
@@ -327,18 +334,14 @@ class Comparison:
             inputs = {s: climate.transform(ds) for s, ds in data.items()}
         else:
             inputs = {s: patient_features(ds, raw=name == "xgboost") for s, ds in data.items()}
-        if name == "xgboost":
-            def fit(*a):
-                return fit_xgboost(*a, params=self.cc.get("xgboost"), seed=self.seed)
-        else:
-            def fit(*a):
-                return fit_logistic(*a, c_grid=grid, seed=self.seed)
+        def xgb(*a):
+            return fit_xgboost(*a, params=self.cc.get("xgboost"), seed=self.seed)
+
         self.log.info(f"{name}: {inputs['train'].shape[1]} features, {len(inputs['train'])} training people")
-        return self._fit_and_report(name, inputs, data, fit)
+        return self._fit_and_report(name, inputs, data, xgb if name == "xgboost" else None)
 
     def _late_fusion(self, data, runs):
         """Logistic regression on [weather embedding of weather_only, patient embedding of patient_only]."""
-        from ..baselines import fit_logistic
         from .features import extract_people
 
         parts = {}
@@ -352,6 +355,4 @@ class Comparison:
                         raise DataError(f"{feat_dir}/{s}.npz is not in the dataset's order of people")
                     parts.setdefault(s, []).append(z[key])
         inputs = {s: np.concatenate(p, axis=1).astype(np.float64) for s, p in parts.items()}
-        grid = self.cc.get("logistic_c", (0.001, 0.01, 0.1, 1.0, 10.0))
-        return self._fit_and_report("late_fusion", inputs, data,
-                                    lambda *a: fit_logistic(*a, c_grid=grid, seed=self.seed))
+        return self._fit_and_report("late_fusion", inputs, data)

@@ -126,7 +126,6 @@ class Reporter:
             json.dump(summary, f, indent=1)
         return summary
 
-
     def _groups(self, split, ds, labels, probs, blocks, ec):
         """``<split>_missingness.csv`` and ``<split>_subgroups.csv`` / ``.png``; their summary entries."""
         patterns = missingness_patterns(ds.weather_present, ds.tab_mask, blocks)
