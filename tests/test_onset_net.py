@@ -286,3 +286,58 @@ def test_focal_and_asymmetric_losses_follow_their_formulas():
     pm = np.maximum(p - 0.05, 0)
     expected = -(y * (1 - p) * np.log(p) + (1 - y) * pm ** 4 * np.log(1 - pm)).mean()
     assert asl(paddle.to_tensor(z), paddle.to_tensor(y)).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_coordinate_channels_tell_the_stem_where_a_cell_is():
+    paddle.seed(0)
+    net = ResNet3D(2, depth=10, base_width=2, coords=True)
+    assert net.stem[0].weight.shape[1] == 4                    # 2 variables + row + column
+    x = paddle.zeros([1, 2, 3, 5, 4])
+    with_coords = net._with_coords(x).numpy()
+    np.testing.assert_allclose(with_coords[0, 2, 1, :, 0], np.linspace(-1, 1, 5), atol=1e-6)   # rows
+    np.testing.assert_allclose(with_coords[0, 3, 2, 4, :], np.linspace(-1, 1, 4), atol=1e-6)   # columns
+    np.testing.assert_array_equal(with_coords[0, :2], 0.0)
+    # a plain stem is translation-equivariant: a blob reads the same at two interior cells;
+    # with the coordinate channels it does not
+    blob = np.zeros([2, 2, 3, 8, 8], "float32")
+    blob[0, 0, :, 2, 2] = blob[1, 0, :, 5, 5] = 5.0
+    blob = paddle.to_tensor(blob)
+    plain = ResNet3D(2, depth=10, base_width=2)
+    for model, same in ((plain, True), (net, False)):
+        model.eval()
+        h = model.stem(model._with_coords(blob) if model.coords else blob).numpy()
+        assert np.allclose(h[0, :, :, 2, 2], h[1, :, :, 5, 5], atol=1e-6) == same
+
+
+def test_day_reconstruction_adds_its_loss_in_training_only_and_learns_the_coarse_day():
+    extra = ["model.day_reconstruction.enabled=true", "model.day_reconstruction.grid=[2, 2, 2]",
+             "model.day_reconstruction.weight=0.5"]
+    model, s = tiny_model(extra)
+    plain, _ = tiny_model()
+    assert model.day_decoder.weight.shape == [16, 2 * 2 * 2 * 2] and getattr(plain, "day_decoder") is None
+    w, di, tab, mask = inputs(s)
+    model.train()
+    _, ex = model(w, di, tab, mask, return_explain=True)
+    # the target: each variable's volume averaged over (hours, rows, cols) blocks of 2
+    u = w.numpy().reshape(5, 2, 2, 2, 2, 2, 2, 2).mean(axis=(3, 5, 7)).reshape(5, -1)
+    decoded = model.day_decoder(ex["day_embeddings"]).numpy()
+    np.testing.assert_allclose(ex["day_reconstruction_loss"].item(), ((decoded - u) ** 2).mean(), rtol=1e-4)
+    model.eval()
+    _, ex_eval = model(w, di, tab, mask, return_explain=True)
+    assert "day_reconstruction_loss" not in ex_eval
+    # trained on the loss alone, the day encoder and decoder learn to reproduce the coarse days
+    model.train()
+    opt = paddle.optimizer.Adam(1e-2, parameters=model.parameters())
+    losses = []
+    for _ in range(30):
+        _, ex = model(w, di, tab, mask, return_explain=True)
+        ex["day_reconstruction_loss"].backward()
+        opt.step()
+        opt.clear_grad()
+        losses.append(ex["day_reconstruction_loss"].item())
+    assert losses[-1] < 0.3 * losses[0]
+    for bad, match in ((["model.day_reconstruction.grid=[2, 2, 9]"], "between 1 and the day's \\[4, 4, 4\\]"),
+                       (["model.day_reconstruction.weight=-1"], "weight must be a number >= 0"),
+                       (["+model.day_reconstruction.size=3"], "unknown key")):
+        with pytest.raises(InputError, match=match):
+            tiny_model(["model.day_reconstruction.enabled=true"] + bad)

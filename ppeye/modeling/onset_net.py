@@ -18,6 +18,15 @@ Branches switch off in the config for ablations and baselines: ``weather_branch:
 (patient-only: a learned token stands in for the weather sequence), ``patient_branch: false``
 (weather-only: a learned patient token, k = 1), ``temporal.transformer.enabled`` /
 ``temporal.afno.enabled``, and ``moe.enabled: false`` turns every mixture of experts off.
+
+The day reconstruction (``model.day_reconstruction``). The onset labels teach the day encoder
+slowly: one noisy binary outcome per person, its gradient spread over the window's days. The
+weather itself is a dense signal on every (site, day) the batch encodes. With the section on, a
+linear decoder maps each day embedding back to a coarse copy of its volume (the input
+average-pooled to ``grid`` = (hours, rows, cols) per variable) and the mean squared error,
+times ``weight``, joins the training loss: the embedding has to keep what happened where in
+the box, which is what a weather effect localised in space needs and what a globally pooled
+CNN otherwise discards. Only in training with volumes (not from a day-feature cache).
 """
 from ..core.errors import InputError
 from ..core.paddle_env import import_paddle
@@ -52,7 +61,8 @@ class OnsetNet(nn.Layer):
     """
 
     def __init__(self, input_shapes, width=512, backbone=None, temporal=None, tabular=None, fusion=None,
-                 moe=None, weather_branch=True, patient_branch=True, missing=None, num_classes=len(DISEASES)):
+                 moe=None, weather_branch=True, patient_branch=True, missing=None, day_reconstruction=None,
+                 num_classes=len(DISEASES)):
         super().__init__()
         if not (weather_branch or patient_branch):
             raise InputError("model: weather_branch and patient_branch cannot both be off")
@@ -72,7 +82,7 @@ class OnsetNet(nn.Layer):
         t = self.shapes["T"]
         if self.weather_branch:
             bb = _section(backbone, type="ResNet3D", depth=18, base_width=64, stem_stride=1,
-                          strides=[1, 2, 2, 1], recompute=False, pool="avg", pool_heads=4)
+                          strides=[1, 2, 2, 1], recompute=False, pool="avg", pool_heads=4, coords=False)
             if bb.pop("type") != "ResNet3D":
                 raise InputError(f"model.backbone.type: only ResNet3D is available, got {backbone.get('type')!r}")
             self.backbone = ResNet3D(self.shapes["C"], **bb, input_size=(self.shapes["D"], self.shapes["H"], self.shapes["W"]))
@@ -94,6 +104,7 @@ class OnsetNet(nn.Layer):
                               af["mlp_ratio"], af["dropout"], moe_cfg(af.get("moe")))
                     for _ in range(af["layers"])])
             self.temporal_mix = nn.Linear(2 * width, width) if (self.transformer and self.afno) else None
+            self.day_decoder, self.day_grid, self.day_weight = self._day_reconstruction(day_reconstruction, width)
         else:
             self.null_weather = self.create_parameter([1, 1, width], default_initializer=nn.initializer.TruncatedNormal(std=0.02))
 
@@ -127,6 +138,30 @@ class OnsetNet(nn.Layer):
         fu = _section(fusion, heads=8, dropout=0.1, hidden_ratio=2)
         self.fusion = CrossAttentionFusion(width, fu["heads"], fu["dropout"], fu["hidden_ratio"], moe_cfg(fu.get("moe")))
         self.classifier = nn.Linear(width, num_classes)
+
+    def _day_reconstruction(self, section, width):
+        rec = _section(section, enabled=False, weight=1.0, grid=[1, 4, 4])
+        unknown = set(rec) - {"enabled", "weight", "grid"}
+        if unknown:
+            raise InputError(f"model.day_reconstruction: unknown key(s) {sorted(unknown)} (use enabled, weight, grid)")
+        if not rec["enabled"]:
+            return None, None, 0.0
+        grid, limit = rec["grid"], [self.shapes[k] for k in ("D", "H", "W")]
+        if (not isinstance(grid, (list, tuple)) or len(grid) != 3
+                or not all(isinstance(g, int) and 1 <= g <= n for g, n in zip(grid, limit))):
+            raise InputError(f"model.day_reconstruction.grid must be 3 integers (hours, rows, cols) between 1 and the "
+                             f"day's {limit}, got {grid!r}")
+        weight = rec["weight"]
+        if not isinstance(weight, (int, float)) or weight < 0:
+            raise InputError(f"model.day_reconstruction.weight must be a number >= 0, got {weight!r}")
+        size = self.shapes["C"] * grid[0] * grid[1] * grid[2]
+        return nn.Linear(width, size), [int(g) for g in grid], float(weight)
+
+    def day_reconstruction_loss(self, days, weather_unique):
+        """Mean squared error of the decoded day embeddings [U, E] against the volumes [U, C, D, H, W]
+        average-pooled to the configured grid (the target carries no gradient)."""
+        target = F.adaptive_avg_pool3d(weather_unique, self.day_grid).flatten(1).detach()
+        return F.mse_loss(self.day_decoder(days), target)
 
     # ------------------------------------------------------------------ inputs
     def _check_inputs(self, weather_unique, day_index, tab, tab_mask):
@@ -249,6 +284,10 @@ class OnsetNet(nn.Layer):
             result[1]["day_embeddings"] = days
             if fmap is not None:
                 result[1]["weather_features"] = fmap
+            if fmap is not None and self.day_decoder is not None and self.training:
+                loss = self.day_reconstruction_loss(days, weather_unique)
+                result[1]["day_reconstruction_loss"] = loss
+                result[1]["aux_loss"] = result[1]["aux_loss"] + self.day_weight * loss
         return result
 
     def forward_days(self, days, day_index, tab, tab_mask=None, return_explain=False, weather_present=None):
@@ -301,7 +340,7 @@ class OnsetNet(nn.Layer):
     # ------------------------------------------------------------------ reporting
     def parameter_counts(self):
         """Trainable parameters per branch, and the total."""
-        groups = {"backbone": ["backbone", "day_proj"], "temporal": ["positions", "transformer", "afno", "temporal_mix"],
+        groups = {"backbone": ["backbone", "day_proj", "day_decoder"], "temporal": ["positions", "transformer", "afno", "temporal_mix"],
                   "tabular": ["tabular", "patient_proj"], "fusion": ["fusion", "classifier"],
                   "null_tokens": ["null_weather", "null_patient"]}
         counts = {g: 0 for g in groups}

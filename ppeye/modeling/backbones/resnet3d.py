@@ -20,6 +20,12 @@ with no pooling, and the stage strides default to (1, 2, 2, 1): 24 x 20 x 20 sta
 through stage 1, halves twice, and stage 4 keeps stage 3's grid, so the last map is 6 x 5 x 5
 (4-hour x ~45 km cells on the 0.1 degree ERA5-Land grid) rather than 1 x 1 x 1. Strides may
 be ints or [d, h, w] triples, e.g. ``stem_stride: [1, 2, 2]`` to quarter the cost.
+
+Coordinate channels (``coords: true``). Convolutions are translation-equivariant: a blob of
+rain reads the same wherever it falls in the box, and only the zero padding tells a filter
+where it is. With ``coords`` the stem also sees two fixed channels, the cell's row and column
+scaled to [-1, 1] (as in CoordConv, Liu et al., 2018), so any layer can respond to "this, but
+only north-east of the home". It costs 2 input channels of the stem convolution.
 """
 from ...core.errors import InputError
 from ...core.paddle_env import import_paddle
@@ -97,7 +103,7 @@ class ResNet3D(nn.Layer):
     """ResNet3D-{10, 18, 34} with stages of base_width x (1, 2, 4, 8) channels."""
 
     def __init__(self, in_channels, depth=18, base_width=64, stem_stride=1, strides=(1, 2, 2, 1), recompute=False,
-                 pool="avg", pool_heads=4, input_size=None):
+                 pool="avg", pool_heads=4, coords=False, input_size=None):
         super().__init__()
         if depth not in STAGE_BLOCKS:
             raise InputError(f"model.backbone.depth must be one of {sorted(STAGE_BLOCKS)}, got {depth}")
@@ -111,7 +117,8 @@ class ResNet3D(nn.Layer):
         self.out_channels = 8 * base_width * (int(pool_heads) if pool == "positional" else 1)
         self.pool = (PositionalPool(8 * base_width, output_size(input_size, stem_stride, strides, depth), pool_heads)
                      if pool == "positional" else None)
-        self.stem = nn.Sequential(_conv(in_channels, base_width, 3, _triple(stem_stride)),
+        self.coords = bool(coords)
+        self.stem = nn.Sequential(_conv(in_channels + 2 * self.coords, base_width, 3, _triple(stem_stride)),
                                   nn.BatchNorm3D(base_width), nn.ReLU())
         blocks, cin = [], base_width
         for i, (n, stride) in enumerate(zip(STAGE_BLOCKS[depth], strides)):
@@ -122,10 +129,18 @@ class ResNet3D(nn.Layer):
         self.blocks = nn.LayerList(blocks)
         self.recompute = recompute
 
+    @staticmethod
+    def _with_coords(x):
+        """x [N, C, D, H, W] with the row and column coordinates (in [-1, 1]) appended as 2 channels."""
+        n, d, h, w = x.shape[0], x.shape[2], x.shape[3], x.shape[4]
+        rows = paddle.linspace(-1.0, 1.0, h, dtype=x.dtype).reshape([1, 1, 1, -1, 1]).expand([n, 1, d, h, w])
+        cols = paddle.linspace(-1.0, 1.0, w, dtype=x.dtype).reshape([1, 1, 1, 1, -1]).expand([n, 1, d, h, w])
+        return paddle.concat([x, rows, cols], axis=1)
+
     def forward(self, x, return_features=False):
         if len(x.shape) != 5 or x.shape[1] != self.in_channels:
             raise InputError(f"ResNet3D expects [N, C={self.in_channels}, D, H, W], got {list(x.shape)}")
-        h = self.stem(x)
+        h = self.stem(self._with_coords(x) if self.coords else x)
         for block in self.blocks:
             if self.recompute and self.training:
                 from paddle.distributed.fleet.utils import recompute
