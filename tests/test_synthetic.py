@@ -327,3 +327,19 @@ def test_a_stronger_planted_event_is_more_visible_in_the_store(tmp_path):
         seen[amp] = visibility(store, site, end, truth["z_event"], truth["z_periodic"], gt)
     assert abs(seen[0.0]["event"]) < 0.3
     assert seen[40.0]["event"] > 0.8
+
+
+def test_the_oscillation_drift_is_made_orthogonal_to_the_season():
+    from ppeye.data.synthetic.weather import WeatherGenerator
+
+    days = pd.date_range("2019-01-01", "2020-06-30", freq="D")
+    angle = 2 * np.pi * days.dayofyear.to_numpy() / 365.25
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((len(days), 3))
+    series = noise + np.stack([2 * np.sin(angle), -np.cos(angle), 0 * angle], axis=1) + 5.0
+    out = WeatherGenerator._deseasonalise(series, days)
+    for basis in (np.sin(angle), np.cos(angle)):
+        assert np.abs(np.corrcoef(basis, out.T)[0, 1:]).max() < 1e-10
+    np.testing.assert_allclose(out.mean(0), series.mean(0))      # the level is kept
+    # what is not seasonal stays: the result is close to the noise plus the level
+    assert np.corrcoef(out[:, 0], noise[:, 0])[0, 1] > 0.95
