@@ -6,10 +6,14 @@
 Stages: make synthetic data, preprocess, train, eval, export, infer, visualize, and compare
 (the model against its baselines: two more trainings, the longest stage).
 A stage that is not built yet says so and the demo goes on; any other failure
-stops the demo with a non-zero exit code.
+stops the demo with a non-zero exit code. The synthetic data are made afresh on every run, so
+what was derived from the previous ones (``data.work_dir``: era5.zarr, cohort, features) is
+removed after them and rebuilt: a demo config edited between runs (other sites or dates) would
+otherwise meet a store built for the old settings.
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -66,6 +70,9 @@ def main():
         results.append((name, status, seconds))
         if status.startswith("FAILED"):
             break
+        if name == "synthetic data" and os.path.isdir(cfg["data"]["work_dir"]):
+            print(f"removing {cfg['data']['work_dir']}: derived from the previous synthetic data", flush=True)
+            shutil.rmtree(cfg["data"]["work_dir"])
     print("\n=== demo summary")
     for name, status, seconds in results:
         print(f"  {name:<15} {status:<16} {seconds:6.1f} s")
