@@ -37,6 +37,11 @@ TINY = [
     "synthetic.group_size=3", "synthetic.num_participants=800", "synthetic.num_features=20", "data.num_features=20",
     "synthetic.signals.event.lags=[3, 10]", "synthetic.signals.periodic.period_days=7",
     "synthetic.prevalence={glaucoma: 0.2, cataract: 0.3, amd: 0.2, dr: 0.15}",
+    # the base config's signal strengths, not the demo's loud ones: the tests' measured figures
+    # (and thresholds) do not move when the demo is tuned
+    "synthetic.signals.event.amplitude=3.0", "synthetic.signals.periodic.amplitude=1.0",
+    "synthetic.signals.event.effects={cataract: {older: 1.4, younger: 0.2}, amd: {older: 0.8, younger: 0.8}}",
+    "synthetic.signals.periodic.effects={glaucoma: {winter: 1.2, summer: 0.0}}",
 ]
 SMALL = [o for o in TINY if not o.startswith(("data.end_date", "synthetic.num_participants"))]
 SMALL += ["data.end_date=2019-03-15", "synthetic.num_participants=60"]

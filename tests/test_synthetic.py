@@ -343,3 +343,5 @@ def test_the_oscillation_drift_is_made_orthogonal_to_the_season():
     np.testing.assert_allclose(out.mean(0), series.mean(0))      # the level is kept
     # what is not seasonal stays: the result is close to the noise plus the level
     assert np.corrcoef(out[:, 0], noise[:, 0])[0, 1] > 0.95
+    short = series[:200]                                         # under a year: left alone
+    np.testing.assert_array_equal(WeatherGenerator._deseasonalise(short, days[:200]), short)

@@ -17,7 +17,7 @@ SMALL_MODEL = ["model.width=16", "model.backbone.base_width=2", "model.backbone.
                "model.temporal.transformer.heads=2", "model.temporal.transformer.layers=1",
                "model.temporal.afno.num_blocks=2", "model.tabular.k=2", "model.tabular.hidden=8",
                "model.fusion.heads=2", "loader.num_workers=0", "loader.batch_size=64", "log_iter=0",
-               "optimizer.learning_rate=0.003"]
+               "optimizer.learning_rate=0.003", "model.backbone.coords=false", "model.day_reconstruction.enabled=false"]
 
 
 @pytest.fixture(scope="module")

@@ -172,8 +172,12 @@ class WeatherGenerator:
         A slow random drift over a year or two correlates with the season by chance (measured on
         the demo: up to -0.6 for the oscillation amplitude), and a model could then predict the
         planted exposure from the time of year alone; removing the fitted cycle makes the
-        exposure orthogonal to the season in the generated period.
+        exposure orthogonal to the season in the generated period. A period shorter than a year
+        is returned as it is: there the annual cycle is not identifiable (over a few months it is
+        a trend, and removing it would flatten most of the drift).
         """
+        if len(days) < 365:
+            return series
         angle = 2 * np.pi * days.dayofyear.to_numpy() / 365.25
         basis = np.stack([np.sin(angle), np.cos(angle)], axis=1)
         coef, *_ = np.linalg.lstsq(basis - basis.mean(0), series - series.mean(0), rcond=None)
