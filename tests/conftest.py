@@ -86,33 +86,6 @@ def tiny_work(tiny, tmp_path_factory):
     return paths
 
 
-# the tiny dataset with the demo's loud planted weather signals, which a tiny weather branch learns
-LOUD = [o for o in TINY if not o.startswith("synthetic.signals")] + [
-    "synthetic.signals.event.amplitude=20.0", "synthetic.signals.periodic.amplitude=4.0",
-    "synthetic.signals.event.effects={cataract: {older: 2.5, younger: 1.0}, amd: {older: 2.0, younger: 2.0}}",
-    "synthetic.signals.periodic.effects={glaucoma: {winter: 2.5, summer: 0.0}}",
-]
-
-
-@pytest.fixture(scope="session")
-def loud_work(tmp_path_factory):
-    """``LOUD`` made and converted once; returns the path overrides (use with ``LOUD + PIPE``)."""
-    import ppeye
-    from ppeye.data.era5.convert import convert_era5
-    from ppeye.data.synthetic import make_synthetic
-    from ppeye.data.ukb.cohort import build_cohort
-    from ppeye.data.ukb.impute import impute_cohort
-
-    root = tmp_path_factory.mktemp("loud")
-    make_synthetic(ppeye.load_config(DEMO, LOUD), str(root / "raw"))
-    paths = [f"data.era5_raw_dir={root}/raw/era5", f"data.ukb_table={root}/raw/ukb.csv", f"data.work_dir={root}/work"]
-    cfg = ppeye.load_config(DEMO, LOUD + PIPE + paths)
-    convert_era5(cfg)
-    build_cohort(cfg)
-    impute_cohort(cfg)
-    return paths
-
-
 @pytest.fixture(scope="session")
 def trained(tiny_work, tmp_path_factory):
     """A 2-epoch run with a retrieval index, on a copy of the tiny data whose test people of

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ppeye
-from conftest import DEMO, LOUD, PIPE, TINY
+from conftest import DEMO, PIPE, TINY
 from test_trainer import SMALL_MODEL
 from ppeye.core.errors import ConfigError, InputError
 from ppeye.core.paddle_env import import_paddle
@@ -164,7 +164,7 @@ def test_people_without_weather_are_kept_trained_on_and_scored_by_pattern(kept_w
         assert np.isfinite(dropped["macro_roc_auc"]["value"])
     # measured 0.654 with both, 0.650 without the weather (the planted patient effects), 0.461
     # without the patient: at the base config's signal strengths the planted weather is buried in
-    # the weather's own variability (the next test has it loud, and the weather alone is above chance)
+    # the weather's own variability (see README, "Missing modalities")
     assert test["macro_roc_auc"]["value"] > 0.55
     assert summary["splits"]["test_without_weather"]["macro_roc_auc"]["value"] > 0.55
     assert (out / "r" / "eval" / "test_missingness.csv").exists()
@@ -177,27 +177,6 @@ def test_people_without_weather_are_kept_trained_on_and_scored_by_pattern(kept_w
     test_set = OnsetDataset(cfg, "test")
     np.testing.assert_array_equal(z["presence"][:, 0], test_set.weather_present)
     assert z["modality_weights"].shape == (len(test_set), 2) and np.allclose(z["modality_weights"].sum(1), 1)
-
-
-def test_with_modality_dropout_the_weather_alone_predicts_better_than_chance(loud_work, tmp_path):
-    """On data whose labels carry loud planted weather signals, a model trained with modality
-    dropout still ranks held-out people better than chance when their patient features are
-    dropped at inference (and with both modalities)."""
-    from ppeye.engine import Trainer
-    from ppeye.engine.evaluator import Evaluator
-
-    overrides = LOUD + PIPE + loud_work + SMALL_MODEL + [
-        f"output_dir={tmp_path}", "run_name=r", "model.missing.enabled=true",
-        "model.missing.modality_dropout={weather: 0.3, patient: 0.3}", "model.missing.reconstruct_weight=0.1",
-        "train.epochs=6", "loader.batch_size=16", "model.tabular.hidden=32", "model.tabular.k=4",
-        "evaluation.bootstrap=0", "model.moe.enabled=false"]
-    Trainer(ppeye.load_config(DEMO, overrides), callbacks=[]).train()
-    summary = Evaluator(ppeye.load_config(DEMO, overrides), weights=str(tmp_path / "r")).run(["val", "test"])
-    # measured (seeds 42 / 1): without the patient val 0.582 / 0.560, test 0.605 / 0.581;
-    # both modalities val 0.588 / 0.574, test 0.620 / 0.629
-    for split in ("val", "test"):
-        assert summary["splits"][f"{split}_without_patient"]["macro_roc_auc"]["value"] > 0.55
-        assert summary["splits"][split]["macro_roc_auc"]["value"] > 0.55
 
 
 def test_people_without_weather_need_a_model_that_handles_it(tiny_work, tmp_path):

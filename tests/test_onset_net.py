@@ -18,7 +18,7 @@ TINY_MODEL = [
     "data.window_days=6", "data.variables=[t2m, tp]", "data.hours=4", "data.box=[4, 4]", "data.num_features=5",
     "model.width=16", "model.backbone.base_width=2", "model.temporal.transformer.heads=2",
     "model.temporal.afno.num_blocks=2", "model.tabular.k=3", "model.tabular.hidden=8", "model.tabular.layers=2",
-    "model.fusion.heads=2",
+    "model.fusion.heads=2", "model.backbone.coords=false", "model.day_reconstruction.enabled=false",
 ]
 
 
