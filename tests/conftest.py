@@ -66,24 +66,29 @@ def tiny(tmp_path_factory):
 PIPE = ["data.hours=8", "data.norm_period=[2019-01-01, 2019-06-29]", "ukb.imputer=mean"]
 
 
-@pytest.fixture(scope="session")
-def tiny_work(tiny, tmp_path_factory):
-    """The tiny dataset converted once (era5.zarr, cohort, imputation); returns the path overrides.
+def preprocess(overrides, raw, work):
+    """Convert synthetic raw data (era5.zarr, cohort, imputation); returns the path overrides.
 
-    Tests only read it: load ``TINY + PIPE + tiny_work`` for a config that uses it.
+    Tests only read the result: load ``overrides + PIPE + paths`` for a config that uses it.
     """
+    import ppeye
     from ppeye.data.era5.convert import convert_era5
     from ppeye.data.ukb.cohort import build_cohort
     from ppeye.data.ukb.impute import impute_cohort
 
-    out, _ = tiny
-    paths = [f"data.era5_raw_dir={out}/era5", f"data.ukb_table={out}/ukb.csv",
-             f"data.work_dir={tmp_path_factory.mktemp('work')}"]
-    cfg = tiny_cfg(PIPE + paths)
+    paths = [f"data.era5_raw_dir={raw}/era5", f"data.ukb_table={raw}/ukb.csv", f"data.work_dir={work}"]
+    cfg = ppeye.load_config(DEMO, list(overrides) + PIPE + paths)
     convert_era5(cfg)
     build_cohort(cfg)
     impute_cohort(cfg)
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_work(tiny, tmp_path_factory):
+    """The tiny dataset converted once; returns the path overrides (use ``TINY + PIPE + tiny_work``)."""
+    out, _ = tiny
+    return preprocess(TINY, out, tmp_path_factory.mktemp("work"))
 
 
 @pytest.fixture(scope="session")

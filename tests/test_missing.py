@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ppeye
-from conftest import DEMO, PIPE, TINY
+from conftest import DEMO, PIPE, TINY, preprocess
 from test_trainer import SMALL_MODEL
 from ppeye.core.errors import ConfigError, InputError
 from ppeye.core.paddle_env import import_paddle
@@ -128,17 +128,21 @@ def test_missingness_patterns_name_what_is_missing():
                            "weather missing + block 0 missing + all features missing"]
 
 
+# a small model trained 6 epochs with modality dropout 0.3 / 0.3 and the cross-modal imputer
+DROPOUT_RUN = SMALL_MODEL + [
+    "run_name=r", "model.missing.enabled=true", "model.missing.modality_dropout={weather: 0.3, patient: 0.3}",
+    "model.missing.reconstruct_weight=0.1", "train.epochs=6", "loader.batch_size=16", "model.tabular.hidden=32",
+    "model.tabular.k=4", "evaluation.bootstrap=0", "model.moe.enabled=false"]
+
+
 @pytest.fixture(scope="module")
 def kept_without_weather(tiny_work, tmp_path_factory):
     """A run on the tiny data with a window so long that many people have no complete window."""
     from ppeye.engine import Trainer
 
     out = tmp_path_factory.mktemp("missing")
-    overrides = TINY + PIPE + tiny_work + SMALL_MODEL + [
-        f"output_dir={out}", "run_name=r", "data.window_days=40", "data.incomplete_weather=include",
-        "model.missing.enabled=true", "model.missing.modality_dropout={weather: 0.3, patient: 0.3}",
-        "model.missing.reconstruct_weight=0.1", "train.epochs=6", "loader.batch_size=16", "model.tabular.hidden=32",
-        "model.tabular.k=4", "evaluation.bootstrap=0", "model.moe.enabled=false"]
+    overrides = TINY + PIPE + tiny_work + DROPOUT_RUN + [
+        f"output_dir={out}", "data.window_days=40", "data.incomplete_weather=include"]
     cfg = ppeye.load_config(DEMO, overrides)
     trainer = Trainer(cfg, callbacks=[])
     trainer.train()
@@ -191,19 +195,11 @@ WEATHER_LED = [o for o in TINY if not o.startswith(("synthetic.signals", "synthe
 
 @pytest.fixture(scope="module")
 def weather_led_work(tmp_path_factory):
-    from ppeye.data.era5.convert import convert_era5
     from ppeye.data.synthetic import make_synthetic
-    from ppeye.data.ukb.cohort import build_cohort
-    from ppeye.data.ukb.impute import impute_cohort
 
     root = tmp_path_factory.mktemp("weather_led")
     make_synthetic(ppeye.load_config(DEMO, WEATHER_LED), str(root / "raw"))
-    paths = [f"data.era5_raw_dir={root}/raw/era5", f"data.ukb_table={root}/raw/ukb.csv", f"data.work_dir={root}/work"]
-    cfg = ppeye.load_config(DEMO, WEATHER_LED + PIPE + paths)
-    convert_era5(cfg)
-    build_cohort(cfg)
-    impute_cohort(cfg)
-    return paths
+    return preprocess(WEATHER_LED, root / "raw", root / "work")
 
 
 def test_with_the_patient_dropped_the_weather_alone_predicts_better_than_chance(weather_led_work, tmp_path):
@@ -213,11 +209,7 @@ def test_with_the_patient_dropped_the_weather_alone_predicts_better_than_chance(
     from ppeye.engine import Trainer
     from ppeye.engine.evaluator import Evaluator
 
-    overrides = WEATHER_LED + PIPE + weather_led_work + SMALL_MODEL + [
-        f"output_dir={tmp_path}", "run_name=r", "model.missing.enabled=true",
-        "model.missing.modality_dropout={weather: 0.3, patient: 0.3}", "model.missing.reconstruct_weight=0.1",
-        "train.epochs=6", "loader.batch_size=16", "model.tabular.hidden=32", "model.tabular.k=4",
-        "evaluation.bootstrap=0", "model.moe.enabled=false"]
+    overrides = WEATHER_LED + PIPE + weather_led_work + DROPOUT_RUN + [f"output_dir={tmp_path}"]
     Trainer(ppeye.load_config(DEMO, overrides), callbacks=[]).train()
     Evaluator(ppeye.load_config(DEMO, overrides), weights=str(tmp_path / "r")).run(["val", "test"])
     weather_led = ("glaucoma", "cataract", "amd")
