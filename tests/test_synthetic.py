@@ -329,6 +329,19 @@ def test_a_stronger_planted_event_is_more_visible_in_the_store(tmp_path):
     assert seen[40.0]["event"] > 0.8
 
 
+def test_the_day_contrast_is_the_event_variables_region_mean_minus_the_rest():
+    """``signals.day_contrast`` on hand-made days: summed over the hours, inside the planted
+    region minus outside; a uniform day gives 0 whatever its level."""
+    from ppeye.data.synthetic.signals import day_contrast
+
+    region = {"rows": [1, 2], "cols": [2, 3]}                    # 4 of the 5 x 6 = 30 cells
+    days = np.full((3, 2, 5, 6), 7.0)                            # [days, hours, H, W]
+    days[1, 0, 1, 2] += 8.0                                      # one hour of one region cell
+    days[2, 1, 4, 0] += 26.0                                     # one hour of one cell outside
+    got = day_contrast(days, region)
+    np.testing.assert_allclose(got, [0.0, 8.0 / 4, -26.0 / 26])
+
+
 def test_the_oscillation_drift_is_made_orthogonal_to_the_season():
     from ppeye.data.synthetic.weather import WeatherGenerator
 

@@ -109,6 +109,17 @@ def auc(scores, labels):
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def day_contrast(volumes, region_cells):
+    """The planted event's per-day quantity: each day's total of the event variable (summed
+    over the hours) averaged inside the planted region minus outside it. ``volumes``: that
+    variable's days [days, D, H, W]; ``region_cells``: ``ground_truth.json``'s
+    ``event.region_cells``. Returns [days] (float64)."""
+    daily = np.asarray(volumes, dtype=np.float64).sum(axis=1)   # [days, H, W]
+    inside = np.zeros(daily.shape[1:], dtype=bool)
+    inside[region_cells["rows"][0] : region_cells["rows"][1] + 1, region_cells["cols"][0] : region_cells["cols"][1] + 1] = True
+    return daily[:, inside].mean(1) - daily[:, ~inside].mean(1)
+
+
 def visibility(store, site, end, z_event, z_periodic, gt):
     """How visible the planted weather signals are in a converted store, without any model.
 
@@ -122,21 +133,17 @@ def visibility(store, site, end, z_event, z_periodic, gt):
     buried in the weather's own variability.
     """
     ev, per = gt["event"], gt["periodic"]
-    r = ev["region_cells"]
     lo, hi = ev["lags"]
     T = int(gt["window_days"])
     k = T / float(per["period_days"])
     weather = store.group["weather"]
     vi, pi = store.variables.index(ev["variable"]), store.variables.index(per["variable"])
-    inside = np.zeros(store.shape[2:], dtype=bool)
-    inside[r["rows"][0] : r["rows"][1] + 1, r["cols"][0] : r["cols"][1] + 1] = True
     site, end = np.asarray(site), np.asarray(end)
     event_feat = np.full(len(site), np.nan)
     periodic_feat = np.full(len(site), np.nan)
     basis = np.exp(-2j * np.pi * k * np.arange(T) / T)
     for s in np.unique(site):
-        daily = np.asarray(weather[int(s), :, vi], dtype=np.float64).sum(axis=1)   # [days, H, W]
-        contrast = daily[:, inside].mean(1) - daily[:, ~inside].mean(1)
+        contrast = day_contrast(weather[int(s), :, vi], ev["region_cells"])
         series = np.asarray(weather[int(s), :, pi], dtype=np.float64).mean(axis=(1, 2, 3))
         for i in np.nonzero(site == s)[0]:
             e = int(end[i])
