@@ -28,6 +28,7 @@ import tempfile
 import time
 
 import numpy as np
+import pandas as pd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -49,11 +50,15 @@ def site_days(store, positions, region, variable):
     return np.concatenate(xs), np.concatenate(ys).astype(np.float32), np.concatenate(ds)
 
 
-def embed(model, x, paddle, chunk=128):
+def embed(model, x, paddle, head=None, chunk=128):
+    """Day embeddings [N, E] of volumes [N, C, D, H, W] in eval mode (or ``head``'s outputs of them)."""
     model.eval()
     with paddle.no_grad():
-        return np.concatenate([model.encode_days(paddle.to_tensor(x[i : i + chunk]))[0].numpy()
-                               for i in range(0, len(x), chunk)])
+        out = []
+        for i in range(0, len(x), chunk):
+            e = model.encode_days(paddle.to_tensor(x[i : i + chunk]))[0]
+            out.append((head(e)[:, 0] if head is not None else e).numpy())
+    return np.concatenate(out)
 
 
 def ridge(x, y, lam=1.0):
@@ -84,6 +89,10 @@ def main():
 
     paddle = import_paddle()
     cfg = ppeye.load_config(args.config)
+    if args.weights:
+        run_cfg = ppeye.load_config(os.path.join(args.weights, "config.yaml"))
+        if not run_cfg["model"].get("weather_branch", True):
+            raise SystemExit(f"{args.weights}: a patient-only run (model.weather_branch: false) has no day encoder")
     work = cfg["data"]["work_dir"]
     gt_path = os.path.join(os.path.dirname(cfg["data"]["era5_raw_dir"].rstrip("/")), "ground_truth.json")
     if not (os.path.isfile(gt_path) and os.path.isdir(os.path.join(work, "era5.zarr"))):
@@ -93,8 +102,6 @@ def main():
         gt = json.load(f)
     region, variable = gt["event"]["region_cells"], gt["event"]["variable"]
     store = Era5Store(os.path.join(work, "era5.zarr"))
-    import pandas as pd
-
     cohort = pd.read_parquet(os.path.join(work, "cohort.parquet"), columns=["site", "split"])
     external = set(cohort.loc[cohort["split"] == "external", "site"])
     train_pos = [store.site_position[s] for s in store.sites if s not in external]
@@ -132,13 +139,11 @@ def main():
                 loss.backward()
                 opt.step()
                 opt.clear_grad()
-            f_held = head(paddle.to_tensor(embed(model, x[held], paddle))).numpy()[:, 0]
-            f_fresh = head(paddle.to_tensor(embed(model, fx, paddle))).numpy()[:, 0]
+            f_held, f_fresh = embed(model, x[held], paddle, head), embed(model, fx, paddle, head)
             print(f"  ceiling, encoder trained on the contrast, pass {k + 1}: held-out days {corr(f_held, y[held]):.3f}, "
                   f"fresh draw {corr(f_fresh, fy):.3f}  ({time.perf_counter() - t0:.0f} s)")
 
         if args.weights:
-            run_cfg = ppeye.load_config(os.path.join(args.weights, "config.yaml"))
             trained = ppeye.build_model(run_cfg)
             load_weights(trained, args.weights)
             e, fe = embed(trained, x, paddle), embed(trained, fx, paddle)
