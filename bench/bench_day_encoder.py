@@ -9,8 +9,9 @@ on the demo's training centres and on a fresh weather draw (the same config with
 1. **ceiling**: the config's day encoder (ResNet3D and its projection, freshly initialised)
    trained by squared error on that per-day contrast, ``--passes`` passes over the training
    centres' days (every 5th day held out);
-2. **a trained run** (``--weights``, e.g. ``output/demo/compare/weather_only``): how well a
-   ridge read-out of its day embeddings, fitted on the same days, recovers the contrast.
+2. **a trained run** (``--weights``, e.g. ``output/demo/compare/weather_only``, or the day
+   encoder of ``tools/pretrain_days.py``, ``output/demo_days``): how well a ridge read-out of its
+   day embeddings, fitted on the same days, recovers the contrast.
 
 Pearson correlations on the held-out days and on every day of the fresh draw. If (1) is
 high and (2) low, the encoder can represent the event and the onset labels did not teach it.
@@ -85,7 +86,7 @@ def main():
     from ppeye.data.era5.convert import convert_era5
     from ppeye.data.store import Era5Store
     from ppeye.data.synthetic import make_synthetic
-    from ppeye.engine.checkpoint import load_weights
+    from ppeye.engine.checkpoint import load_pretrained
 
     paddle = import_paddle()
     cfg = ppeye.load_config(args.config)
@@ -145,7 +146,7 @@ def main():
 
         if args.weights:
             trained = ppeye.build_model(run_cfg)
-            load_weights(trained, args.weights)
+            load_pretrained(trained, args.weights)   # a whole run, or a day-encoder run (pretrain_days.py)
             e, fe = embed(trained, x, paddle), embed(trained, fx, paddle)
             read = ridge(e[~held], y[~held])
             print(f"  {args.weights}: ridge read-out of its day embeddings: held-out days {corr(read(e[held]), y[held]):.3f}, "

@@ -42,6 +42,8 @@ TINY = [
     "synthetic.signals.event.amplitude=3.0", "synthetic.signals.periodic.amplitude=1.0",
     "synthetic.signals.event.effects={cataract: {older: 1.4, younger: 0.2}, amd: {older: 0.8, younger: 0.8}}",
     "synthetic.signals.periodic.effects={glaucoma: {winter: 1.2, summer: 0.0}}",
+    # trained from scratch, end to end (the demo starts from its pretrained day encoder)
+    "pretrained=null", "train.two_stage.frozen_epochs=0",
 ]
 SMALL = [o for o in TINY if not o.startswith(("data.end_date", "synthetic.num_participants"))]
 SMALL += ["data.end_date=2019-03-15", "synthetic.num_participants=60"]

@@ -311,7 +311,8 @@ def test_coordinate_channels_tell_the_stem_where_a_cell_is():
 
 def test_day_reconstruction_adds_its_loss_in_training_only_and_learns_the_coarse_day():
     extra = ["model.day_reconstruction.enabled=true", "model.day_reconstruction.grid=[2, 2, 2]",
-             "model.day_reconstruction.weight=0.5"]
+             "model.day_reconstruction.weight=0.5", "model.day_reconstruction.target=volume",
+             "model.day_reconstruction.standardise=false"]
     model, s = tiny_model(extra)
     plain, _ = tiny_model()
     assert model.day_decoder.weight.shape == [16, 2 * 2 * 2 * 2] and getattr(plain, "day_decoder") is None
@@ -338,6 +339,7 @@ def test_day_reconstruction_adds_its_loss_in_training_only_and_learns_the_coarse
     assert losses[-1] < 0.3 * losses[0]
     for bad, match in ((["model.day_reconstruction.grid=[2, 2, 9]"], "between 1 and the day's \\[4, 4, 4\\]"),
                        (["model.day_reconstruction.weight=-1"], "weight must be a number >= 0"),
-                       (["+model.day_reconstruction.size=3"], "unknown key")):
+                       (["+model.day_reconstruction.size=3"], "unknown key"),
+                       (["model.day_reconstruction.target=anomaly"], "target must be one of")):
         with pytest.raises(InputError, match=match):
             tiny_model(["model.day_reconstruction.enabled=true"] + bad)

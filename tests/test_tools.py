@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, TINY
 
 TOOLS = ["download", "preprocess", "train", "eval", "export", "infer", "visualize", "make_synthetic", "demo",
-         "compare_imputers", "make_scoring_table"]
+         "compare_imputers", "make_scoring_table", "pretrain_days"]
 
 
 def run_tool(name, *args):

@@ -3,8 +3,8 @@
 
     python tools/demo.py -c configs/demo.yaml
 
-Stages: make synthetic data, preprocess, train, eval, export, infer, visualize, and compare
-(the model against its baselines: two more trainings, the longest stage).
+Stages: make synthetic data, preprocess, pretrain the day encoder, train, eval, export, infer,
+visualize, and compare (the model against its baselines: two more trainings, the longest stage).
 A stage that is not built yet says so and the demo goes on; any other failure
 stops the demo with a non-zero exit code. The synthetic data are made afresh on every run, so
 what was derived from the previous ones (``data.work_dir``: era5.zarr, cohort, features) is
@@ -37,6 +37,7 @@ def stages(cfg_path, cfg):
         ("preprocess era5", ["preprocess.py", *c, "--stage", "era5"]),
         ("preprocess ukb", ["preprocess.py", *c, "--stage", "ukb"]),
         ("impute", ["preprocess.py", *c, "--stage", "impute"]),
+        ("pretrain days", ["pretrain_days.py", *c]),
         ("train", [*launch_prefix(os.path.join(out, "launch")), "train.py", *c, "--eval"]),
         ("eval", ["eval.py", *c, "-o", weights]),
         ("export", ["export.py", *c, "-o", weights, "--output_dir", export_dir]),

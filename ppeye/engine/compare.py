@@ -40,6 +40,25 @@ COLUMNS = ["split", "contender", "disease", "n", "cases", "roc_auc", "ci_low", "
            "diff_ci_low", "diff_ci_high", "p_value"]
 
 
+def patient_only_overrides(cfg):
+    """What a patient-only variant of ``cfg`` drops: the frozen-ResNet stage and its cache (it has no
+    ResNet), and a ``pretrained`` day encoder (``tools/pretrain_days.py``: nothing in it for a model
+    without the weather branch; a contrastive run's patient encoder is kept)."""
+    out = []
+    ts = cfg["train"].get("two_stage") or {}
+    if ts.get("frozen_epochs"):
+        out.append("train.two_stage.frozen_epochs=0")
+    if ts.get("cache"):
+        out.append("train.two_stage.cache=null")
+    pre = cfg.get("pretrained")
+    if pre and os.path.isfile(os.path.join(pre, "config.yaml")):
+        from ..core.config import load_yaml
+
+        if (load_yaml(os.path.join(pre, "config.yaml")).get("model") or {}).get("type") != "ContrastivePretrainer":
+            out.append("pretrained=null")
+    return out
+
+
 def load_predictions(eval_dir, split):
     """``{labels, probs, rows, path}`` from ``<eval_dir>/<split>_predictions.npz``."""
     path = os.path.join(eval_dir, f"{split}_predictions.npz")
@@ -296,7 +315,8 @@ class Comparison:
     def _neural(self, name):
         from .runs import train_variant
 
-        run_dir, cfg = train_variant(self.cfg, self.out_dir, name, NEURAL[name] + ["retrieval.enabled=false"],
+        extra = patient_only_overrides(self.cfg) if name == "patient_only" else []
+        run_dir, cfg = train_variant(self.cfg, self.out_dir, name, NEURAL[name] + ["retrieval.enabled=false"] + extra,
                                      processes=self.processes, log=self.log)
         return (run_dir, cfg), self._evaluate(cfg, run_dir, os.path.join(run_dir, "eval"))
 

@@ -216,11 +216,20 @@ class Trainer:
             emb.fit(self.train_set.tab, self.train_set.tab_mask)
         if cfg.get("weights"):       # start from the weights of a run of this model (fine-tuning)
             self.log.info(f"initial weights from {load_weights(self.model, cfg['weights'])}")
-        if cfg.get("pretrained"):    # start from the shared parts of a (contrastive) pretraining run
+        if cfg.get("pretrained"):    # start from the shared parts of a (contrastive or day) pretraining run
+            if not os.path.exists(cfg["pretrained"]):
+                raise ConfigError(f"pretrained: {cfg['pretrained']} does not exist; make it first (a day encoder: "
+                                  f"tools/pretrain_days.py -c <this config>; a contrastive run: configs/pretrain.yaml) "
+                                  f"or set -o pretrained=null")
             ckpt, what = load_pretrained(self.model, cfg["pretrained"])
             self.log.info(f"initial weights from pretraining {ckpt}: {what['loaded']} tensors; initialised here: "
                           f"{', '.join(what['not_in_checkpoint']) or 'nothing'}; not used: "
                           f"{', '.join(what['unused']) or 'nothing'}")
+        if getattr(self.model, "day_decoder", None) is not None:   # a standardising one needs its statistics
+            from .day_pretrain import fit_day_decoder, settings
+
+            fit_day_decoder(self.model, self.train_set.store, np.unique(self.train_set.site),
+                            settings(cfg)["fit_days"], self.seed, self.log)
         prevalence = self.train_set.labels.mean(0)
         self.criterion = build_loss(cfg, prevalence=prevalence.tolist())
         check_weather_presence(self.model, self.train_set)

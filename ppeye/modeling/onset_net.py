@@ -33,6 +33,7 @@ from ..core.paddle_env import import_paddle
 from ..core.registry import MODELS
 from .backbones.resnet3d import ResNet3D
 from .layers.afno import AFNOBlock
+from .layers.day_decoder import DayDecoder
 from .layers.fusion import CrossAttentionFusion
 from .layers.missing import MissingModalities
 from .layers.moe import MoE, build_ffn
@@ -104,7 +105,7 @@ class OnsetNet(nn.Layer):
                               af["mlp_ratio"], af["dropout"], moe_cfg(af.get("moe")))
                     for _ in range(af["layers"])])
             self.temporal_mix = nn.Linear(2 * width, width) if (self.transformer and self.afno) else None
-            self.day_decoder, self.day_grid, self.day_weight = self._day_reconstruction(day_reconstruction, width)
+            self.day_decoder, self.day_weight = self._day_reconstruction(day_reconstruction, width)
         else:
             self.null_weather = self.create_parameter([1, 1, width], default_initializer=nn.initializer.TruncatedNormal(std=0.02))
 
@@ -140,12 +141,13 @@ class OnsetNet(nn.Layer):
         self.classifier = nn.Linear(width, num_classes)
 
     def _day_reconstruction(self, section, width):
-        rec = _section(section, enabled=False, weight=1.0, grid=[1, 4, 4])
-        unknown = set(rec) - {"enabled", "weight", "grid"}
+        rec = _section(section, enabled=False, weight=1.0, grid=[1, 4, 4], target="volume", standardise=False)
+        unknown = set(rec) - {"enabled", "weight", "grid", "target", "standardise"}
         if unknown:
-            raise InputError(f"model.day_reconstruction: unknown key(s) {sorted(unknown)} (use enabled, weight, grid)")
+            raise InputError(f"model.day_reconstruction: unknown key(s) {sorted(unknown)} "
+                             f"(use enabled, weight, grid, target, standardise)")
         if not rec["enabled"]:
-            return None, None, 0.0
+            return None, 0.0
         grid, limit = rec["grid"], [self.shapes[k] for k in ("D", "H", "W")]
         if (not isinstance(grid, (list, tuple)) or len(grid) != 3
                 or not all(isinstance(g, int) and 1 <= g <= n for g, n in zip(grid, limit))):
@@ -154,14 +156,14 @@ class OnsetNet(nn.Layer):
         weight = rec["weight"]
         if not isinstance(weight, (int, float)) or weight < 0:
             raise InputError(f"model.day_reconstruction.weight must be a number >= 0, got {weight!r}")
-        size = self.shapes["C"] * grid[0] * grid[1] * grid[2]
-        return nn.Linear(width, size), [int(g) for g in grid], float(weight)
+        if not isinstance(rec["standardise"], bool):
+            raise InputError(f"model.day_reconstruction.standardise must be true or false, got {rec['standardise']!r}")
+        return DayDecoder(width, self.shapes["C"], grid, rec["target"], rec["standardise"]), float(weight)
 
     def day_reconstruction_loss(self, days, weather_unique):
-        """Mean squared error of the decoded day embeddings [U, E] against the volumes [U, C, D, H, W]
-        average-pooled to the configured grid (the target carries no gradient)."""
-        target = F.adaptive_avg_pool3d(weather_unique, self.day_grid).flatten(1).detach()
-        return F.mse_loss(self.day_decoder(days), target)
+        """The day decoder's mean squared error for day embeddings [U, E] of volumes [U, C, D, H, W]
+        (``ppeye.modeling.layers.day_decoder``; the target carries no gradient)."""
+        return self.day_decoder.loss(days, weather_unique)
 
     # ------------------------------------------------------------------ inputs
     def _check_inputs(self, weather_unique, day_index, tab, tab_mask):

@@ -1,0 +1,176 @@
+"""Day-encoder pretraining: the ResNet and its projection learn from the weather alone.
+
+The onset labels teach the day encoder poorly: one noisy outcome per person, its gradient spread
+over the window's days, while the temporal and fusion layers can fit the training centres'
+days by identity (``bench/bench_day_encoder.py`` measures it). Here the encoder is trained
+before any label, on every valid day of the training people's centres, to decode each day's
+coarse volume through the model's day decoder (``model.day_reconstruction``; with
+``target: deviation`` and ``standardise`` the pattern across the box, each pooled cell scaled to
+unit variance: ``ppeye/modeling/layers/day_decoder.py``). Every ``holdout_every``-th day is held
+out to measure the reconstruction (mean squared error and R^2 per variable, ``metrics.csv``).
+No label, no participant and no day of an external centre is used.
+
+``pretrain_days(cfg)`` writes ``<output_dir>/<run_name>_days/``: the config, ``checkpoints/``
+(the encoder and decoder only: ``backbone.*``, ``day_proj.*``, ``day_decoder.*``; atomic, best
+= lowest held-out error), ``metrics.csv`` and ``log.txt``. An onset run starts from it with
+``pretrained: <that directory>`` (``ppeye.engine.checkpoint.load_pretrained``), typically with
+``train.two_stage.frozen_epochs`` keeping the ResNet as pretrained.
+"""
+import csv
+import os
+import time
+
+import numpy as np
+
+from ..core.config import save_config
+from ..core.errors import ConfigError
+from ..core.io import atomic_write
+from ..core.logger import get_logger
+from ..core.paddle_env import import_paddle
+from ..core.seed import seed_everything
+from .checkpoint import save_checkpoint
+
+paddle = import_paddle()
+nn = paddle.nn
+
+DEFAULTS = {"epochs": 8, "batch_size": 64, "learning_rate": 0.003, "holdout_every": 5, "fit_days": 2000}
+
+
+class DayEncoder(nn.Layer):
+    """The parts of an OnsetNet the day pretraining trains, under the model's own names (so their
+    state dict loads into an OnsetNet by name)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.backbone, self.day_proj, self.day_decoder = model.backbone, model.day_proj, model.day_decoder
+
+    def forward(self, volumes):
+        return self.day_decoder.loss(self.day_proj(self.backbone(volumes)), volumes)
+
+
+def settings(cfg):
+    """``cfg.day_pretrain`` with defaults, checked."""
+    s = dict(DEFAULTS)
+    given = cfg.get("day_pretrain") or {}
+    unknown = set(given) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(f"day_pretrain: unknown key(s) {sorted(unknown)} (use {', '.join(DEFAULTS)})")
+    s.update(given)
+    for key in ("epochs", "batch_size", "holdout_every", "fit_days"):
+        if not isinstance(s[key], int) or s[key] < (2 if key in ("holdout_every", "fit_days") else 1):
+            raise ConfigError(f"day_pretrain.{key} must be an integer >= {2 if key in ('holdout_every', 'fit_days') else 1}, "
+                              f"got {s[key]!r}")
+    if not isinstance(s["learning_rate"], (int, float)) or not s["learning_rate"] > 0:
+        raise ConfigError(f"day_pretrain.learning_rate must be a number > 0, got {s['learning_rate']!r}")
+    return s
+
+
+def centre_days(store, positions):
+    """Keys (position * n_days + day) of every valid day at the store positions, sorted."""
+    keys = [p * store.n_days + np.nonzero(store.valid[p])[0] for p in sorted(set(int(p) for p in positions))]
+    return np.concatenate(keys).astype(np.int64) if keys else np.zeros(0, np.int64)
+
+
+def read_keys(store, keys):
+    """Volumes [N, C, D, H, W] of day keys (position * n_days + day), in the keys' order."""
+    from ..data.dataset import WeatherCollator
+
+    weather, index = WeatherCollator(store).weather(np.asarray(keys, np.int64)[None])
+    return weather[index[0]]
+
+
+def fit_day_decoder(model, store, positions, fit_days, seed, log=None):
+    """Fit a standardising day decoder's statistics on up to ``fit_days`` valid days of the store
+    positions (seeded sample); nothing to do when the model has none or it is fitted already."""
+    decoder = getattr(model, "day_decoder", None)
+    if decoder is None or decoder.fitted:
+        return
+    keys = centre_days(store, positions)
+    if len(keys) > fit_days:
+        keys = np.sort(np.random.default_rng(seed).choice(keys, fit_days, replace=False))
+    decoder.fit(read_keys(store, keys))
+    if log:
+        log.info(f"day decoder: standardisation fitted on {len(keys)} days of {len(set(positions))} centres")
+
+
+def pretrain_days(cfg, log=None):
+    """Train the config's day encoder on the reconstruction of the training centres' days; returns
+    the run directory."""
+    from .. import build_model
+    from ..data.dataset import OnsetDataset
+
+    s = settings(cfg)
+    if not cfg["model"].get("weather_branch", True):
+        raise ConfigError("day pretraining trains the weather branch's day encoder, but model.weather_branch is false")
+    if not (cfg["model"].get("day_reconstruction") or {}).get("enabled"):
+        raise ConfigError("day pretraining trains the day encoder through the day decoder: set "
+                          "model.day_reconstruction.enabled: true (target: deviation, standardise: true recommended)")
+    run_dir = os.path.join(cfg["output_dir"], f"{cfg.get('run_name') or 'run'}_days")
+    os.makedirs(run_dir, exist_ok=True)
+    log = log or get_logger("ppeye.engine", output_dir=run_dir)
+    seed = seed_everything(cfg["seed"])
+    train_set = OnsetDataset(cfg, "train")      # its centres; no label or participant is read here
+    store, positions = train_set.store, np.unique(train_set.site)
+    keys = centre_days(store, positions)
+    held = (keys % store.n_days) % s["holdout_every"] == 0
+    fit, hold = keys[~held], keys[held]
+    if len(fit) < s["batch_size"] or len(hold) < 2:
+        raise ConfigError(f"day pretraining: {len(fit)} training days and {len(hold)} held out at {len(positions)} "
+                          f"centres: too few for day_pretrain.batch_size {s['batch_size']}")
+    model = build_model(cfg)
+    fit_day_decoder(model, store, positions, s["fit_days"], seed, log)
+    encoder = DayEncoder(model)
+    opt = paddle.optimizer.Adam(float(s["learning_rate"]), parameters=encoder.parameters(), use_multi_tensor=True)
+    save_config(cfg, os.path.join(run_dir, "config.yaml"))
+    variables = list(store.variables)
+    log.info(f"day pretraining {type(model).__name__}'s day encoder on {len(fit)} days of {len(positions)} centres "
+             f"({len(hold)} held out), {s['epochs']} epochs of {len(fit) // s['batch_size']} batches")
+    rng = np.random.default_rng(seed)
+    rows, best = [], None
+    for epoch in range(1, s["epochs"] + 1):
+        t0, losses = time.time(), []
+        encoder.train()
+        for batch in np.array_split(rng.permutation(fit), len(fit) // s["batch_size"]):
+            loss = encoder(paddle.to_tensor(read_keys(store, np.sort(batch))))
+            loss.backward()
+            opt.step()
+            opt.clear_grad()
+            losses.append(loss.item())
+        held_mse, r2 = evaluate(encoder, store, hold, len(variables), s["batch_size"])
+        row = {"epoch": epoch, "train_mse": float(np.mean(losses)), "heldout_mse": held_mse,
+               **{f"heldout_r2_{v}": r for v, r in zip(variables, r2)}, "seconds": time.time() - t0}
+        rows.append(row)
+        improved = best is None or held_mse < best
+        best = held_mse if improved else best
+        save_checkpoint(os.path.join(run_dir, "checkpoints"), epoch, encoder, opt,
+                        {"epoch": epoch, "heldout_mse": held_mse, "best_heldout_mse": best}, best=improved)
+        _write_metrics(os.path.join(run_dir, "metrics.csv"), rows)
+        log.info(f"epoch {epoch}/{s['epochs']}: train mse {row['train_mse']:.4f}, held-out mse {held_mse:.4f}, R^2 "
+                 + ", ".join(f"{v} {r:.2f}" for v, r in zip(variables, r2)) + f" ({row['seconds']:.0f} s)")
+    log.info(f"day encoder in {run_dir} (best held-out mse {best:.4f}); an onset run starts from it with "
+             f"-o pretrained={run_dir}")
+    return run_dir
+
+
+def evaluate(encoder, store, keys, channels, batch_size):
+    """Held-out mean squared error and R^2 per variable of the decoded targets."""
+    encoder.eval()
+    dec = encoder.day_decoder
+    err, tgt = [], []
+    with paddle.no_grad():
+        for i in range(0, len(keys), batch_size):
+            x = paddle.to_tensor(read_keys(store, keys[i : i + batch_size]))
+            t = dec.target(x)
+            err.append((dec(encoder.day_proj(encoder.backbone(x))) - t).numpy())
+            tgt.append(t.numpy())
+    err, tgt = np.concatenate(err).astype(np.float64), np.concatenate(tgt).astype(np.float64)
+    sse = (err**2).reshape(len(err), channels, -1).sum((0, 2))
+    sst = ((tgt - tgt.mean(0)) ** 2).reshape(len(tgt), channels, -1).sum((0, 2))
+    return float((err**2).mean()), [float(1 - a / b) if b > 0 else float("nan") for a, b in zip(sse, sst)]
+
+
+def _write_metrics(path, rows):
+    with atomic_write(path, newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)

@@ -1,0 +1,79 @@
+"""The day decoder: a linear map from a day embedding back to a coarse copy of its volume.
+
+It serves the day reconstruction (``model.day_reconstruction``): as an auxiliary loss beside the
+onset labels, and as the whole objective of the day-encoder pretraining
+(``ppeye.engine.day_pretrain``). The target is the day's volume average-pooled to ``grid`` =
+(hours, rows, cols) per variable, and with ``target: deviation`` each variable's pooled cells
+minus their mean over the box (where the weather differs inside the box, not how warm or wet
+the whole box is: the large-scale part dominates the plain volume's error and the decoder
+learns little else). With ``standardise`` each target element is scaled to zero mean and unit
+variance by statistics fitted on training days (``fit``), so a variable whose spatial
+differences are small counts as much as one whose are large. The statistics are buffers: saved
+with the weights, so a pretrained decoder keeps the scale it was trained on.
+"""
+import numpy as np
+
+from ...core.errors import InputError
+from ...core.paddle_env import import_paddle
+
+paddle = import_paddle()
+nn = paddle.nn
+F = paddle.nn.functional
+
+TARGETS = ("volume", "deviation")
+
+
+class DayDecoder(nn.Linear):
+    """``DayDecoder(width, channels, grid, target, standardise)``: ``forward(days [U, E])`` gives the
+    decoded targets [U, channels * prod(grid)]; ``target(volumes [U, C, D, H, W])`` the targets."""
+
+    def __init__(self, width, channels, grid, target="volume", standardise=False):
+        if target not in TARGETS:
+            raise InputError(f"model.day_reconstruction.target must be one of {list(TARGETS)}, got {target!r}")
+        size = channels * int(np.prod(grid))
+        super().__init__(width, size)
+        self.grid, self.kind, self.standardise = [int(g) for g in grid], target, bool(standardise)
+        # without standardisation the buffers stay out of the state dict (checkpoints of plain
+        # volume decoders hold the linear map only)
+        self.register_buffer("target_mean", paddle.zeros([size]), persistable=self.standardise)
+        self.register_buffer("target_std", paddle.ones([size]), persistable=self.standardise)
+
+    def coarse(self, volumes):
+        """Unstandardised targets [U, C * prod(grid)] of volumes [U, C, D, H, W]."""
+        t = F.adaptive_avg_pool3d(volumes, self.grid)
+        if self.kind == "deviation":
+            t = t - t.mean(axis=[3, 4], keepdim=True)
+        return t.flatten(1)
+
+    def target(self, volumes):
+        """The reconstruction targets of volumes [U, C, D, H, W] (no gradient)."""
+        t = self.coarse(volumes)
+        if self.standardise:
+            t = (t - self.target_mean) / self.target_std
+        return t.detach()
+
+    @property
+    def fitted(self):
+        """Whether the standardisation statistics were fitted (or loaded); True without standardisation."""
+        if not self.standardise:
+            return True
+        return not (bool((self.target_mean == 0).all().item()) and bool((self.target_std == 1).all().item()))
+
+    def fit(self, volumes, chunk=256):
+        """Fit the standardisation statistics on volumes [N, C, D, H, W] (numpy, normalised days):
+        per target element the mean and standard deviation (1 where an element never varies)."""
+        if not self.standardise:
+            return
+        if len(volumes) < 2:
+            raise InputError(f"the day decoder's standardisation needs at least 2 days, got {len(volumes)}")
+        with paddle.no_grad():
+            t = np.concatenate([self.coarse(paddle.to_tensor(volumes[i : i + chunk])).numpy()
+                                for i in range(0, len(volumes), chunk)]).astype(np.float64)
+        mean, std = t.mean(0), t.std(0)
+        std[std < 1e-6] = 1.0
+        self.target_mean.set_value(mean.astype(np.float32))
+        self.target_std.set_value(std.astype(np.float32))
+
+    def loss(self, days, volumes):
+        """Mean squared error of the decoded days [U, E] against their volumes' targets."""
+        return F.mse_loss(self(days), self.target(volumes))
