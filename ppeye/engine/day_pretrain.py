@@ -108,6 +108,9 @@ def pretrain_days(cfg, log=None):
     run_dir = os.path.join(cfg["output_dir"], f"{cfg.get('run_name') or 'run'}_days")
     os.makedirs(run_dir, exist_ok=True)
     log = log or get_logger("ppeye.engine", output_dir=run_dir)
+    from .trainer import select_device
+
+    device = select_device(cfg.get("device", "auto"))
     seed = seed_everything(cfg["seed"])
     train_set = OnsetDataset(cfg, "train")      # its centres; no label or participant is read here
     store, positions = train_set.store, np.unique(train_set.site)
@@ -123,7 +126,7 @@ def pretrain_days(cfg, log=None):
     opt = paddle.optimizer.Adam(float(s["learning_rate"]), parameters=encoder.parameters(), use_multi_tensor=True)
     save_config(cfg, os.path.join(run_dir, "config.yaml"))
     variables = list(store.variables)
-    log.info(f"day pretraining {type(model).__name__}'s day encoder on {len(fit)} days of {len(positions)} centres "
+    log.info(f"day pretraining {type(model).__name__}'s day encoder on {device}: {len(fit)} days of {len(positions)} centres "
              f"({len(hold)} held out), {s['epochs']} epochs of {len(fit) // s['batch_size']} batches")
     rng = np.random.default_rng(seed)
     rows, best = [], None
