@@ -44,8 +44,11 @@ class DayEncoder(nn.Layer):
         super().__init__()
         self.backbone, self.day_proj, self.day_decoder = model.backbone, model.day_proj, model.day_decoder
 
+    def embed(self, volumes):
+        return self.day_proj(self.backbone(volumes))
+
     def forward(self, volumes):
-        return self.day_decoder.loss(self.day_proj(self.backbone(volumes)), volumes)
+        return self.day_decoder.loss(self.embed(volumes), volumes)
 
 
 def settings(cfg):
@@ -105,14 +108,9 @@ def pretrain_days(cfg, log=None):
     if not (cfg["model"].get("day_reconstruction") or {}).get("enabled"):
         raise ConfigError("day pretraining trains the day encoder through the day decoder: set "
                           "model.day_reconstruction.enabled: true (target: deviation, standardise: true recommended)")
-    run_dir = os.path.join(cfg["output_dir"], f"{cfg.get('run_name') or 'run'}_days")
-    os.makedirs(run_dir, exist_ok=True)
-    log = log or get_logger("ppeye.engine", output_dir=run_dir)
     from .trainer import select_device
 
-    device = select_device(cfg.get("device", "auto"))
-    seed = seed_everything(cfg["seed"])
-    train_set = OnsetDataset(cfg, "train")      # its centres; no label or participant is read here
+    train_set = OnsetDataset(cfg, "train")      # only its centres are used
     store, positions = train_set.store, np.unique(train_set.site)
     keys = centre_days(store, positions)
     held = (keys % store.n_days) % s["holdout_every"] == 0
@@ -120,6 +118,11 @@ def pretrain_days(cfg, log=None):
     if len(fit) < s["batch_size"] or len(hold) < 2:
         raise ConfigError(f"day pretraining: {len(fit)} training days and {len(hold)} held out at {len(positions)} "
                           f"centres: too few for day_pretrain.batch_size {s['batch_size']}")
+    run_dir = os.path.join(cfg["output_dir"], f"{cfg.get('run_name') or 'run'}_days")
+    os.makedirs(run_dir, exist_ok=True)
+    log = log or get_logger("ppeye.engine", output_dir=run_dir)
+    device = select_device(cfg.get("device", "auto"))
+    seed = seed_everything(cfg["seed"])
     model = build_model(cfg)
     fit_day_decoder(model, store, positions, s["fit_days"], seed, log)
     encoder = DayEncoder(model)
@@ -164,7 +167,7 @@ def evaluate(encoder, store, keys, channels, batch_size):
         for i in range(0, len(keys), batch_size):
             x = paddle.to_tensor(read_keys(store, keys[i : i + batch_size]))
             t = dec.target(x)
-            err.append((dec(encoder.day_proj(encoder.backbone(x))) - t).numpy())
+            err.append((dec(encoder.embed(x)) - t).numpy())
             tgt.append(t.numpy())
     err, tgt = np.concatenate(err).astype(np.float64), np.concatenate(tgt).astype(np.float64)
     sse = (err**2).reshape(len(err), channels, -1).sum((0, 2))
