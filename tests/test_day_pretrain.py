@@ -9,6 +9,7 @@ import ppeye
 from conftest import DEMO, PIPE, TINY
 from ppeye.core.errors import ConfigError, InputError
 from ppeye.core.paddle_env import import_paddle
+from ppeye.data.dataset import OnsetDataset
 from ppeye.engine import Trainer
 from ppeye.engine.checkpoint import MODEL_FILE, load_pretrained, resolve
 from ppeye.engine.compare import patient_only_overrides
@@ -68,8 +69,8 @@ def test_day_pretraining_learns_the_held_out_days_and_an_onset_run_starts_from_i
 
     # the pretrained encoder reconstructs held-out days better than the same model untrained
     fresh = ppeye.build_model(cfg)
-    ds_store = Trainer(cfg).train_set.store
-    positions = np.unique(Trainer(cfg).train_set.site)
+    train_set = OnsetDataset(cfg, "train")
+    ds_store, positions = train_set.store, np.unique(train_set.site)
     keys = centre_days(ds_store, positions)
     held = keys[(keys % ds_store.n_days) % 5 == 0]
     fit_day_decoder(fresh, ds_store, positions, 100, cfg["seed"])
