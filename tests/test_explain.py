@@ -70,6 +70,68 @@ def test_gradcam_of_a_model_reading_one_voxel_peaks_at_that_voxel():
     np.testing.assert_allclose(spatial[0, 1], 0.5 * (cam[1, 0] + cam[1, 1]).sum(0), rtol=1e-5)
 
 
+class ContrastModel(nn.Layer):
+    """logit = 2 x (mean inside a region) - (mean over the map): a spatial contrast, like the
+    planted event. Its gradient is positive inside the region and negative outside."""
+
+    def __init__(self, shape, rows, cols):
+        super().__init__()
+        mask = np.zeros(shape, np.float32)
+        mask[:, rows[0] : rows[1] + 1, cols[0] : cols[1] + 1] = 1
+        self.register_buffer("mask", paddle.to_tensor(mask))
+        self.backbone = nn.Layer()
+        self.backbone.blocks = nn.LayerList([nn.Identity()])
+        self.backbone.stem = nn.Identity()
+
+    def forward(self, w, day_index, tab, tab_mask, return_explain=False):
+        a = self.backbone.blocks[0](self.backbone.stem(w))[:, 0]                                   # [U, D, H, W]
+        per_volume = 2 * (a * self.mask).sum(axis=[1, 2, 3]) / self.mask.sum() - a.mean(axis=[1, 2, 3])
+        first_day = paddle.gather(per_volume, day_index[:, 0])                                    # reads day 0 only
+        logits = paddle.tile(first_day[:, None], [1, 4])
+        b, t = day_index.shape
+        focus = np.zeros((b, 1, 1, t), np.float32)
+        focus[..., -1] = 1                                                                        # attends to the last day
+        return (logits, {"patient_to_weather": paddle.to_tensor(focus)}) if return_explain else logits
+
+
+def test_hirescam_finds_a_contrast_that_gradcam_averages_away():
+    shape, rows, cols = (2, 8, 8), (1, 3), (4, 6)
+    model = ContrastModel(shape, rows, cols)
+    rng = np.random.default_rng(0)
+    w = paddle.to_tensor(rng.uniform(0.5, 1.5, (2, 1, *shape)).astype("float32"))
+    day_index = paddle.to_tensor(np.array([[0, 1]], dtype="int64"))
+    area = 9 / 64
+    spatial = {}
+    for method in ("gradcam", "hirescam"):
+        r = GradCAM3D(model, "backbone.blocks.0", method=method, day_weighting="gradient")(w, day_index, None, None)
+        np.testing.assert_allclose(r["day_weights"], [[0.5, 0.5]])
+        spatial[method] = person_maps(r["cam"], day_index.numpy(), r["day_weights"])[0][0, 0]
+    # Grad-CAM: one channel, weight = mean gradient > 0, so the map is the input itself: chance
+    assert 0.8 < region_energy_ratio(spatial["gradcam"], rows, cols) < 1.2
+    # HiResCAM: gradient x activation per cell is > 0 inside and < 0 outside: all mass inside
+    assert region_energy_ratio(spatial["hirescam"], rows, cols) == pytest.approx(1 / area)
+    assert pointing_game(spatial["hirescam"][None], rows, cols) == 1.0
+
+
+def test_day_weighting_attention_or_gradient():
+    shape, rows, cols = (2, 8, 8), (1, 3), (4, 6)
+    model = ContrastModel(shape, rows, cols)
+    w = paddle.to_tensor(np.random.default_rng(1).uniform(0.5, 1.5, (2, 1, *shape)).astype("float32"))
+    day_index = paddle.to_tensor(np.array([[0, 1]], dtype="int64"))
+    # the logit reads day 0 while the attention sits on day 1 (volume 1, which no logit uses)
+    by_att = GradCAM3D(model, method="hirescam", day_weighting="attention")(w, day_index, None, None)
+    np.testing.assert_allclose(by_att["day_weights"], [[0.0, 1.0]])
+    assert person_maps(by_att["cam"], day_index.numpy(), by_att["day_weights"])[0].max() == 0
+    by_grad = GradCAM3D(model, method="hirescam", day_weighting="gradient")(w, day_index, None, None)
+    assert (by_grad["cam"][:, 1] == 0).all() and by_grad["cam"][:, 0].max() > 0
+    spatial = person_maps(by_grad["cam"], day_index.numpy(), by_grad["day_weights"])[0]
+    np.testing.assert_allclose(spatial[0], 0.5 * by_grad["cam"][:, 0].sum(1), rtol=1e-6)
+    with pytest.raises(InputError, match="method 'gradcam\\+\\+' is unknown; choose from gradcam, hirescam"):
+        GradCAM3D(model, method="gradcam++")
+    with pytest.raises(InputError, match="day weighting 'uniform' is unknown; choose from attention, gradient"):
+        GradCAM3D(model, day_weighting="uniform")
+
+
 def test_region_scores():
     m = np.zeros((2, 8, 8))
     m[0, 1:3, 4:6] = 1.0                                                  # all mass inside
@@ -155,6 +217,9 @@ def test_visualize_writes_every_figure_array_and_a_scored_summary(run, tmp_path)
     assert s["ground_truth"] and s["people"] > 0
     g = s["gradcam"]
     assert np.isfinite(g["cataract_energy_ratio_group"]) and 0 <= g["cataract_pointing_game"] <= 1
+    # configs/demo.yaml's explain section (bench/bench_cam.py: the settings that localise a known read-out)
+    assert (g["layer"], g["method"], g["day_weighting"]) == ("backbone.stem", "hirescam", "gradient")
+    assert len(g["map_shape"]) == 3
     assert np.isfinite(s["attention"]["window_ratio_all_people"])
     assert 1 <= s["afno"]["block0_rank_of_planted_period_gain"] <= s["afno"]["modes"] - 1
     assert -1 <= s["moe"]["ari_vs_planted_subgroups"] <= 1 and s["moe"]["ari_people"] == s["people"]
@@ -183,6 +248,11 @@ def test_bad_requests_say_what_is_valid(run, tmp_path):
         Explainer(plain)
     with pytest.raises(InputError, match="unknown; choose from gradcam,attention,afno,moe"):
         ex.run(["spectra"], str(tmp_path))
+    assert ex.cam_settings() == {"layer": "backbone.stem", "method": "hirescam", "day_weighting": "gradient"}
+    assert ex.cam_settings("backbone.blocks.1", "gradcam", "attention") == {
+        "layer": "backbone.blocks.1", "method": "gradcam", "day_weighting": "attention"}
+    with pytest.raises(InputError, match="method 'grad' is unknown"):
+        ex.run(["gradcam"], str(tmp_path), method="grad")
     wider = ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "model.width=32"])
     with pytest.raises(CheckpointError, match="does not fit this model"):
         Explainer(wider)

@@ -23,7 +23,12 @@ def main():
     parser.add_argument("--output_dir", default=None, help="where figures and arrays go (default: <run>/vis)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test", "external"],
                         help="whose explanations (default: test)")
-    parser.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last residual block)")
+    parser.add_argument("--layer", default=None, help="Grad-CAM layer (default: explain.cam_layer, else the last residual block)")
+    parser.add_argument("--cam_method", default=None, choices=["gradcam", "hirescam"],
+                        help="gradcam: channel weights = mean gradient; hirescam: gradient x activation per cell "
+                             "(default: explain.cam_method)")
+    parser.add_argument("--day_weighting", default=None, choices=["attention", "gradient"],
+                        help="how a window's days add up into a person's map (default: explain.day_weighting)")
     parser.add_argument("--max_people", type=int, default=None, help="stop after this many people")
     parser.add_argument("--clusters", type=int, default=4, help="k-means clusters of MoE routing vectors")
     parser.add_argument("--use_vdl", action="store_true", help="also log the figures to VisualDL")
@@ -47,7 +52,7 @@ def main():
 
         with visualdl_for(cfg, run_dir) as vdl:
             Explainer(cfg).run(wanted, out, split=args.split, layer=args.layer, max_people=args.max_people,
-                               clusters=args.clusters, vdl=vdl)
+                               clusters=args.clusters, vdl=vdl, method=args.cam_method, day_weighting=args.day_weighting)
 
     cli.main(run)
 

@@ -7,11 +7,23 @@ A [U, K, d, h, w] for the U distinct day volumes of a batch, and a disease j:
     alpha_uk = mean_{d,h,w} G_uk        (channel weights, per volume)
     cam_u = ReLU(sum_k alpha_uk A_uk)   -> trilinear upsampling to (hours, H, W)
 
+``method="hirescam"`` (HiResCAM, Draelos and Carin 2020) keeps the gradient per cell instead
+of averaging it over the map: ``cam_u = ReLU(sum_k G_uk * A_uk)``. For a model whose score is
+a spatial *contrast* (more of a variable inside a region than outside it, the synthetic
+event), the gradient is positive inside and negative outside; Grad-CAM's average over the map
+cancels that sign pattern and the map points at whatever the channels light up, while
+HiResCAM's sum is, cell by cell, the first-order contribution of the cell to the logit
+(README, "Explanations": measured on an ideal read-out of the planted event).
+
 A person's windows point at volumes through ``day_index``; their spatial map (lat x lon) and
 hour-of-day profile are the sums over the days of the window of the day's CAM, each day
-weighted by the person's **patient-to-weather cross-attention** on it (heads and ensemble
-members averaged; the weights sum to 1 over the window). The attention says which days the
-prediction read, Grad-CAM where and when within a day. Because the gradient of the *sum* of
+weighted (``day_weighting``) by
+
+- ``attention``: the person's **patient-to-weather cross-attention** on it (heads and ensemble
+  members averaged; the weights sum to 1 over the window): the attention says which days the
+  prediction read, Grad-CAM where and when within a day;
+- ``gradient``: nothing (1 / T each): a day's CAM is already as large as the gradient that
+  reaches it, so days the logit does not depend on add nothing. Because the gradient of the *sum* of
 the batch's logits reaches a shared volume from every person who uses it, per-person maps are
 computed with batches of one person (``per_person=True``); group maps use whole batches.
 """
@@ -40,9 +52,17 @@ def default_layer(model):
     return [n for n in names if n.startswith("backbone.blocks.")][-1]
 
 
+METHODS = ("gradcam", "hirescam")
+DAY_WEIGHTINGS = ("attention", "gradient")
+
+
 class GradCAM3D:
-    def __init__(self, model, layer=None):
-        self.model = model
+    def __init__(self, model, layer=None, method="gradcam", day_weighting="attention"):
+        if method not in METHODS:
+            raise InputError(f"Grad-CAM method {method!r} is unknown; choose from {', '.join(METHODS)}")
+        if day_weighting not in DAY_WEIGHTINGS:
+            raise InputError(f"Grad-CAM day weighting {day_weighting!r} is unknown; choose from {', '.join(DAY_WEIGHTINGS)}")
+        self.model, self.method, self.day_weighting = model, method, day_weighting
         valid = cam_layers(model)
         if not valid:
             raise InputError("Grad-CAM needs the weather branch (model.weather_branch: true): this model has no ResNet")
@@ -52,7 +72,7 @@ class GradCAM3D:
             raise InputError(f"Grad-CAM layer {self.layer_name!r} does not exist or gives no 3-D feature map; "
                              f"valid layers: {', '.join(valid)}")
         self.layer = layers[self.layer_name]
-        self.out_size = None
+        self.map_shape = None
 
     def __call__(self, weather_unique, day_index, tab, tab_mask, diseases=(0, 1, 2, 3)):
         """{"cam": [J, U, D, H, W] (upsampled, >= 0), "logits": [B, 4], "day_weights": [B, T],
@@ -71,15 +91,16 @@ class GradCAM3D:
         finally:
             handle.remove()
         A = captured["A"]
+        self.map_shape = tuple(int(v) for v in A.shape[2:])                     # (d, h, w) of the layer's map
         size = [int(v) for v in weather_unique.shape[2:]]
         cams = []
         for j in diseases:
             (g,) = paddle.grad(logits[:, j].sum(), A, retain_graph=True)
-            alpha = g.mean(axis=[2, 3, 4], keepdim=True)
-            cam = F.relu((alpha * A).sum(axis=1, keepdim=True))                  # [U, 1, d, h, w]
+            weight = g.mean(axis=[2, 3, 4], keepdim=True) if self.method == "gradcam" else g
+            cam = F.relu((weight * A).sum(axis=1, keepdim=True))                 # [U, 1, d, h, w]
             cam = F.interpolate(cam, size=size, mode="trilinear", align_corners=False)
             cams.append(cam[:, 0].numpy())
-        att = ex.get("patient_to_weather")
+        att = ex.get("patient_to_weather") if self.day_weighting == "attention" else None
         if att is not None:
             w = att.mean(axis=[1, 2]).numpy()                                    # [B, T]
             w = w / np.maximum(w.sum(1, keepdims=True), 1e-12)

@@ -41,11 +41,19 @@ class Explainer:
         self.model.eval()
 
     # ------------------------------------------------------------------ collection
-    def collect(self, dataset, what, layer=None, max_people=None):
+    def cam_settings(self, layer=None, method=None, day_weighting=None):
+        """Grad-CAM's layer, method and day weighting: the arguments, else the config's
+        ``explain`` section, else the defaults (last residual block, gradcam, attention)."""
+        section = self.cfg.get("explain") or {}
+        return {"layer": layer or section.get("cam_layer"),
+                "method": method or section.get("cam_method") or "gradcam",
+                "day_weighting": day_weighting or section.get("day_weighting") or "attention"}
+
+    def collect(self, dataset, what, cam_settings=None, max_people=None):
         from ..engine.predict import make_loader, to_tensors
 
         loader = make_loader(dataset, self.cfg, shuffle=False)
-        cam = GradCAM3D(self.model, layer) if "gradcam" in what else None
+        cam = GradCAM3D(self.model, **(cam_settings or {})) if "gradcam" in what else None
         got = {k: [] for k in ("index", "probs", "importance", "rollout", "spatial", "hours", "routing")}
         spectra, spans, seen = [], None, 0
         for idx, batch in zip(loader.ppeye_sampler, loader):
@@ -96,12 +104,15 @@ class Explainer:
         if spectra:
             out["spectra"] = [(np.concatenate([s[i][0] for s in spectra]), np.concatenate([s[i][1] for s in spectra]))
                               for i in range(len(spectra[0]))]
+        if cam is not None:
+            out["cam_map_shape"] = cam.map_shape
         out["routing_spans"] = spans
         out["assignments"] = assign or {}
         return out
 
     # ------------------------------------------------------------------ the run
-    def run(self, what=WHAT, out_dir="vis", split="test", layer=None, max_people=None, clusters=4, vdl=None):
+    def run(self, what=WHAT, out_dir="vis", split="test", layer=None, max_people=None, clusters=4, vdl=None,
+            method=None, day_weighting=None):
         from ..data.dataset import OnsetDataset
 
         what = [what] if isinstance(what, str) else list(what)
@@ -114,12 +125,14 @@ class Explainer:
         if "afno" in what and getattr(self.model, "afno", None) is None:
             raise InputError("AFNO analysis was asked for but this model has no AFNO blocks "
                              "(model.temporal.afno.enabled: false); drop 'afno' from --what")
+        cam_settings = self.cam_settings(layer, method, day_weighting)
         if "gradcam" in what:
-            GradCAM3D(self.model, layer)        # a bad layer name fails here, before any work
+            cam = GradCAM3D(self.model, **cam_settings)     # a bad layer name fails here, before any work
+            cam_settings["layer"] = cam.layer_name
         os.makedirs(out_dir, exist_ok=True)
         ds = OnsetDataset(self.cfg, split)
         self.log.info(f"explaining {split} ({len(ds)} people): {', '.join(what)}")
-        got = self.collect(ds, what, layer, max_people)
+        got = self.collect(ds, what, cam_settings, max_people)
         order = got["index"]
         labels = ds.labels[order]
         attrs = self.attributes(ds, order)
@@ -131,7 +144,7 @@ class Explainer:
                 "people": truth["visibility_people"], **{k: round(v, 3) for k, v in truth["visibility"].items()}}
         T = ds.T
         if "gradcam" in what:
-            summary["gradcam"] = self._gradcam(got, labels, truth, out_dir, layer)
+            summary["gradcam"] = self._gradcam(got, labels, truth, out_dir, cam_settings)
         if "attention" in what and "importance" in got:
             summary["attention"] = self._attention(got, labels, truth, T, attrs, out_dir)
         if "afno" in what and "spectra" in got:
@@ -193,9 +206,9 @@ class Explainer:
                 "visibility_people": int(same.sum())}
 
     # ------------------------------------------------------------------ analyses
-    def _gradcam(self, got, labels, truth, out_dir, layer):
+    def _gradcam(self, got, labels, truth, out_dir, settings):
         spatial, hours = got["spatial"], got["hours"]          # [N, 4, H, W], [N, 4, D]
-        res = {"layer": layer or "default (last residual block)", "day_weighting": "patient-to-weather attention"}
+        res = {**settings, "map_shape": list(got.get("cam_map_shape") or [])}   # the layer's (d, h, w)
         group_maps, titles = [], []
         for j, d in enumerate(DISEASES):
             cases = labels[:, j] == 1
