@@ -230,12 +230,14 @@ class Explainer:
                 res[f"{d}_energy_ratio_group"] = float(region_energy_ratio(group_maps[j], *region))
                 res[f"{d}_energy_ratio_median_person"] = float(np.nanmedian(region_energy_ratio(spatial[cases, j], *region)))
                 res[f"{d}_pointing_game"] = pointing_game(spatial[cases, j], *region)
+        name = f"{'HiResCAM' if settings['method'] == 'hirescam' else 'Grad-CAM'} at {settings['layer']}"
         figures.spatial_maps(group_maps, titles, os.path.join(out_dir, "gradcam_spatial.png"), region, site,
-                             "Grad-CAM over the window, mean over cases (cyan: planted region; +: the centre)")
+                             f"{name}, days by {settings['day_weighting']}, mean over cases "
+                             "(cyan: planted region; +: the centre)")
         hrs = hours.shape[-1]
         figures.line_profiles(np.arange(hrs), {d: hours[labels[:, j] == 1, j].mean(0) if (labels[:, j] == 1).any()
                                                else hours[:, j].mean(0) for j, d in enumerate(DISEASES)},
-                              os.path.join(out_dir, "gradcam_hours.png"), "Grad-CAM by time of day (cases)",
+                              os.path.join(out_dir, "gradcam_hours.png"), f"{name} by time of day (cases)",
                               "step of the day (data.hours steps from 00 UTC)", "Grad-CAM mass")
         save_npz(os.path.join(out_dir, "gradcam.npz"), True, group_maps=np.stack(group_maps), spatial=spatial, hours=hours)
         return res
