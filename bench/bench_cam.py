@@ -42,7 +42,8 @@ def main():
     from ppeye.core.paddle_env import import_paddle
     from ppeye.data.store import Era5Store
     from ppeye.engine.checkpoint import load_pretrained
-    from ppeye.explain.gradcam import METHODS, GradCAM3D, cam_layers, person_maps, pointing_game, region_energy_ratio
+    from ppeye.explain.gradcam import (METHODS, GradCAM3D, cam_layers, person_maps, pointing_game, region_energy_ratio,
+                                       window_sum)
 
     paddle = import_paddle()
     cfg = ppeye.load_config(args.config)
@@ -92,21 +93,32 @@ def main():
           f"(area share {gt['event']['region_area_share']:.3f})")
     print(f"{'layer':20s} {'map':9s} " + " ".join(f"{m + ' (day / sum / point)':32s}" for m in METHODS))
     t0 = time.perf_counter()
+    vi, event_line = store.variables.index(variable), ""
     for layer in cam_layers(model):
         cells = []
         for method in METHODS:
             cam = GradCAM3D(probe, layer, method=method, day_weighting="gradient")
-            maps = []
+            maps, event_maps = [], []
             for i in range(0, len(scored), 32):
                 b = scored[i : i + 32]
-                r = cam(paddle.to_tensor(x[b]), paddle.to_tensor(np.arange(len(b))[:, None]), None, None, diseases=(0,))
-                maps.append(person_maps(r["cam"], np.arange(len(b))[:, None], r["day_weights"])[0][:, 0])
+                one_day = np.arange(len(b))[:, None]
+                r = cam(paddle.to_tensor(x[b]), paddle.to_tensor(one_day), None, None, diseases=(0,))
+                maps.append(person_maps(r["cam"], one_day, r["day_weights"])[0][:, 0])
+                if "by_variable" in r:
+                    event_maps.append(window_sum(r["by_variable"], one_day, r["day_weights"])[:, 0, vi])
             maps = np.concatenate(maps)
+            if event_maps and method == "hirescam":
+                ev = np.concatenate(event_maps)
+                event_line = (f"input, {method}, the event variable's own signed map ({variable}; positive part): "
+                              f"{np.nanmedian(region_energy_ratio(np.clip(ev, 0, None), rows, cols)):.2f} / "
+                              f"{region_energy_ratio(np.clip(ev.sum(0), 0, None), rows, cols):.2f} / "
+                              f"{pointing_game(ev, rows, cols):.2f}")
             ratio = region_energy_ratio(maps, rows, cols)
             cells.append(f"{np.nanmedian(ratio):5.2f} / {region_energy_ratio(maps.sum(0), rows, cols):5.2f} / "
                          f"{pointing_game(maps, rows, cols):4.2f}{'':12s}")
         shape = "x".join(str(v) for v in cam.map_shape)
         print(f"{layer:20s} {shape:9s} " + " ".join(cells))
+    print(event_line)
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

@@ -13,7 +13,7 @@ from ppeye.core.errors import InputError
 from ppeye.core.paddle_env import import_paddle
 from ppeye.explain import attention as att
 from ppeye.explain import routing, spectrum
-from ppeye.explain.gradcam import GradCAM3D, person_maps, pointing_game, region_energy_ratio
+from ppeye.explain.gradcam import GradCAM3D, person_maps, pointing_game, region_energy_ratio, window_sum
 
 paddle = import_paddle()
 nn = paddle.nn
@@ -113,6 +113,27 @@ def test_hirescam_finds_a_contrast_that_gradcam_averages_away():
     assert pointing_game(spatial["hirescam"][None], rows, cols) == 1.0
 
 
+def test_input_maps_per_variable_add_up_to_the_logit():
+    shape, rows, cols = (2, 8, 8), (1, 3), (4, 6)
+    model = ContrastModel(shape, rows, cols)                 # reads variable 0 of day 0 only
+    rng = np.random.default_rng(2)
+    w = paddle.to_tensor(rng.uniform(0.5, 1.5, (2, 2, *shape)).astype("float32"))
+    day_index = paddle.to_tensor(np.array([[0, 1]], dtype="int64"))
+    cam = GradCAM3D(model, "input", method="hirescam", day_weighting="gradient")
+    r = cam(w, day_index, None, None)
+    assert cam.map_shape == shape and r["by_variable"].shape == (4, 2, 2, 8, 8)
+    by_var = r["by_variable"]
+    # the logit is linear in the input, so gradient x input sums to it exactly (Euler)
+    np.testing.assert_allclose(by_var[:, 0, 0].sum((1, 2)), r["logits"][0], rtol=1e-5)
+    assert (by_var[:, 0, 1] == 0).all() and (by_var[:, 1] == 0).all()       # variable 1 and day 1 unread
+    assert (by_var[0, 0, 0][rows[0] : rows[1] + 1, cols[0] : cols[1] + 1] > 0).all()
+    assert (by_var[0, 0, 0] < 0).sum() == 64 - 9                           # outside: lowers the logit
+    person = window_sum(by_var, day_index.numpy(), r["day_weights"])         # [B, J, C, H, W]
+    np.testing.assert_allclose(person[0, :, 0], 0.5 * by_var[:, 0, 0], rtol=1e-6)
+    with pytest.raises(InputError, match="'inputs' does not exist .* backbone.stem, input"):
+        GradCAM3D(model, "inputs")
+
+
 def test_day_weighting_attention_or_gradient():
     shape, rows, cols = (2, 8, 8), (1, 3), (4, 6)
     model = ContrastModel(shape, rows, cols)
@@ -210,7 +231,7 @@ def test_visualize_writes_every_figure_array_and_a_scored_summary(run, tmp_path)
     root, overrides = run
     cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r"])
     s = Explainer(cfg).run(out_dir=str(tmp_path), split="test")
-    for f in ("gradcam_spatial.png", "gradcam_hours.png", "gradcam.npz", "attention_days.png",
+    for f in ("gradcam_spatial.png", "gradcam_hours.png", "gradcam_variables.png", "gradcam.npz", "attention_days.png",
               "attention_people.png", "attention.npz", "afno_gain.png", "afno_modes.csv", "moe_clusters.png",
               "moe_crosstabs.csv", "moe.npz", "summary.json", "summary.txt"):
         assert (tmp_path / f).exists(), f
@@ -218,8 +239,10 @@ def test_visualize_writes_every_figure_array_and_a_scored_summary(run, tmp_path)
     g = s["gradcam"]
     assert np.isfinite(g["cataract_energy_ratio_group"]) and 0 <= g["cataract_pointing_game"] <= 1
     # configs/demo.yaml's explain section (bench/bench_cam.py: the settings that localise a known read-out)
-    assert (g["layer"], g["method"], g["day_weighting"]) == ("backbone.stem", "hirescam", "gradient")
-    assert len(g["map_shape"]) == 3
+    assert (g["layer"], g["method"], g["day_weighting"]) == ("input", "hirescam", "gradient")
+    assert len(g["map_shape"]) == 3 and g["event_variable"] in g["variables"]
+    assert all(sum(g[f"{d}_variable_share"]) == pytest.approx(1, abs=1e-3) for d in ("glaucoma", "cataract", "amd", "dr"))
+    assert np.isfinite(g["cataract_event_variable_energy_ratio_group"])
     assert np.isfinite(s["attention"]["window_ratio_all_people"])
     assert 1 <= s["afno"]["block0_rank_of_planted_period_gain"] <= s["afno"]["modes"] - 1
     assert -1 <= s["moe"]["ari_vs_planted_subgroups"] <= 1 and s["moe"]["ari_people"] == s["people"]
@@ -229,6 +252,7 @@ def test_visualize_writes_every_figure_array_and_a_scored_summary(run, tmp_path)
     assert heads.ndim == 4 and np.allclose(heads.sum(-1), 1, atol=1e-4)      # rows of softmax weights
     npz = np.load(tmp_path / "gradcam.npz")
     assert npz["spatial"].shape[0] == s["people"] and (npz["spatial"] >= 0).all()
+    assert npz["by_variable"].shape[:3] == (s["people"], 4, len(g["variables"]))
     text = (tmp_path / "summary.txt").read_text()
     assert "ari_vs_planted_subgroups" in text and "eid" not in text
     assert json.load(open(tmp_path / "summary.json"))["people"] == s["people"]
@@ -248,7 +272,7 @@ def test_bad_requests_say_what_is_valid(run, tmp_path):
         Explainer(plain)
     with pytest.raises(InputError, match="unknown; choose from gradcam,attention,afno,moe"):
         ex.run(["spectra"], str(tmp_path))
-    assert ex.cam_settings() == {"layer": "backbone.stem", "method": "hirescam", "day_weighting": "gradient"}
+    assert ex.cam_settings() == {"layer": "input", "method": "hirescam", "day_weighting": "gradient"}
     assert ex.cam_settings("backbone.blocks.1", "gradcam", "attention") == {
         "layer": "backbone.blocks.1", "method": "gradcam", "day_weighting": "attention"}
     with pytest.raises(InputError, match="method 'grad' is unknown"):

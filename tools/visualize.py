@@ -23,7 +23,8 @@ def main():
     parser.add_argument("--output_dir", default=None, help="where figures and arrays go (default: <run>/vis)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test", "external"],
                         help="whose explanations (default: test)")
-    parser.add_argument("--layer", default=None, help="Grad-CAM layer (default: explain.cam_layer, else the last residual block)")
+    parser.add_argument("--layer", default=None, help="Grad-CAM layer, or 'input' (the weather itself: maps per variable too) "
+                             "(default: explain.cam_layer, else the last residual block)")
     parser.add_argument("--cam_method", default=None, choices=["gradcam", "hirescam"],
                         help="gradcam: channel weights = mean gradient; hirescam: gradient x activation per cell "
                              "(default: explain.cam_method)")

@@ -6,12 +6,21 @@ from ..metrics.plots import _figure, _save
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 
-def spatial_maps(maps, titles, path, region=None, site=None, suptitle=""):
-    """One panel per map [H, W] (box row 0 = north), the site cell and the region outlined."""
+def spatial_maps(maps, titles, path, region=None, site=None, suptitle="", ncols=None, signed=False):
+    """One panel per map [H, W] (box row 0 = north), the site cell and the region outlined;
+    ``ncols`` panels a row (default: all in one row); ``signed``: a diverging scale centred on 0."""
     plt = _figure()
-    fig, axes = plt.subplots(1, len(maps), figsize=(3.2 * len(maps), 3.3), squeeze=False)
-    for ax, m, t in zip(axes[0], maps, titles):
-        im = ax.imshow(m, cmap="inferno", origin="upper")
+    ncols = ncols or len(maps)
+    nrows = -(-len(maps) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.3 if nrows == 1 else 2.8 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(maps):]:
+        ax.axis("off")
+    for ax, m, t in zip(axes.ravel(), maps, titles):
+        if signed:
+            top = float(np.abs(m).max()) or 1.0
+            im = ax.imshow(m, cmap="RdBu_r", vmin=-top, vmax=top, origin="upper")
+        else:
+            im = ax.imshow(m, cmap="inferno", origin="upper")
         if region is not None:
             (r0, r1), (c0, c1) = region
             ax.add_patch(plt.Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, ec="cyan", lw=1.5))

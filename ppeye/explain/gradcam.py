@@ -23,9 +23,11 @@ weighted (``day_weighting``) by
   members averaged; the weights sum to 1 over the window): the attention says which days the
   prediction read, Grad-CAM where and when within a day;
 - ``gradient``: nothing (1 / T each): a day's CAM is already as large as the gradient that
-  reaches it, so days the logit does not depend on add nothing. Because the gradient of the *sum* of
-the batch's logits reaches a shared volume from every person who uses it, per-person maps are
-computed with batches of one person (``per_person=True``); group maps use whole batches.
+  reaches it, so days the logit does not depend on add nothing.
+
+The gradient of the *sum* of the batch's logits reaches a shared volume from every person of the
+batch who uses it (people of one centre share days): a person's map is the batch's map on that
+person's days, and the maps are meant to be read as group means (a disease's cases).
 """
 import numpy as np
 
@@ -36,13 +38,17 @@ paddle = import_paddle()
 F = paddle.nn.functional
 
 
+INPUT = "input"
+
+
 def cam_layers(model):
-    """Names of the backbone layers Grad-CAM can use (those whose output is a 5-D map)."""
+    """Names of the maps Grad-CAM can use: the backbone's residual blocks and stem (5-D outputs)
+    and ``input``, the weather volumes themselves (channels = the variables)."""
     backbone = getattr(model, "backbone", None)
     if backbone is None:
         return []
     names = [f"backbone.{n}" for n, _ in backbone.named_sublayers() if n.startswith("blocks.") and n.count(".") == 1]
-    return names + ["backbone.stem"]
+    return names + ["backbone.stem", INPUT]
 
 
 def default_layer(model):
@@ -71,33 +77,39 @@ class GradCAM3D:
         if self.layer_name not in valid:
             raise InputError(f"Grad-CAM layer {self.layer_name!r} does not exist or gives no 3-D feature map; "
                              f"valid layers: {', '.join(valid)}")
-        self.layer = layers[self.layer_name]
+        self.layer = layers.get(self.layer_name)            # None for the input
         self.map_shape = None
 
     def __call__(self, weather_unique, day_index, tab, tab_mask, diseases=(0, 1, 2, 3)):
         """{"cam": [J, U, D, H, W] (upsampled, >= 0), "logits": [B, 4], "day_weights": [B, T],
-        "explain": the forward's explain dict}."""
+        "explain": the forward's explain dict}; at the ``input`` also "by_variable":
+        [J, U, C, H, W], each variable's own signed term (weight x input, hours summed, no ReLU:
+        with ``hirescam`` the first-order contribution of each variable at each cell)."""
         captured = {}
 
         def hook(layer, inputs, output):
             captured["A"] = output
 
-        handle = self.layer.register_forward_post_hook(hook)
+        handle = self.layer.register_forward_post_hook(hook) if self.layer is not None else None
         self.model.eval()
         weather_unique = weather_unique.detach()
         weather_unique.stop_gradient = False       # a gradient path even if the layer had no parameters
         try:
             logits, ex = self.model(weather_unique, day_index, tab, tab_mask, return_explain=True)
         finally:
-            handle.remove()
-        A = captured["A"]
+            if handle is not None:
+                handle.remove()
+        A = captured["A"] if self.layer is not None else weather_unique
         self.map_shape = tuple(int(v) for v in A.shape[2:])                     # (d, h, w) of the layer's map
         size = [int(v) for v in weather_unique.shape[2:]]
-        cams = []
+        cams, by_variable = [], []
         for j in diseases:
             (g,) = paddle.grad(logits[:, j].sum(), A, retain_graph=True)
             weight = g.mean(axis=[2, 3, 4], keepdim=True) if self.method == "gradcam" else g
-            cam = F.relu((weight * A).sum(axis=1, keepdim=True))                 # [U, 1, d, h, w]
+            terms = weight * A                                                    # [U, K, d, h, w]
+            if self.layer is None:
+                by_variable.append(terms.sum(axis=2).numpy())                     # [U, C, H, W], signed
+            cam = F.relu(terms.sum(axis=1, keepdim=True))                         # [U, 1, d, h, w]
             cam = F.interpolate(cam, size=size, mode="trilinear", align_corners=False)
             cams.append(cam[:, 0].numpy())
         att = ex.get("patient_to_weather") if self.day_weighting == "attention" else None
@@ -107,18 +119,25 @@ class GradCAM3D:
         else:
             t = int(day_index.shape[1])
             w = np.full((int(day_index.shape[0]), t), 1.0 / t)
-        return {"cam": np.stack(cams), "logits": logits.numpy(), "day_weights": w, "explain": ex}
+        out = {"cam": np.stack(cams), "logits": logits.numpy(), "day_weights": w, "explain": ex}
+        if by_variable:
+            out["by_variable"] = np.stack(by_variable)
+        return out
+
+
+def window_sum(per_volume, day_index, day_weights):
+    """Per person: the weighted sum over their window's days of per-volume maps [J, U, ...]
+    (volume indices ``day_index`` [B, T], weights [B, T]) -> [B, J, ...]."""
+    per_day = per_volume[:, np.asarray(day_index)]                            # [J, B, T, ...]
+    w = day_weights.reshape(day_weights.shape + (1,) * (per_day.ndim - 3))
+    return np.moveaxis((per_day * w[None]).sum(2), 0, 1)
 
 
 def person_maps(cam, day_index, day_weights):
     """Per person and disease: spatial map [B, J, H, W] and hour profile [B, J, D] from the
     volume CAMs [J, U, D, H, W], the windows' volume indices [B, T] and day weights [B, T]."""
-    day_index = np.asarray(day_index)
-    per_day = cam[:, day_index]                                    # [J, B, T, D, H, W]
-    weighted = (per_day * day_weights[None, :, :, None, None, None]).sum(2)   # [J, B, D, H, W]
-    spatial = weighted.sum(2).transpose(1, 0, 2, 3)
-    hours = weighted.sum((3, 4)).transpose(1, 0, 2)
-    return spatial, hours
+    weighted = window_sum(cam, day_index, day_weights)                         # [B, J, D, H, W]
+    return weighted.sum(2), weighted.sum((3, 4))
 
 
 def region_energy_ratio(spatial, rows, cols):

@@ -15,7 +15,7 @@ from ..core.paddle_env import import_paddle
 from ..metrics import DISEASES
 from . import attention as att
 from . import figures, routing, spectrum
-from .gradcam import GradCAM3D, person_maps, pointing_game, region_energy_ratio
+from .gradcam import GradCAM3D, person_maps, pointing_game, region_energy_ratio, window_sum
 
 paddle = import_paddle()
 WHAT = ("gradcam", "attention", "afno", "moe")
@@ -54,7 +54,7 @@ class Explainer:
 
         loader = make_loader(dataset, self.cfg, shuffle=False)
         cam = GradCAM3D(self.model, **(cam_settings or {})) if "gradcam" in what else None
-        got = {k: [] for k in ("index", "probs", "importance", "rollout", "spatial", "hours", "routing")}
+        got = {k: [] for k in ("index", "probs", "importance", "rollout", "spatial", "hours", "by_variable", "routing")}
         spectra, spans, seen = [], None, 0
         for idx, batch in zip(loader.ppeye_sampler, loader):
             b = to_tensors(batch)
@@ -62,10 +62,12 @@ class Explainer:
             if cam is not None:
                 r = cam(*args)
                 ex, logits = r["explain"], r["logits"]
-                s, h = person_maps(r["cam"], batch["day_index"].numpy() if hasattr(batch["day_index"], "numpy")
-                                   else np.asarray(batch["day_index"]), r["day_weights"])
+                day_index = batch["day_index"].numpy() if hasattr(batch["day_index"], "numpy") else np.asarray(batch["day_index"])
+                s, h = person_maps(r["cam"], day_index, r["day_weights"])
                 got["spatial"].append(s.astype(np.float32))
                 got["hours"].append(h.astype(np.float32))
+                if "by_variable" in r:                                   # [B, J, C, H, W]
+                    got["by_variable"].append(window_sum(r["by_variable"], day_index, r["day_weights"]).astype(np.float32))
             else:
                 with paddle.no_grad():
                     logits, ex = self.model(*args, return_explain=True)
@@ -106,6 +108,7 @@ class Explainer:
                               for i in range(len(spectra[0]))]
         if cam is not None:
             out["cam_map_shape"] = cam.map_shape
+        out["variables"] = list(dataset.store.variables)
         out["routing_spans"] = spans
         out["assignments"] = assign or {}
         return out
@@ -239,7 +242,36 @@ class Explainer:
                                                else hours[:, j].mean(0) for j, d in enumerate(DISEASES)},
                               os.path.join(out_dir, "gradcam_hours.png"), f"{name} by time of day (cases)",
                               "step of the day (data.hours steps from 00 UTC)", "Grad-CAM mass")
-        save_npz(os.path.join(out_dir, "gradcam.npz"), True, group_maps=np.stack(group_maps), spatial=spatial, hours=hours)
+        arrays = {"group_maps": np.stack(group_maps), "spatial": spatial, "hours": hours}
+        if "by_variable" in got:
+            arrays["by_variable"] = got["by_variable"]
+            res.update(self._by_variable(got["by_variable"], got["variables"], labels, truth, region, site, name, out_dir))
+        save_npz(os.path.join(out_dir, "gradcam.npz"), True, **arrays)
+        return res
+
+    def _by_variable(self, maps, variables, labels, truth, region, site, name, out_dir):
+        """The input's signed maps per variable [N, 4, C, H, W] (summed over each person's
+        window): each variable's share of the positive mass of a disease's cases' mean map, and
+        for the planted event's variable the energy ratio of that mean's positive part and the
+        pointing game of the people's maps."""
+        res, panels, titles = {"variables": list(variables)}, [], []
+        event = truth["gt"]["event"]["variable"] if truth is not None else None
+        for j, d in enumerate(DISEASES):
+            cases = labels[:, j] == 1
+            group = maps[cases, j].mean(0) if cases.any() else maps[:, j].mean(0)        # [C, H, W]
+            mass = np.clip(group, 0, None).sum((1, 2))
+            res[f"{d}_variable_share"] = [round(float(v), 4) for v in mass / max(mass.sum(), 1e-30)]
+            panels += list(group)
+            titles += [f"{d}: {v}" for v in variables]
+            if event in variables and cases.any():
+                e = list(variables).index(event)
+                res[f"{d}_event_variable_energy_ratio_group"] = float(region_energy_ratio(np.clip(group[e], 0, None), *region))
+                res[f"{d}_event_variable_pointing_game"] = pointing_game(maps[cases, j, e], *region)
+        if event is not None:
+            res["event_variable"] = event
+        figures.spatial_maps(panels, titles, os.path.join(out_dir, "gradcam_variables.png"), region, site,
+                             f"{name}: each variable's contribution (red raises the risk), mean over cases",
+                             ncols=len(variables), signed=True)
         return res
 
     def _attention(self, got, labels, truth, T, attrs, out_dir):
