@@ -12,6 +12,8 @@ as a model whose logit *is* that read-out. Then, through ``ppeye.explain.GradCAM
 mass inside the planted region over the region's area share; 1 = chance) on the held-out days
 with the strongest planted contrast (top quarter), per day (median) and of their summed map,
 and the pointing game (share of days whose map peaks inside the region; chance = area share).
+The last line scores the input's map of the event variable alone (its signed term, positive
+part), the map ``tools/visualize.py`` scores on the demo model.
 
     python bench/bench_cam.py --weights output/demo_days
 

@@ -15,6 +15,10 @@ cancels that sign pattern and the map points at whatever the channels light up, 
 HiResCAM's sum is, cell by cell, the first-order contribution of the cell to the logit
 (README, "Explanations": measured on an ideal read-out of the planted event).
 
+The layer may also be ``input``: A is then the weather volume itself (channels = variables),
+and each variable's own signed term, summed over the hours, is returned too (``by_variable``):
+where each variable raises or lowers the risk.
+
 A person's windows point at volumes through ``day_index``; their spatial map (lat x lon) and
 hour-of-day profile are the sums over the days of the window of the day's CAM, each day
 weighted (``day_weighting``) by
