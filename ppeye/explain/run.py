@@ -49,11 +49,12 @@ class Explainer:
                 "method": method or section.get("cam_method") or "gradcam",
                 "day_weighting": day_weighting or section.get("day_weighting") or "attention"}
 
-    def collect(self, dataset, what, cam_settings=None, max_people=None):
+    def collect(self, dataset, what, cam=None, max_people=None):
+        """Run the model over ``dataset`` and gather the explanations ``what`` asks for; ``cam``:
+        the ``GradCAM3D`` to use (None: no maps)."""
         from ..engine.predict import make_loader, to_tensors
 
         loader = make_loader(dataset, self.cfg, shuffle=False)
-        cam = GradCAM3D(self.model, **(cam_settings or {})) if "gradcam" in what else None
         got = {k: [] for k in ("index", "probs", "importance", "rollout", "spatial", "hours", "by_variable", "routing")}
         spectra, spans, seen = [], None, 0
         for idx, batch in zip(loader.ppeye_sampler, loader):
@@ -129,13 +130,14 @@ class Explainer:
             raise InputError("AFNO analysis was asked for but this model has no AFNO blocks "
                              "(model.temporal.afno.enabled: false); drop 'afno' from --what")
         cam_settings = self.cam_settings(layer, method, day_weighting)
+        cam = None
         if "gradcam" in what:
             cam = GradCAM3D(self.model, **cam_settings)     # a bad layer name fails here, before any work
             cam_settings["layer"] = cam.layer_name
         os.makedirs(out_dir, exist_ok=True)
         ds = OnsetDataset(self.cfg, split)
         self.log.info(f"explaining {split} ({len(ds)} people): {', '.join(what)}")
-        got = self.collect(ds, what, cam_settings, max_people)
+        got = self.collect(ds, what, cam, max_people)
         order = got["index"]
         labels = ds.labels[order]
         attrs = self.attributes(ds, order)
