@@ -51,6 +51,37 @@ def test_the_deviation_target_is_each_variables_pooled_pattern_and_standardises_
         DayDecoder(8, 2, [1, 2, 2], "anomaly")
 
 
+def test_a_target_that_does_not_vary_is_constant_not_standardised_and_gets_no_r2(monkeypatch):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 2, 2, 4, 4)).astype("float32")
+    # channel 1 varies from day to day but is the same in every cell: its deviations from the box
+    # mean are float rounding (the case that printed R^2 = -3e12)
+    x[:, 1] = (5.0 + rng.normal(size=(30, 1, 1, 1))).astype("float32")
+    dec = DayDecoder(8, 2, [1, 2, 2], "deviation", standardise=True)
+    varying = dec.varying(x)
+    assert varying[:4].all() and not varying[4:].any()
+    dec.fit(x)
+    assert list(dec.constant) == [False] * 4 + [True] * 4
+    t = dec.target(paddle.to_tensor(x)).numpy()
+    np.testing.assert_array_equal(t[:, 4:], 0.0)                      # not noise blown up to unit variance
+    np.testing.assert_allclose(t[:, :4].std(0), 1.0, atol=1e-4)
+
+    # evaluate scores channel 0 and calls channel 1 constant
+    class Encoder(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.day_decoder = dec
+
+        def embed(self, v):
+            return paddle.zeros([v.shape[0], 8])
+
+    monkeypatch.setattr("ppeye.engine.day_pretrain.read_keys", lambda store, keys: x[np.asarray(keys)])
+    mse, r2 = evaluate(Encoder(), None, np.arange(30), 2, 16, varying)
+    assert r2[1] is None and np.isfinite(r2[0]) and abs(r2[0]) < 1.0
+    with pytest.raises(InputError, match="at least 2 days"):
+        dec.varying(x[:1])
+
+
 def test_day_pretraining_learns_the_held_out_days_and_an_onset_run_starts_from_it(tiny_work, tmp_path):
     cfg = config(tiny_work, tmp_path)
     run = pretrain_days(cfg)

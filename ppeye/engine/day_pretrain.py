@@ -82,18 +82,26 @@ def read_keys(store, keys):
     return weather[index[0]]
 
 
-def fit_day_decoder(model, store, positions, fit_days, seed, log=None):
-    """Fit a standardising day decoder's statistics on up to ``fit_days`` valid days of the store
-    positions (seeded sample); nothing to do when the model has none or it is fitted already."""
-    decoder = getattr(model, "day_decoder", None)
-    if decoder is None or decoder.fitted:
-        return
+def fit_sample(store, positions, fit_days, seed):
+    """Keys of up to ``fit_days`` valid days of the store positions (seeded sample), sorted."""
     keys = centre_days(store, positions)
     if len(keys) > fit_days:
         keys = np.sort(np.random.default_rng(seed).choice(keys, fit_days, replace=False))
-    decoder.fit(read_keys(store, keys))
+    return keys
+
+
+def fit_day_decoder(model, store, positions, fit_days, seed, log=None, volumes=None):
+    """Fit a standardising day decoder's statistics on up to ``fit_days`` valid days of the store
+    positions (seeded sample; or the given ``volumes``); nothing to do when the model has none or
+    it is fitted already."""
+    decoder = getattr(model, "day_decoder", None)
+    if decoder is None or decoder.fitted:
+        return
+    if volumes is None:
+        volumes = read_keys(store, fit_sample(store, positions, fit_days, seed))
+    decoder.fit(volumes)
     if log:
-        log.info(f"day decoder: standardisation fitted on {len(keys)} days of {len(set(positions))} centres")
+        log.info(f"day decoder: standardisation fitted on {len(volumes)} days of {len(set(positions))} centres")
 
 
 def pretrain_days(cfg, log=None):
@@ -124,11 +132,18 @@ def pretrain_days(cfg, log=None):
     device = select_device(cfg.get("device", "auto"))
     seed = seed_everything(cfg["seed"])
     model = build_model(cfg)
-    fit_day_decoder(model, store, positions, s["fit_days"], seed, log)
+    sample = read_keys(store, fit_sample(store, positions, s["fit_days"], seed))
+    fit_day_decoder(model, store, positions, s["fit_days"], seed, log, volumes=sample)
+    varying = model.day_decoder.varying(sample)
+    del sample
+    variables = list(store.variables)
+    constant = [v for v, m in zip(variables, np.split(varying, len(variables))) if not m.any()]
+    if constant:
+        log.warning(f"day pretraining: the reconstruction targets of {', '.join(constant)} do not vary over the fitting "
+                    f"days (e.g. a pattern that is the same in every cell of the box): scored as constant, no R^2")
     encoder = DayEncoder(model)
     opt = paddle.optimizer.Adam(float(s["learning_rate"]), parameters=encoder.parameters(), use_multi_tensor=True)
     save_config(cfg, os.path.join(run_dir, "config.yaml"))
-    variables = list(store.variables)
     log.info(f"day pretraining {type(model).__name__}'s day encoder on {device}: {len(fit)} days of {len(positions)} centres "
              f"({len(hold)} held out), {s['epochs']} epochs of {len(fit) // s['batch_size']} batches")
     rng = np.random.default_rng(seed)
@@ -142,9 +157,10 @@ def pretrain_days(cfg, log=None):
             opt.step()
             opt.clear_grad()
             losses.append(loss.item())
-        held_mse, r2 = evaluate(encoder, store, hold, len(variables), s["batch_size"])
+        held_mse, r2 = evaluate(encoder, store, hold, len(variables), s["batch_size"], varying)
         row = {"epoch": epoch, "train_mse": float(np.mean(losses)), "heldout_mse": held_mse,
-               **{f"heldout_r2_{v}": r for v, r in zip(variables, r2)}, "seconds": time.time() - t0}
+               **{f"heldout_r2_{v}": "constant" if r is None else r for v, r in zip(variables, r2)},
+               "seconds": time.time() - t0}
         rows.append(row)
         improved = best is None or held_mse < best
         best = held_mse if improved else best
@@ -152,14 +168,17 @@ def pretrain_days(cfg, log=None):
                         {"epoch": epoch, "heldout_mse": held_mse, "best_heldout_mse": best}, best=improved)
         _write_metrics(os.path.join(run_dir, "metrics.csv"), rows)
         log.info(f"epoch {epoch}/{s['epochs']}: train mse {row['train_mse']:.4f}, held-out mse {held_mse:.4f}, R^2 "
-                 + ", ".join(f"{v} {r:.2f}" for v, r in zip(variables, r2)) + f" ({row['seconds']:.0f} s)")
+                 + ", ".join(f"{v} constant" if r is None else f"{v} {r:.2f}" for v, r in zip(variables, r2))
+                 + f" ({row['seconds']:.0f} s)")
     log.info(f"day encoder in {run_dir} (best held-out mse {best:.4f}); an onset run starts from it with "
              f"-o pretrained={run_dir}")
     return run_dir
 
 
-def evaluate(encoder, store, keys, channels, batch_size):
-    """Held-out mean squared error and R^2 per variable of the decoded targets."""
+def evaluate(encoder, store, keys, channels, batch_size, varying=None):
+    """Held-out mean squared error and, per variable, the R^2 of its decoded targets that vary
+    (``varying``: bool per target element, from :meth:`DayDecoder.varying` on the fitting days;
+    default all); ``None`` for a variable none of whose targets varies."""
     encoder.eval()
     dec = encoder.day_decoder
     err, tgt = [], []
@@ -170,9 +189,12 @@ def evaluate(encoder, store, keys, channels, batch_size):
             err.append((dec(encoder.embed(x)) - t).numpy())
             tgt.append(t.numpy())
     err, tgt = np.concatenate(err).astype(np.float64), np.concatenate(tgt).astype(np.float64)
-    sse = (err**2).reshape(len(err), channels, -1).sum((0, 2))
-    sst = ((tgt - tgt.mean(0)) ** 2).reshape(len(tgt), channels, -1).sum((0, 2))
-    return float((err**2).mean()), [float(1 - a / b) if b > 0 else float("nan") for a, b in zip(sse, sst)]
+    varying = np.ones(err.shape[1], bool) if varying is None else np.asarray(varying, bool)
+    r2 = []
+    for e, t, m in zip(np.split(err, channels, axis=1), np.split(tgt, channels, axis=1), np.split(varying, channels)):
+        sst = ((t[:, m] - t[:, m].mean(0)) ** 2).sum()
+        r2.append(float(1 - (e[:, m] ** 2).sum() / sst) if m.any() and sst > 0 else None)
+    return float((err**2).mean()), r2
 
 
 def _write_metrics(path, rows):

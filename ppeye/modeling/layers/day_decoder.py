@@ -21,6 +21,11 @@ nn = paddle.nn
 F = paddle.nn.functional
 
 TARGETS = ("volume", "deviation")
+CONSTANT_TOLERANCE = 1e-4   # an element varying less than this share of its variable's spread is constant
+
+
+def _varies(std, scale):
+    return std > CONSTANT_TOLERANCE * np.maximum(scale, 1e-12)
 
 
 class DayDecoder(nn.Linear):
@@ -59,20 +64,47 @@ class DayDecoder(nn.Linear):
             return True
         return not (bool((self.target_mean == 0).all().item()) and bool((self.target_std == 1).all().item()))
 
+    def _targets_and_scale(self, volumes, chunk=256):
+        """Unstandardised targets [N, size] of volumes [N, C, D, H, W] (numpy) and, per element, the
+        spread of its variable in the pooled volume (std over days and cells) [size]."""
+        if len(volumes) < 2:
+            raise InputError(f"the day decoder's targets need at least 2 days to be fitted, got {len(volumes)}")
+        t, pooled = [], []
+        with paddle.no_grad():
+            for i in range(0, len(volumes), chunk):
+                x = paddle.to_tensor(volumes[i : i + chunk])
+                t.append(self.coarse(x).numpy())
+                pooled.append(F.adaptive_avg_pool3d(x, self.grid).flatten(2).numpy())
+        t, pooled = np.concatenate(t).astype(np.float64), np.concatenate(pooled).astype(np.float64)
+        return t, np.repeat(pooled.std(axis=(0, 2)), pooled.shape[2])
+
+    def varying(self, volumes, chunk=256):
+        """Which target elements vary over volumes [N, C, D, H, W] (numpy, N >= 2): bool [size]. An
+        element is constant when its standard deviation over the days is at most
+        ``CONSTANT_TOLERANCE`` times its variable's spread in the pooled volume (or the variable
+        never varies): the deviations from the box mean of a variable whose pattern is the same in
+        every cell are float rounding, and scaling them to unit variance, or scoring an R^2 against
+        them, would blow that rounding up."""
+        t, scale = self._targets_and_scale(volumes, chunk)
+        return _varies(t.std(0), scale)
+
     def fit(self, volumes, chunk=256):
         """Fit the standardisation statistics on volumes [N, C, D, H, W] (numpy, normalised days):
-        per target element the mean and standard deviation (1 where an element never varies)."""
+        per target element the mean and standard deviation. A constant element (see
+        :meth:`varying`) gets an infinite standard deviation, so its standardised target is 0."""
         if not self.standardise:
             return
-        if len(volumes) < 2:
-            raise InputError(f"the day decoder's standardisation needs at least 2 days, got {len(volumes)}")
-        with paddle.no_grad():
-            t = np.concatenate([self.coarse(paddle.to_tensor(volumes[i : i + chunk])).numpy()
-                                for i in range(0, len(volumes), chunk)]).astype(np.float64)
+        t, scale = self._targets_and_scale(volumes, chunk)
         mean, std = t.mean(0), t.std(0)
-        std[std < 1e-6] = 1.0
+        std[~_varies(std, scale)] = np.inf
         self.target_mean.set_value(mean.astype(np.float32))
         self.target_std.set_value(std.astype(np.float32))
+
+    @property
+    def constant(self):
+        """Bool [C * prod(grid)]: the elements the fitted standardisation found constant (none
+        without standardisation)."""
+        return np.isinf(self.target_std.numpy())
 
     def loss(self, days, volumes):
         """Mean squared error of the decoded days [U, E] against their volumes' targets."""
