@@ -127,3 +127,50 @@ def test_curves_and_figures_go_to_visualdl(trained, tmp_path):
     assert {"eval_test/roc", "eval_test/pr", "eval_test/calibration"} <= set(tags.get("image", []))
     assert "eval_test/glaucoma_pr_auc" in tags.get("scalar", [])
     assert "eval_test/macro_roc_auc" in tags.get("scalar", [])
+
+
+def test_shared_window_days_counts_the_site_days_inside_training_windows():
+    from types import SimpleNamespace
+
+    from ppeye.data.dataset import shared_window_days
+
+    rng = np.random.default_rng(0)
+    store = SimpleNamespace(valid=np.ones((3, 60), bool), n_days=60)
+
+    def people(n):
+        return SimpleNamespace(store=store, T=10, site=rng.integers(0, 3, n), start=rng.integers(0, 51, n),
+                               weather_present=(rng.random(n) > 0.2).astype(np.float32))
+
+    train, ds = people(8), people(40)
+    seen = {(s, d) for s, st, w in zip(train.site, train.start, train.weather_present) if w
+            for d in range(st, st + 10)}
+    expected = [sum((s, d) in seen for d in range(st, st + 10)) if w else 0
+                for s, st, w in zip(ds.site, ds.start, ds.weather_present)]
+    np.testing.assert_array_equal(shared_window_days(train, ds), expected)
+    assert 0 < np.count_nonzero(expected) < len(expected)
+
+
+def test_a_held_out_period_is_evaluated_with_its_leakage_diagnostic(trained, tmp_path):
+    root, overrides = trained
+    shutil.copytree(root / "work", tmp_path / "work")
+    cohort = pd.read_parquet(tmp_path / "work" / "cohort.parquet")
+    later = (cohort.index_date > "2019-05-20") & cohort.split.isin(["train", "val", "test"])
+    cohort.loc[later, "split"] = "period"
+    cohort.to_parquet(tmp_path / "work" / "cohort.parquet")
+    cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r", f"data.work_dir={tmp_path / 'work'}",
+                                               "retrieval.enabled=false"])
+    summary = Evaluator(cfg, out_dir=str(tmp_path / "eval")).run("all")
+    assert {"val", "test", "external", "period"} == set(summary["splits"])
+    n_days = cfg["data"]["window_days"]
+    for split in ("test", "period"):
+        leak = pd.read_csv(tmp_path / "eval" / f"{split}_leakage.csv").set_index("group")
+        assert leak.n.sum() == summary["splits"][split]["n"]["value"]
+        assert summary["splits"][split]["leakage"][0]["group"] == "no day shared with training"
+        if split == "test":         # a random split within centres: everyone's days were seen in training
+            assert leak.loc["all days shared", "n"] == leak.n.sum()
+    # the period's people whose window starts after the last training index date share no day
+    period = cohort[later]
+    after = int(((period.index_date - pd.Timedelta(days=n_days)) > "2019-05-20").sum())
+    leak = pd.read_csv(tmp_path / "eval" / "period_leakage.csv").set_index("group")
+    assert leak.loc["no day shared with training", "n"] >= after > 0
+    assert leak.loc["some days shared", "n"] > 0

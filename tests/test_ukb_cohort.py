@@ -194,3 +194,27 @@ def test_assessment_dates_in_the_future_are_excluded(tiny, tmp_path):
     table.to_csv(tmp_path / "future.csv", index=False)
     report = build_cohort(cfg_for(tmp_path / "future.csv", tmp_path / "w"))
     assert report["excluded"]["assessment_date_missing_or_future"] == 3
+
+
+def test_a_temporal_split_holds_out_the_later_index_dates(tiny, built, tmp_path):
+    from ppeye.data.ukb.centres import resolve_sites
+
+    out, _ = tiny
+    _, _, before, _ = built
+    build_cohort(cfg_for(os.path.join(out, "ukb.csv"), tmp_path, [
+        "ukb.temporal_split=[2019-05-15, 2019-06-10]", "ukb.external_centres=[Liverpool]"]))
+    cohort = pd.read_parquet(tmp_path / "cohort.parquet")
+    dates, split = cohort.index_date, cohort.split
+    external = cohort.site == resolve_sites(["Liverpool"])[0].code
+    assert (split[external] == "external").all()
+    assert (split[~external & (dates > "2019-06-10")] == "period_2").all()
+    assert (split[~external & (dates > "2019-05-15") & (dates <= "2019-06-10")] == "period").all()
+    assert (dates[split.isin(["train", "val", "test"])] <= "2019-05-15").all()
+    assert {"train", "val", "test", "external", "period", "period_2"} == set(split)
+    # the same people, index dates and labels (categories are coded on the new training split)
+    same = ["eid", "row", "site", "index_date"] + [c for c in cohort if c.startswith("label_")]
+    pd.testing.assert_frame_equal(cohort[same], before[same])
+    for bad in ("2030-01-01", "[2019-06-10, 2019-05-15]", "[2019-03-01, 2019-04-01, 2019-05-01]", "soon"):
+        with pytest.raises(ConfigError, match="ukb.temporal_split must be null, a date or a list of 2 ascending dates"):
+            build_cohort(cfg_for(os.path.join(out, "ukb.csv"), tmp_path / "bad", [f"ukb.temporal_split={bad}"]))
+    assert not (tmp_path / "bad").exists()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Evaluate trained weights on the validation, test and external splits.
+"""Evaluate trained weights on the validation and test splits and the held-out ones (external, period).
 
     python tools/eval.py -c configs/demo.yaml -o weights=output/demo
     python tools/eval.py -c output/demo/config.yaml -o weights=output/demo/checkpoints/epoch_0004 --split test
@@ -18,8 +18,8 @@ from ppeye.core import cli
 
 def main():
     parser = cli.make_parser(__doc__)
-    parser.add_argument("--split", default="all", choices=["val", "test", "external", "all"],
-                        help="which split to evaluate (all: val, test and external when it exists)")
+    parser.add_argument("--split", default="all", choices=["val", "test", "external", "period", "period_2", "all"],
+                        help="which split to evaluate (all: val, test and the held-out splits the cohort has)")
     parser.add_argument("--use_vdl", action="store_true", help="also write curves and figures to VisualDL")
     parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log directory (default: <run>/vdl)")
     parser.add_argument("--output_dir", default=None, help="where the results go (default: <run>/eval)")

@@ -21,7 +21,7 @@ def main():
     parser = cli.make_parser(__doc__)
     parser.add_argument("--what", default=",".join(WHAT), help=f"comma-separated subset of {','.join(WHAT)}")
     parser.add_argument("--output_dir", default=None, help="where figures and arrays go (default: <run>/vis)")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test", "external"],
+    parser.add_argument("--split", default="test", choices=["train", "val", "test", "external", "period", "period_2"],
                         help="whose explanations (default: test)")
     parser.add_argument("--layer", default=None, help="Grad-CAM layer, or 'input' (the weather itself: maps per variable too) "
                              "(default: explain.cam_layer, else the last residual block)")

@@ -128,6 +128,23 @@ class OnsetDataset:
         }
 
 
+def shared_window_days(train, ds):
+    """Per person of ``ds``: how many days of their window are (site, day) pairs inside the window
+    of some person of ``train`` with weather, an int array [len(ds)] (0 for people without
+    weather). People of one centre share weather days; a model can remember the training people's
+    days, so scores of people whose days it saw measure memory as much as detection."""
+    n_sites, n_days = train.store.valid.shape
+    starts = np.zeros((n_sites, n_days + 1), np.int64)        # +1 where a training window starts, -1 after it
+    has = train.weather_present > 0
+    np.add.at(starts, (train.site[has], train.start[has]), 1)
+    np.add.at(starts, (train.site[has], np.minimum(train.start[has] + train.T, n_days)), -1)
+    covered = np.cumsum(starts, axis=1)[:, :n_days] > 0
+    csum = np.concatenate([np.zeros((n_sites, 1), np.int64), np.cumsum(covered, axis=1)], axis=1)
+    end = np.minimum(ds.start + ds.T, n_days)
+    shared = csum[ds.site, end] - csum[ds.site, ds.start]
+    return np.where(ds.weather_present > 0, shared, 0)
+
+
 class WeatherCollator:
     """Samples -> a batch whose weather holds each (site, day) volume once."""
 

@@ -1,4 +1,5 @@
-"""Evaluate trained weights on the validation, test and external splits.
+"""Evaluate trained weights on the validation and test splits and the held-out ones the cohort has
+(``external``: unseen centres; ``period`` / ``period_2``: index dates after ``ukb.temporal_split``).
 
 Thresholds for F1/precision/recall/Hamming loss are chosen on the validation split (per
 disease, the F1-maximising probability) and applied unchanged to every split. For each split
@@ -46,7 +47,8 @@ from .checkpoint import load_weights, resolve
 from .predict import predict
 
 paddle = import_paddle()
-SPLITS = ("val", "test", "external")
+SPLITS = ("val", "test", "external", "period", "period_2")
+HELD_OUT = ("external", "period", "period_2")   # splits that exist only with ukb.external_centres / temporal_split
 THRESHOLD_RULE = "per disease, the probability maximising F1 on the validation split (ties: the lowest)"
 
 
@@ -58,7 +60,7 @@ def run_dir_of(checkpoint):
 
 def split_available(cfg, split):
     """Whether the cohort has anyone in ``split`` (the external split exists only with
-    ``ukb.external_centres``)."""
+    ``ukb.external_centres``, the period splits only with ``ukb.temporal_split``)."""
     import pandas as pd
 
     path = os.path.join(cfg["data"]["work_dir"], "cohort.parquet")
@@ -127,10 +129,46 @@ class Reporter:
         return summary
 
     def _groups(self, split, ds, labels, probs, blocks, ec):
-        """``<split>_missingness.csv`` and ``<split>_subgroups.csv`` / ``.png``; their summary entries."""
+        """``<split>_missingness.csv``, ``<split>_subgroups.csv`` / ``.png`` and
+        ``<split>_leakage.csv``; their summary entries."""
         patterns = missingness_patterns(ds.weather_present, ds.tab_mask, blocks)
         return {"missingness": self._patterns(split, patterns, labels, probs),
-                "subgroups_differing": self._subgroups(split, ds, patterns, labels, probs, ec)}
+                "subgroups_differing": self._subgroups(split, ds, patterns, labels, probs, ec),
+                "leakage": self._leakage(split, ds, labels, probs, ec)}
+
+    def _leakage(self, split, ds, labels, probs, ec):
+        """``<split>_leakage.csv``: the split's people by how much of their window's (site, day)
+        pairs lie in some training person's window (none / some / all days), each group's size,
+        cases, macro ROC-AUC with its bootstrap interval and per-disease ROC-AUC; returns the rows.
+        A random split within centres puts nearly everyone in "all days"; an unseen centre puts
+        everyone in "no day"; a held-out period, its first weeks in "some"."""
+        from ..data.dataset import OnsetDataset, shared_window_days
+
+        if getattr(self, "_train_set", None) is None:
+            self._train_set = OnsetDataset(self.cfg, "train", log=self.log)
+        shared = shared_window_days(self._train_set, ds)
+        groups = {"no day shared with training": (shared == 0) & (ds.weather_present > 0),
+                  "some days shared": (shared > 0) & (shared < ds.T),
+                  "all days shared": shared == ds.T,
+                  "no weather": ds.weather_present == 0}
+        level = float(ec.get("ci_level", 0.95))
+        rows = []
+        for name, at in groups.items():
+            row = {"group": name, "n": int(at.sum()), "cases": int(labels[at].any(axis=1).sum())}
+            if at.sum() >= 2:
+                m = bootstrap_metrics(labels[at], probs[at], n_boot=int(ec.get("bootstrap", 1000)), level=level,
+                                      seed=int(self.cfg.get("seed", 0)))
+                row |= {"macro_roc_auc": m["macro_roc_auc"]["value"], "ci_low": m["macro_roc_auc"]["ci_low"],
+                        "ci_high": m["macro_roc_auc"]["ci_high"]} | {
+                    f"{d}_roc_auc": m[f"{d}_roc_auc"]["value"] for d in DISEASES}
+            rows.append(row)
+        rows = [r for r in rows if r["n"] or r["group"] != "no weather"]
+        self.log.info(f"{split}: windows vs the training people's site-days: " + "; ".join(
+            f"{r['group']} n={r['n']}" + (f" macro ROC-AUC {r['macro_roc_auc']:.3f}" if "macro_roc_auc" in r else "")
+            for r in rows))
+        write_csv(os.path.join(self.out_dir, f"{split}_leakage.csv"), rows,
+                  ["group", "n", "cases", "macro_roc_auc", "ci_low", "ci_high", *[f"{d}_roc_auc" for d in DISEASES]])
+        return rows
 
     def _patterns(self, split, names, labels, probs):
         """Metrics per missingness pattern (``names``, one per person; ``<split>_missingness.csv``);
@@ -295,8 +333,7 @@ class Evaluator(Reporter):
         for split in wanted:
             if split == "val":
                 ds, pred = val_ds, val_pred
-            elif split == "external" and splits == "all" and not split_available(self.cfg, split):
-                self.log.info("no external split (ukb.external_centres is empty): skipped")
+            elif split in HELD_OUT and splits == "all" and not split_available(self.cfg, split):
                 continue
             else:
                 ds, pred = self._predict(split)

@@ -28,7 +28,9 @@ four labels, encoded features and split. Documented rules:
   ``ukb.max_home_distance_km``.
 * **Splits.** Participant-level, stratified by the label pattern, with the
   fractions of ``ukb.split``; participants of ``ukb.external_centres`` form an
-  ``external`` split.
+  ``external`` split, and with ``ukb.temporal_split`` (a date, or two) the others whose index
+  date is after it form a ``period`` split (after the second date: ``period_2``), so training
+  sees only earlier index dates.
 
 Every exclusion is counted in ``cohort_report.json``; ids never appear in logs.
 """
@@ -195,7 +197,35 @@ def _haversine(lat, lon, lat0, lon0):
     return 2 * 6371.0 * np.arcsin(np.sqrt(a))
 
 
-def _splits(labels, site_codes, cfg, rng):
+PERIOD_SPLITS = ("period", "period_2")
+
+
+def temporal_cutoffs(cfg):
+    """``ukb.temporal_split`` as a list of 0-2 ascending ``numpy.datetime64`` dates, checked
+    against the weather period."""
+    spec = cfg["ukb"].get("temporal_split")
+    if spec is None:
+        return []
+    items = spec if isinstance(spec, (list, tuple)) else [spec]
+    try:
+        cuts = [np.datetime64(pd.Timestamp(str(d)).date(), "D") for d in items]
+    except (ValueError, TypeError):
+        cuts = None
+    data = cfg["data"]
+    start = np.datetime64(pd.Timestamp(str(data["start_date"])).date(), "D")
+    end = np.datetime64(pd.Timestamp(str(data["end_date"])).date(), "D")
+    if not cuts or len(cuts) > len(PERIOD_SPLITS) or any(b <= a for a, b in zip(cuts, cuts[1:])) \
+            or not all(start < c < end for c in cuts):
+        raise ConfigError(f"ukb.temporal_split must be null, a date or a list of {len(PERIOD_SPLITS)} ascending dates "
+                          f"strictly inside data.start_date..data.end_date ({start}..{end}), got "
+                          f"{', '.join(str(d) for d in items) or 'an empty list'}")
+    return cuts
+
+
+def _splits(labels, site_codes, index_dates, cfg, rng):
+    """Per person: ``external`` (a centre of ``ukb.external_centres``), else ``period`` /
+    ``period_2`` (index date after the first / second date of ``ukb.temporal_split``), else
+    train / val / test at random within the label pattern."""
     ukb = cfg["ukb"]
     fractions = ukb["split"]
     names = ("train", "val", "test")
@@ -205,9 +235,15 @@ def _splits(labels, site_codes, cfg, rng):
     external = np.isin(site_codes, [c.code for c in resolve_sites(ukb["external_centres"])]) \
         if ukb["external_centres"] else np.zeros(len(labels), bool)
     split[external] = "external"
+    held = external.copy()
+    dates = np.asarray(index_dates, dtype="datetime64[D]")
+    for name, cut in reversed(list(zip(PERIOD_SPLITS, temporal_cutoffs(cfg)))):
+        later = (dates > cut) & ~held
+        split[later] = name
+        held |= later
     strata = np.array(["".join(map(str, row)) for row in labels.astype(int)])
-    for stratum in np.unique(strata[~external]):
-        members = np.nonzero((strata == stratum) & ~external)[0]
+    for stratum in np.unique(strata[~held]):
+        members = np.nonzero((strata == stratum) & ~held)[0]
         members = members[rng.permutation(len(members))]
         cuts = np.round(np.cumsum([fractions[n] for n in names]) * len(members)).astype(int)
         for name, lo, hi in zip(names, np.r_[0, cuts[:-1]], cuts):
@@ -222,6 +258,7 @@ def build_cohort(cfg, log=None):
     path = data["ukb_table"]
     sites = resolve_sites(data["sites"])
     features = feature_list(cfg)
+    temporal_cutoffs(cfg)                       # a bad ukb.temporal_split fails before the table is read
     if ukb["site_from"] not in ("centre", "home"):
         raise ConfigError(f"ukb.site_from must be centre or home, got {ukb['site_from']!r}")
     outcome_fields = [f for fs in F.FIRST_OCCURRENCE.values() for f in fs]
@@ -301,7 +338,7 @@ def build_cohort(cfg, log=None):
         on = onsets[d]
         labels[:, k] = (case & on.notna().to_numpy() & (on <= index_date + window).to_numpy())
     site_codes = np.array([sites[i].code if i >= 0 else -1 for i in site_idx])
-    split = _splits(labels[rows], site_codes[rows], cfg, rng)
+    split = _splits(labels[rows], site_codes[rows], index_date.to_numpy()[rows], cfg, rng)
 
     cohort = pd.DataFrame({
         "eid": frame["eid"].to_numpy()[rows],
