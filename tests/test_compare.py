@@ -54,6 +54,11 @@ def test_the_table_lists_every_baseline_on_the_same_test_people(compared):
     assert np.isnan(macro.loc["model", "p_value"]) and (macro.drop("model").p_value.between(0, 1)).all()
     text = (out / "compare.md").read_text()
     assert all(f"| {name} |" in text for name in BASELINES) and "### external" in text
+    # what the weather branch adds, per split, in words (compare.md, compare.json)
+    saved = json.load(open(out / "compare.json"))["weather_branch"]
+    assert set(saved) == {"test", "external"}
+    for split, v in saved.items():
+        assert v["verdict"] in ("above", "unclear", "below") and f"- {split}: " in text
     # the branch-off baselines are OnsetNet runs with the branch switched off
     for name, key in (("patient_only", "weather_branch"), ("weather_only", "patient_branch")):
         saved = ppeye.load_config(str(out / name / "config.yaml"))
@@ -183,3 +188,22 @@ def test_bad_comparison_settings_are_refused_before_anything_runs(trained, tmp_p
     with pytest.raises(InputError, match=r"splits \['holdout'\] are not in the cohort"):
         Comparison(cfg, str(tmp_path / "d"), ["logistic"], splits=["holdout"]).run()
     assert not (tmp_path / "d").exists()
+
+
+def test_the_comparison_says_plainly_when_the_model_is_below_its_patient_only_baseline():
+    from ppeye.engine.compare import weather_verdicts
+
+    def row(split, contender, d, lo, hi):
+        return {"split": split, "contender": contender, "disease": "macro", "model_minus_contender": d,
+                "diff_ci_low": lo, "diff_ci_high": hi}
+
+    rows = [row("test", "model", np.nan, np.nan, np.nan), row("test", "patient_only", 0.05, 0.01, 0.09),
+            row("external", "patient_only", -0.06, -0.11, -0.01), row("period", "patient_only", 0.01, -0.03, 0.05),
+            row("period_2", "patient_only", -0.01, -0.05, 0.03), row("test", "xgboost", -0.2, -0.3, -0.1)]
+    got = weather_verdicts(rows)
+    assert {k: v[0] for k, v in got.items()} == {"test": "above", "external": "below", "period": "unclear",
+                                                 "period_2": "below"}
+    assert "BELOW its own patient-only baseline (-0.060 [-0.110, -0.010], interval below 0): its weather branch " \
+           "hurts" in got["external"][1]
+    assert "the interval includes 0" in got["period_2"][1] and "hurts" not in got["period_2"][1]
+    assert weather_verdicts([r for r in rows if r["contender"] != "patient_only"]) == {}

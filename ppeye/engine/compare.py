@@ -201,6 +201,31 @@ def markdown(rows, split, reference=REFERENCE):
     return "\n".join(lines) + "\n"
 
 
+def verdict(diff, low, high, reference=REFERENCE):
+    """``(kind, sentence)``: what the reference's macro ROC-AUC minus its patient-only baseline's,
+    ``diff`` [``low``, ``high``], says about its weather branch; kind ``above`` (interval above 0),
+    ``unclear`` (interval includes 0, difference >= 0) or ``below`` (difference < 0)."""
+    ci = f"{diff:+.3f} [{low:+.3f}, {high:+.3f}]"
+    if low > 0:
+        return "above", f"the {reference} beats its patient-only baseline ({ci}): its weather branch adds"
+    if diff >= 0:
+        return "unclear", (f"the {reference} is not distinguishable from its patient-only baseline ({ci}): no "
+                           f"evidence that its weather branch adds")
+    if high < 0:
+        return "below", (f"the {reference} scores BELOW its own patient-only baseline ({ci}, interval below 0): its "
+                         f"weather branch hurts")
+    return "below", (f"the {reference} scores BELOW its own patient-only baseline ({ci}; the interval includes 0): "
+                     f"no evidence that its weather branch adds")
+
+
+def weather_verdicts(rows, reference=REFERENCE, baseline="patient_only"):
+    """Per split, :func:`verdict` of the reference against its own patient-only baseline (what its
+    weather branch adds): ``{split: (kind, sentence)}``; empty without that baseline."""
+    return {r["split"]: verdict(r["model_minus_contender"], r["diff_ci_low"], r["diff_ci_high"], reference)
+            for r in rows if r["contender"] == baseline and r["disease"] == "macro"
+            and np.isfinite(r["model_minus_contender"])}
+
+
 def write_comparison(eval_dirs, out_dir, splits, level=0.95, n_boot=1000, seed=0, log=None, reference=REFERENCE):
     """``compare_<split>.csv``, ``compare.md`` and ``compare.json`` under ``out_dir`` from the
     contenders' evaluation directories ({name: dir}, ``reference`` among them); returns the rows.
@@ -223,12 +248,20 @@ def write_comparison(eval_dirs, out_dir, splits, level=0.95, n_boot=1000, seed=0
                     f"{r['diff_ci_high']:+.3f}]")
                 log.info(f"{split}: {r['contender']:<13} macro ROC-AUC {r['roc_auc']:.3f} "
                          f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]{diff}")
+    verdicts = weather_verdicts(all_rows, reference)
+    if verdicts:
+        text += ["## What the weather branch adds (macro ROC-AUC, the model minus its patient-only baseline)", ""]
+        for split, (kind, sentence) in verdicts.items():
+            text.append(f"- {split}: {'**' + sentence + '**' if kind == 'below' else sentence}")
+            (log.warning if kind == "below" else log.info)(f"{split}: {sentence}")
+        text.append("")
     with atomic_write(os.path.join(out_dir, "compare.md")) as f:
         f.write("\n".join(text))
     with atomic_write(os.path.join(out_dir, "compare.json")) as f:
         json.dump({"contenders": {k: os.path.abspath(v) for k, v in eval_dirs.items()}, "reference": reference,
                    "splits": list(splits),
                    "ci_level": level, "bootstrap": int(n_boot),
+                   "weather_branch": {k: {"verdict": v[0], "text": v[1]} for k, v in verdicts.items()},
                    "rows": [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
                             for r in all_rows]}, f, indent=1, default=float)
     return all_rows
