@@ -14,6 +14,15 @@ Writes compare_<split>.csv, compare.md and compare.json (ROC-AUC with 95% interv
 model's AUC minus each contender's with DeLong's interval and p-value) to --output_dir
 (default <output_dir>/<run_name>_compare). Runs scored on different test people or labels are
 refused.
+
+    python tools/compare.py -c configs/demo.yaml --seeds 3                # every figure over 3 seeds
+    python tools/compare.py -c configs/demo.yaml --cv centres --seeds 3   # every centre held out in turn
+
+With --seeds N (or a list, 0,1,2) the comparison runs once per seed into <out>/seed_<s>/ and
+results.md / results.csv give each figure's mean, sd, min-max and pooled interval over seeds
+(resumable: finished seeds are read). With --cv centres every centre of data.sites is held out in
+turn (<out>/fold_<centre>/, over the seeds), and cv.md / cv_pooled.csv pool the held-out centres'
+differences by random-effects meta-analysis (with tau^2 and I^2). --baselines none: the model only.
 """
 import os
 
@@ -38,6 +47,10 @@ def main():
                         help="compare these evaluated runs instead of training baselines")
     parser.add_argument("--split", default=None, help="comma-separated splits to compare (default: test and "
                         "external when present; with --runs: test)")
+    parser.add_argument("--seeds", default=None, metavar="N|S,S,...",
+                        help="train and compare once per seed: a number of seeds from the config's seed, or a list")
+    parser.add_argument("--cv", default=None, choices=["centres"],
+                        help="internal-external cross-validation: every centre held out in turn")
     add_processes_arg(parser, "baseline")
     parser.add_argument("--output_dir", default=None, help="where the comparison goes")
     args = parser.parse_args()
@@ -46,6 +59,8 @@ def main():
         from ppeye.engine.compare import REFERENCE, Comparison, write_comparison
 
         if args.runs:
+            if args.seeds or args.cv:
+                raise cli.PpeyeError("--seeds and --cv train the contenders; --runs compares runs already trained")
             if not args.output_dir:
                 raise cli.PpeyeError("--runs needs --output_dir")
             dirs = {}
@@ -65,8 +80,23 @@ def main():
         cfg = cli.config_from_args(args)
         run_name = cfg.get("run_name") or os.path.splitext(os.path.basename(args.config))[0]
         out = args.output_dir or os.path.join(cfg["output_dir"], f"{run_name}_compare")
-        baselines = args.baselines.split(",") if args.baselines else None
-        Comparison(cfg, out, baselines, args.processes, splits=args.split.split(",") if args.split else None).run()
+        baselines = ([] if args.baselines == "none" else args.baselines.split(",")) if args.baselines else None
+        splits = args.split.split(",") if args.split else None
+        if args.cv:
+            from ppeye.engine.crossval import CentreFolds
+            from ppeye.engine.results import parse_seeds
+
+            if splits:
+                raise cli.PpeyeError("--cv centres scores each fold's held-out centre: drop --split")
+            CentreFolds(cfg, args.output_dir or os.path.join(cfg["output_dir"], f"{run_name}_cv"),
+                        parse_seeds(args.seeds or "1", int(cfg.get("seed", 0))), baselines, args.processes).run()
+        elif args.seeds:
+            from ppeye.engine.results import SeedRuns, parse_seeds
+
+            SeedRuns(cfg, args.output_dir or os.path.join(cfg["output_dir"], f"{run_name}_results"),
+                     parse_seeds(args.seeds, int(cfg.get("seed", 0))), baselines, args.processes, splits).run()
+        else:
+            Comparison(cfg, out, baselines, args.processes, splits=splits).run()
 
     cli.main(run)
 
