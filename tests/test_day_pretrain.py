@@ -147,3 +147,19 @@ def test_day_pretraining_refuses_configs_it_cannot_train(tiny_work, tmp_path):
             pretrain_days(config(tiny_work, tmp_path, extra))
     with pytest.raises(ConfigError, match="pretrained: .*nowhere does not exist; make it first .*tools/pretrain_days.py"):
         Trainer(config(tiny_work, tmp_path, [f"pretrained={tmp_path}/nowhere"]))
+
+
+def test_with_a_temporal_split_the_day_encoder_never_sees_the_held_out_periods_weather(tiny_work, tmp_path,
+                                                                                        monkeypatch):
+    import ppeye.engine.day_pretrain as dp
+
+    cfg = config(tiny_work, tmp_path, ["ukb.temporal_split=2019-05-01", "day_pretrain.epochs=1"])
+    store = OnsetDataset(cfg, "train").store
+    end = dp.training_days_end(cfg, store)
+    assert str(store.dates[end]) == "2019-05-01" and dp.training_days_end(config(tiny_work, tmp_path), store) is None
+    read = []
+    real = dp.read_keys
+    monkeypatch.setattr(dp, "read_keys", lambda st, keys: read.append(np.asarray(keys)) or real(st, keys))
+    pretrain_days(cfg)
+    days = np.concatenate(read) % store.n_days
+    assert days.max() < end and days.min() < end - 30           # everything before, a good stretch of it

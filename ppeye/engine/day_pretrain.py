@@ -8,7 +8,8 @@ coarse volume through the model's day decoder (``model.day_reconstruction``; wit
 ``target: deviation`` and ``standardise`` the pattern across the box, each pooled cell scaled to
 unit variance: ``ppeye/modeling/layers/day_decoder.py``). Every ``holdout_every``-th day is held
 out to measure the reconstruction (mean squared error and R^2 per variable, ``metrics.csv``).
-No label, no participant and no day of an external centre is used.
+No label, no participant, no day of an external centre and no day from the first
+``ukb.temporal_split`` date on (the held-out period) is used.
 
 ``pretrain_days(cfg)`` writes ``<output_dir>/<run_name>_days/``: the config, ``checkpoints/``
 (the encoder and decoder only: ``backbone.*``, ``day_proj.*``, ``day_decoder.*``; atomic, best
@@ -68,10 +69,21 @@ def settings(cfg):
     return s
 
 
-def centre_days(store, positions):
-    """Keys (position * n_days + day) of every valid day at the store positions, sorted."""
-    keys = [p * store.n_days + np.nonzero(store.valid[p])[0] for p in sorted(set(int(p) for p in positions))]
+def centre_days(store, positions, before=None):
+    """Keys (position * n_days + day) of every valid day at the store positions (days before the
+    store day ``before`` only, when given), sorted."""
+    valid = store.valid if before is None else store.valid & (np.arange(store.n_days) < before)
+    keys = [p * store.n_days + np.nonzero(valid[p])[0] for p in sorted(set(int(p) for p in positions))]
     return np.concatenate(keys).astype(np.int64) if keys else np.zeros(0, np.int64)
+
+
+def training_days_end(cfg, store):
+    """The store day of the first ``ukb.temporal_split`` date (exclusive end of the days the day
+    encoder may learn from: the held-out period's weather stays unseen), or None."""
+    from ..data.ukb.cohort import temporal_cutoffs
+
+    cuts = temporal_cutoffs(cfg)
+    return int(store.day_index([cuts[0]])[0]) if cuts else None
 
 
 def read_keys(store, keys):
@@ -82,23 +94,24 @@ def read_keys(store, keys):
     return weather[index[0]]
 
 
-def fit_sample(store, positions, fit_days, seed):
-    """Keys of up to ``fit_days`` valid days of the store positions (seeded sample), sorted."""
-    keys = centre_days(store, positions)
+def fit_sample(store, positions, fit_days, seed, before=None):
+    """Keys of up to ``fit_days`` valid days of the store positions (before store day ``before``;
+    seeded sample), sorted."""
+    keys = centre_days(store, positions, before)
     if len(keys) > fit_days:
         keys = np.sort(np.random.default_rng(seed).choice(keys, fit_days, replace=False))
     return keys
 
 
-def fit_day_decoder(model, store, positions, fit_days, seed, log=None, volumes=None):
+def fit_day_decoder(model, store, positions, fit_days, seed, log=None, volumes=None, before=None):
     """Fit a standardising day decoder's statistics on up to ``fit_days`` valid days of the store
-    positions (seeded sample; or the given ``volumes``); nothing to do when the model has none or
-    it is fitted already."""
+    positions before store day ``before`` (seeded sample; or the given ``volumes``); nothing to do
+    when the model has none or it is fitted already."""
     decoder = getattr(model, "day_decoder", None)
     if decoder is None or decoder.fitted:
         return
     if volumes is None:
-        volumes = read_keys(store, fit_sample(store, positions, fit_days, seed))
+        volumes = read_keys(store, fit_sample(store, positions, fit_days, seed, before))
     decoder.fit(volumes)
     if log:
         log.info(f"day decoder: standardisation fitted on {len(volumes)} days of {len(set(positions))} centres")
@@ -120,7 +133,8 @@ def pretrain_days(cfg, log=None):
 
     train_set = OnsetDataset(cfg, "train")      # only its centres are used
     store, positions = train_set.store, np.unique(train_set.site)
-    keys = centre_days(store, positions)
+    before = training_days_end(cfg, store)
+    keys = centre_days(store, positions, before)
     held = (keys % store.n_days) % s["holdout_every"] == 0
     fit, hold = keys[~held], keys[held]
     if len(fit) < s["batch_size"] or len(hold) < 2:
@@ -132,7 +146,7 @@ def pretrain_days(cfg, log=None):
     device = select_device(cfg.get("device", "auto"))
     seed = seed_everything(cfg["seed"])
     model = build_model(cfg)
-    sample = read_keys(store, fit_sample(store, positions, s["fit_days"], seed))
+    sample = read_keys(store, fit_sample(store, positions, s["fit_days"], seed, before))
     fit_day_decoder(model, store, positions, s["fit_days"], seed, log, volumes=sample)
     varying = model.day_decoder.varying(sample)
     del sample
@@ -145,7 +159,9 @@ def pretrain_days(cfg, log=None):
     opt = paddle.optimizer.Adam(float(s["learning_rate"]), parameters=encoder.parameters(), use_multi_tensor=True)
     save_config(cfg, os.path.join(run_dir, "config.yaml"))
     log.info(f"day pretraining {type(model).__name__}'s day encoder on {device}: {len(fit)} days of {len(positions)} centres "
-             f"({len(hold)} held out), {s['epochs']} epochs of {len(fit) // s['batch_size']} batches")
+             f"({len(hold)} held out), {s['epochs']} epochs of {len(fit) // s['batch_size']} batches"
+             + ("" if before is None else f"; days before {store.dates[before]} only (ukb.temporal_split: the held-out "
+                                          f"period's weather stays unseen)"))
     rng = np.random.default_rng(seed)
     rows, best = [], None
     for epoch in range(1, s["epochs"] + 1):

@@ -226,10 +226,11 @@ class Trainer:
                           f"{', '.join(what['not_in_checkpoint']) or 'nothing'}; not used: "
                           f"{', '.join(what['unused']) or 'nothing'}")
         if getattr(self.model, "day_decoder", None) is not None:   # a standardising one needs its statistics
-            from .day_pretrain import fit_day_decoder, settings
+            from .day_pretrain import fit_day_decoder, settings, training_days_end
 
-            fit_day_decoder(self.model, self.train_set.store, np.unique(self.train_set.site),
-                            settings(cfg)["fit_days"], self.seed, self.log)
+            store = self.train_set.store
+            fit_day_decoder(self.model, store, np.unique(self.train_set.site), settings(cfg)["fit_days"], self.seed,
+                            self.log, before=training_days_end(cfg, store))
         prevalence = self.train_set.labels.mean(0)
         self.criterion = build_loss(cfg, prevalence=prevalence.tolist())
         check_weather_presence(self.model, self.train_set)
