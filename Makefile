@@ -5,12 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_CONFIG ?= configs/demo.yaml
 PYTEST_ARGS ?=
+RESULTS_ARGS ?=
 
-.PHONY: demo test install bench clean help
+.PHONY: demo test results install bench clean help
 
 help:
 	@echo "make demo   install into $(VENV), make synthetic data, run every stage on $(DEMO_CONFIG)"
 	@echo "make test   install into $(VENV) and run the tests"
+	@echo "make results  the README's neural figures over 3 seeds (RESULTS_ARGS=--cv adds every centre held out)"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make clean  remove $(VENV), data/demo and output/demo"
 
@@ -31,8 +33,11 @@ demo: install
 test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
+results: install
+	$(PY) tools/results.py -c $(DEMO_CONFIG) $(RESULTS_ARGS)
+
 bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) data/demo output/demo inference/demo
+	rm -rf $(VENV) data/demo output/demo output/demo_days output/demo_results output/demo_cv inference/demo

@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, TINY
 
 TOOLS = ["download", "preprocess", "train", "eval", "export", "infer", "visualize", "make_synthetic", "demo",
-         "compare_imputers", "make_scoring_table", "pretrain_days"]
+         "compare_imputers", "make_scoring_table", "pretrain_days", "compare", "results"]
 
 
 def run_tool(name, *args):
@@ -41,6 +41,18 @@ def test_unknown_override_is_a_clear_error_without_traceback():
     assert res.returncode == 2
     assert "unknown config key 'train.epoch'" in res.stderr and "train.epochs" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_compare_refuses_bad_seed_and_design_flags_before_any_work(tmp_path):
+    cases = [(["-c", "configs/demo.yaml", "--seeds", "1,1"], "--seeds takes a number of seeds"),
+             (["-c", "configs/demo.yaml", "--seeds", "2", "-o", f"weights={tmp_path}"], "drop -o weights"),
+             (["-c", "configs/demo.yaml", "--cv", "centres", "--split", "test"], "drop --split"),
+             (["--runs", str(tmp_path), "--seeds", "2", "--output_dir", str(tmp_path / "o")], "--runs compares runs")]
+    for args, message in cases:
+        res = run_tool("compare", *args)
+        assert res.returncode != 0 and message in res.stderr, (args, res.stderr[-500:])
+        assert "Traceback" not in res.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_stage_that_is_not_built_says_so_and_exits_3():
