@@ -44,6 +44,8 @@ TINY = [
     "synthetic.signals.periodic.effects={glaucoma: {winter: 1.2, summer: 0.0}}",
     # trained from scratch, end to end (the demo starts from its pretrained day encoder)
     "pretrained=null", "train.two_stage.frozen_epochs=0",
+    # no held-out period (the demo's date lies outside these six months)
+    "ukb.temporal_split=null",
 ]
 SMALL = [o for o in TINY if not o.startswith(("data.end_date", "synthetic.num_participants"))]
 SMALL += ["data.end_date=2019-03-15", "synthetic.num_participants=60"]
