@@ -30,6 +30,9 @@ import numpy as np
 from ..core.errors import ConfigError
 from ..core.io import atomic_write, write_csv
 from ..core.logger import get_logger
+from ..data.ukb.centres import resolve_sites
+from ..data.ukb.cohort import build_cohort
+from ..data.ukb.impute import impute_cohort
 from ..metrics import DISEASES
 from ..metrics.pooling import random_effects, se_from_interval
 from .compare import REFERENCE, verdict
@@ -52,9 +55,6 @@ def fold_config(cfg, centre, work_dir):
 
 def prepare_fold(cfg, fold_cfg, log):
     """The fold's cohort and imputation (the weather store linked from the config's work dir)."""
-    from ..data.ukb.cohort import build_cohort
-    from ..data.ukb.impute import impute_cohort
-
     work = fold_cfg["data"]["work_dir"]
     store = os.path.abspath(os.path.join(cfg["data"]["work_dir"], "era5.zarr"))
     if not os.path.isdir(store):
@@ -73,8 +73,6 @@ class CentreFolds:
     turn, then the pooled comparison; returns ``(fold_rows, pooled_rows)``."""
 
     def __init__(self, cfg, out_dir, seeds, baselines=None, processes="auto", log=None):
-        from ..data.ukb.centres import resolve_sites
-
         self.centres = [c.name for c in resolve_sites(cfg["data"]["sites"])]
         if len(self.centres) < 2:
             raise ConfigError(f"cross-validation by centre needs at least 2 centres in data.sites, got {self.centres}")

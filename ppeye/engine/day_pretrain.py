@@ -29,6 +29,7 @@ from ..core.io import atomic_write
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..core.seed import seed_everything
+from ..data.ukb.cohort import temporal_cutoffs
 from .checkpoint import save_checkpoint
 
 paddle = import_paddle()
@@ -80,8 +81,6 @@ def centre_days(store, positions, before=None):
 def training_days_end(cfg, store):
     """The store day of the first ``ukb.temporal_split`` date (exclusive end of the days the day
     encoder may learn from: the held-out period's weather stays unseen), or None."""
-    from ..data.ukb.cohort import temporal_cutoffs
-
     cuts = temporal_cutoffs(cfg)
     return int(store.day_index([cuts[0]])[0]) if cuts else None
 

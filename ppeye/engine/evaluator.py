@@ -40,6 +40,7 @@ from ..core.errors import DataError, InputError
 from ..core.io import atomic_write, save_npz, write_csv
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
+from ..data.dataset import OnsetDataset, shared_window_days
 from ..metrics import DISEASES, bootstrap_metrics, calibration_table, choose_thresholds
 from ..metrics.clinical import clinical_report, confusion_rows, net_benefit
 from ..metrics.plots import decision_curve_figure, save_curves, save_figure
@@ -142,8 +143,6 @@ class Reporter:
         cases, macro ROC-AUC with its bootstrap interval and per-disease ROC-AUC; returns the rows.
         A random split within centres puts nearly everyone in "all days"; an unseen centre puts
         everyone in "no day"; a held-out period, its first weeks in "some"."""
-        from ..data.dataset import OnsetDataset, shared_window_days
-
         if getattr(self, "_train_set", None) is None:
             self._train_set = OnsetDataset(self.cfg, "train", log=self.log)
         shared = shared_window_days(self._train_set, ds)
@@ -291,8 +290,6 @@ class Evaluator(Reporter):
                                  f"training): evaluating the model alone")
 
     def _predict(self, split):
-        from ..data.dataset import OnsetDataset
-
         ds = OnsetDataset(self.cfg, split)
         pred = predict(self.model, ds, self.cfg, with_embeddings=self.retrieval is not None)
         return ds, pred

@@ -36,9 +36,10 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.io import atomic_write, digest, write_csv
 from ..core.logger import get_logger
+from ..core.paddle_env import import_paddle
 from ..metrics import DISEASES
 from ..metrics.pooling import over_seeds, se_from_interval
-from .compare import REFERENCE, verdict
+from .compare import REFERENCE, Comparison, verdict
 
 NOT_COMPUTATION = ("output_dir", "run_name", "seed", "weights", "log_iter", "use_vdl", "vdl_log_dir", "num_threads",
                    "device")
@@ -63,8 +64,6 @@ def parse_seeds(spec, base):
 
 def machine():
     """What the figures were measured on: platform, CPUs, threads per process, Paddle version."""
-    from ..core.paddle_env import import_paddle
-
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "paddle": import_paddle().__version__, "python": platform.python_version()}
@@ -100,8 +99,6 @@ class SeedRuns:
             json.dump({"fingerprint": mine, "baselines": self.baselines}, f, indent=1)
 
     def run(self):
-        from .compare import Comparison
-
         self._claim()
         get_logger("ppeye.results", output_dir=self.out_dir)
         timings = {}
