@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""What each lever does to transfer: the model vs its own patient-only baseline on the random test
+split, the held-out period and the unseen centre, over seeds (printed, not asserted).
+
+Each lever is a set of config overrides that changes the weather side only, so the patient-only
+baseline (``model.weather_branch: false``) is the same for every lever: it is trained once per
+seed, then each lever's model once per seed, and every (lever, seed) is compared with the
+patient-only run of its seed on the same people (``ppeye.engine.compare.write_comparison``) and
+summarised over seeds (``ppeye.engine.results.summarise``: mean, sd and the Rubin-pooled
+interval). Everything lands in ``--out`` and is resumable: finished seeds are read, not retrained.
+
+    python bench/bench_generalisation.py                          # every lever, 3 seeds, the demo config
+    python bench/bench_generalisation.py --levers demo small_head --seeds 0,1,2
+    python bench/bench_generalisation.py -c configs/demo.yaml -o train.epochs=4 --out output/gen_quick
+
+Needs the demo data and day encoder (``make demo`` or ``make results``). A lever is one line of
+LEVERS below; add one there to measure it.
+"""
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+LEVERS = {
+    "demo": [],                                                           # the config as it is
+    "small_head": ["model.temporal.transformer.layers=1", "model.temporal.afno.enabled=false",
+                   "model.temporal.transformer.moe.enabled=false"],       # a smaller temporal head over frozen days
+    "no_day_reconstruction": ["model.day_reconstruction.enabled=false"],  # labels only after the pretraining
+}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-c", "--config", default=os.path.join(ROOT, "configs", "demo.yaml"))
+    p.add_argument("-o", "--opt", nargs="+", default=[], help="overrides for every run (key=value)")
+    p.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
+    p.add_argument("--seeds", default="3", help="a number of seeds from the config's seed, or a list (0,1,2)")
+    p.add_argument("--out", default=os.path.join(ROOT, "output", "bench_generalisation"))
+    p.add_argument("--processes", default="auto", help="training processes per run (auto, inline or a number)")
+    args = p.parse_args()
+    import ppeye
+    from ppeye.engine.compare import patient_only_overrides, write_comparison
+    from ppeye.engine.evaluator import split_available
+    from ppeye.engine.results import SeedRuns, parse_seeds, summarise
+
+    processes = int(args.processes) if args.processes.isdigit() else args.processes
+    base = ppeye.load_config(args.config, args.opt)
+    seeds = parse_seeds(args.seeds, int(base["seed"]))
+    splits = [s for s in ("test", "period", "external") if split_available(base, s)]
+    level = float(base["evaluation"]["ci_level"])
+
+    def model_runs(name, overrides):
+        t0 = time.perf_counter()
+        cfg = ppeye.load_config(args.config, args.opt + overrides)
+        SeedRuns(cfg, os.path.join(args.out, name), seeds, [], processes).run()
+        return time.perf_counter() - t0
+
+    seconds = {"patient_only": model_runs("patient_only", ["model.weather_branch=false", "retrieval.enabled=false",
+                                                           *patient_only_overrides(base)])}
+    table = []
+    for lever in args.levers:
+        seconds[lever] = model_runs(lever, LEVERS[lever])
+        vs = os.path.join(args.out, lever, "vs_patient_only")
+        for seed in seeds:
+            if not os.path.isfile(os.path.join(vs, f"seed_{seed}", "compare.json")):
+                dirs = {"model": os.path.join(args.out, lever, f"seed_{seed}", "model", "eval"),
+                        "patient_only": os.path.join(args.out, "patient_only", f"seed_{seed}", "model", "eval")}
+                write_comparison(dirs, os.path.join(vs, f"seed_{seed}"), splits, level,
+                                 int(base["evaluation"]["bootstrap"]), seed)
+        rows = summarise(vs, seeds, level)
+        table += [(lever, r) for r in rows if r["disease"] == "macro" and r["contender"] == "patient_only"]
+        table += [(lever, r) for r in rows if r["disease"] == "macro" and r["contender"] == "model"]
+    print(f"\nseeds {seeds}; macro ROC-AUC mean ± sd over seeds; model minus its patient-only baseline: mean "
+          f"[Rubin-pooled {level:.0%} interval]")
+    print(f"{'lever':<24}" + "".join(f"{s:>38}" for s in splits))
+    for lever in args.levers:
+        cells = []
+        for split in splits:
+            m = next(r for lv, r in table if lv == lever and r["split"] == split and r["contender"] == "model")
+            d = next(r for lv, r in table if lv == lever and r["split"] == split and r["contender"] == "patient_only")
+            cells.append(f"{m['roc_auc_mean']:.3f}±{m['roc_auc_sd']:.3f} {d['diff_mean']:+.3f} "
+                         f"[{d['diff_ci_low']:+.3f},{d['diff_ci_high']:+.3f}]")
+        print(f"{lever:<24}" + "".join(f"{c:>38}" for c in cells) + f"   ({seconds[lever] / 60:.0f} min)")
+    po = {r["split"]: r["roc_auc_mean"] for lv, r in table if lv == args.levers[0] and r["contender"] == "patient_only"}
+    print(f"patient-only baseline ({seconds['patient_only'] / 60:.0f} min): "
+          + ", ".join(f"{s} {po[s]:.3f}" for s in splits))
+
+if __name__ == "__main__":
+    main()
