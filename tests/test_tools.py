@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, shared
 
 TOOLS = ["download", "preprocess", "train", "eval", "export", "infer", "visualize", "make_synthetic", "demo",
          "compare_imputers", "make_scoring_table", "pretrain_days", "compare", "results"]
@@ -176,6 +176,7 @@ def test_preprocess_era5_stage_end_to_end(tiny, tmp_path):
 
 
 def test_compare_imputers_writes_csv_and_plot(tiny, tmp_path):
+    shared("tabular", "pbc.csv")            # the tool scores the real tables beside the cohort
     out, _ = tiny
     base = ["-c", "configs/demo.yaml", "-o", *TINY, f"data.ukb_table={out}/ukb.csv", f"data.work_dir={tmp_path}/w"]
     assert run_tool("preprocess", *base, "--stage", "ukb").returncode == 0
