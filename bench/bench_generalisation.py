@@ -70,7 +70,7 @@ def main():
                         "patient_only": os.path.join(args.out, "patient_only", f"seed_{seed}", "model", "eval")}
                 write_comparison(dirs, os.path.join(vs, f"seed_{seed}"), splits, level,
                                  int(base["evaluation"]["bootstrap"]), seed)
-        rows = summarise(vs, seeds, level)
+        rows = summarise(vs, seeds, level, processes=processes)
         table += [(lever, r) for r in rows if r["disease"] == "macro" and r["contender"] == "patient_only"]
         table += [(lever, r) for r in rows if r["disease"] == "macro" and r["contender"] == "model"]
     print(f"\nseeds {seeds}; macro ROC-AUC mean ± sd over seeds; model minus its patient-only baseline: mean "

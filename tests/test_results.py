@@ -81,6 +81,7 @@ def test_seeds_are_summarised_by_mean_spread_and_pooled_interval(seeded):
         assert ppeye.load_config(str(out / f"seed_{seed}" / "model" / "config.yaml"))["seed"] == seed
     info = json.load(open(out / "results.json"))
     assert info["machine"]["cpu_count"] == os.cpu_count() and set(info["seconds"]) == {"3", "4"}
+    assert info["machine"]["training_processes"] == 1                      # processes="inline"
     text = (out / "results.md").read_text()
     assert "## test" in text and "## external" in text and "Rubin's rules" in text
     assert "patient-only baseline" in text

@@ -8,12 +8,19 @@ import os
 import subprocess
 
 
+def process_count(processes="auto"):
+    """How many training processes ``processes`` means: ``auto`` is one per visible GPU, else one
+    per CPU core; ``inline`` is this process."""
+    if processes == "inline":
+        return 1
+    if processes == "auto":
+        return _visible_gpus() or os.cpu_count() or 1
+    return int(processes)
+
+
 def launch_prefix(log_dir, processes="auto"):
     """The ``python -m paddle.distributed.launch`` arguments for ``processes`` (empty for one)."""
-    if processes == "auto":
-        gpus = _visible_gpus()
-        processes = gpus or os.cpu_count() or 1
-    processes = int(processes)
+    processes = process_count(processes)
     if processes < 2:
         return []
     return ["-m", "paddle.distributed.launch", "--nproc_per_node", str(processes), "--log_dir", log_dir]

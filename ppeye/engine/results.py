@@ -35,6 +35,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.io import atomic_write, digest, write_csv
+from ..core.launch import process_count
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..metrics import DISEASES
@@ -62,10 +63,13 @@ def parse_seeds(spec, base):
     return seeds
 
 
-def machine():
-    """What the figures were measured on: platform, CPUs, threads per process, Paddle version."""
+def machine(processes="auto"):
+    """What the figures were measured on: platform, CPUs, training processes and threads per
+    process, Paddle version. Trainings under the launcher run each process with one thread on CPU."""
+    count = process_count(processes)
+    threads = "1" if count > 1 else os.environ.get("OMP_NUM_THREADS")     # the launcher's processes: 1 each
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "cpu_count": os.cpu_count(), "training_processes": count, "omp_num_threads": threads,
             "paddle": import_paddle().__version__, "python": platform.python_version()}
 
 
@@ -116,7 +120,7 @@ class SeedRuns:
             with atomic_write(os.path.join(seed_dir, "seconds.json")) as f:
                 json.dump({"seconds": timings[seed]}, f)
         return summarise(self.out_dir, self.seeds, float((self.cfg.get("evaluation") or {}).get("ci_level", 0.95)),
-                         self.log)
+                         self.log, self.processes)
 
 
 def _seed_rows(out_dir, seeds):
@@ -128,7 +132,7 @@ def _seed_rows(out_dir, seeds):
     return rows
 
 
-def summarise(out_dir, seeds, level=0.95, log=None):
+def summarise(out_dir, seeds, level=0.95, log=None, processes="auto"):
     """``seeds.csv``, ``results.csv``, ``results.md`` and ``results.json`` from the seeds' comparisons
     under ``out_dir``; returns the summary rows."""
     log = log or get_logger("ppeye.results")
@@ -154,7 +158,7 @@ def summarise(out_dir, seeds, level=0.95, log=None):
     for seed in seeds:
         path = os.path.join(out_dir, f"seed_{seed}", "seconds.json")
         seconds[seed] = json.load(open(path))["seconds"] if os.path.isfile(path) else None
-    info = {"seeds": seeds, "machine": machine(), "seconds": seconds, "ci_level": level}
+    info = {"seeds": seeds, "machine": machine(processes), "seconds": seconds, "ci_level": level}
     with atomic_write(os.path.join(out_dir, "results.json")) as f:
         json.dump(info | {"rows": [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
                                    for r in rows]}, f, indent=1, default=float)
@@ -182,8 +186,8 @@ def markdown(rows, info):
     m = info["machine"]
     secs = [s for s in info["seconds"].values() if s]
     lines = ["# ppeye results over seeds", "",
-             f"Seeds {', '.join(map(str, info['seeds']))}; {m['platform']}, {m['cpu_count']} CPUs, "
-             f"OMP_NUM_THREADS={m['omp_num_threads']}, Paddle {m['paddle']}"
+             f"Seeds {', '.join(map(str, info['seeds']))}; {m['platform']}, {m['cpu_count']} CPUs, trained in "
+             f"{m['training_processes']} process(es) of {m['omp_num_threads']} thread(s), Paddle {m['paddle']}"
              + (f"; {np.mean(secs) / 60:.0f} min per seed" if secs else "") + ".",
              "Each cell: mean ± sd over seeds (min, max; pooled interval by Rubin's rules: the runs' "
              f"{info['ci_level']:.0%} intervals over people plus the spread between seeds).", ""]
