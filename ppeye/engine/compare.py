@@ -31,11 +31,11 @@ from ..core.io import atomic_write, write_csv
 from ..core.logger import get_logger
 from ..metrics import DISEASES
 from ..metrics.clinical import auc_with_se, delong
+from .verdicts import REFERENCE, weather_verdicts
 
 NEURAL = {"patient_only": ["model.weather_branch=false"], "weather_only": ["model.patient_branch=false"]}
 CLASSICAL = ("xgboost", "logistic", "climate")
 BASELINES = (*NEURAL, *CLASSICAL, "late_fusion")
-REFERENCE = "model"
 COLUMNS = ["split", "contender", "disease", "n", "cases", "roc_auc", "ci_low", "ci_high", "model_minus_contender",
            "diff_ci_low", "diff_ci_high", "p_value"]
 
@@ -199,31 +199,6 @@ def markdown(rows, split, reference=REFERENCE):
             cells.append("" if np.isnan(d) else f"{d:+.3f} [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}], {p}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def verdict(diff, low, high, reference=REFERENCE):
-    """``(kind, sentence)``: what the reference's macro ROC-AUC minus its patient-only baseline's,
-    ``diff`` [``low``, ``high``], says about its weather branch; kind ``above`` (interval above 0),
-    ``unclear`` (interval includes 0, difference >= 0) or ``below`` (difference < 0)."""
-    ci = f"{diff:+.3f} [{low:+.3f}, {high:+.3f}]"
-    if low > 0:
-        return "above", f"the {reference} beats its patient-only baseline ({ci}): its weather branch adds"
-    if diff >= 0:
-        return "unclear", (f"the {reference} is not distinguishable from its patient-only baseline ({ci}): no "
-                           f"evidence that its weather branch adds")
-    if high < 0:
-        return "below", (f"the {reference} scores BELOW its own patient-only baseline ({ci}, interval below 0): its "
-                         f"weather branch hurts")
-    return "below", (f"the {reference} scores BELOW its own patient-only baseline ({ci}; the interval includes 0): "
-                     f"no evidence that its weather branch adds")
-
-
-def weather_verdicts(rows, reference=REFERENCE, baseline="patient_only"):
-    """Per split, :func:`verdict` of the reference against its own patient-only baseline (what its
-    weather branch adds): ``{split: (kind, sentence)}``; empty without that baseline."""
-    return {r["split"]: verdict(r["model_minus_contender"], r["diff_ci_low"], r["diff_ci_high"], reference)
-            for r in rows if r["contender"] == baseline and r["disease"] == "macro"
-            and np.isfinite(r["model_minus_contender"])}
 
 
 def write_comparison(eval_dirs, out_dir, splits, level=0.95, n_boot=1000, seed=0, log=None, reference=REFERENCE):

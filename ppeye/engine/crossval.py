@@ -35,7 +35,7 @@ from ..data.ukb.cohort import build_cohort
 from ..data.ukb.impute import impute_cohort
 from ..metrics import DISEASES
 from ..metrics.pooling import random_effects, se_from_interval
-from .compare import REFERENCE, verdict
+from .verdicts import REFERENCE, verdict
 from .results import SeedRuns
 
 FOLD_COLUMNS = ["centre", "contender", "disease", "n_seeds", "roc_auc", "ci_low", "ci_high", "diff", "diff_ci_low",

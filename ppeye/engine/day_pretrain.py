@@ -29,7 +29,7 @@ from ..core.io import atomic_write
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..core.seed import seed_everything
-from ..data.ukb.cohort import temporal_cutoffs
+from ..data.ukb.splits import temporal_cutoffs
 from .checkpoint import save_checkpoint
 
 paddle = import_paddle()

@@ -40,7 +40,8 @@ from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..metrics import DISEASES
 from ..metrics.pooling import over_seeds, se_from_interval
-from .compare import REFERENCE, Comparison, verdict
+from .compare import Comparison
+from .verdicts import REFERENCE, verdict
 
 NOT_COMPUTATION = ("output_dir", "run_name", "seed", "weights", "log_iter", "use_vdl", "vdl_log_dir", "num_threads",
                    "device")
