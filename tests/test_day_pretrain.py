@@ -163,3 +163,20 @@ def test_with_a_temporal_split_the_day_encoder_never_sees_the_held_out_periods_w
     pretrain_days(cfg)
     days = np.concatenate(read) % store.n_days
     assert days.max() < end and days.min() < end - 30           # everything before, a good stretch of it
+
+
+def test_day_pretraining_trains_without_the_coarse_summary_and_a_run_with_it_starts_from_it(tiny_work, tmp_path):
+    summary = ["model.backbone.summary.enabled=true"]
+    run = pretrain_days(config(tiny_work, tmp_path, summary + ["day_pretrain.epochs=1"]))
+    state = paddle.load(os.path.join(resolve(run), MODEL_FILE))
+    assert {k.split(".")[0] for k in state} == {"backbone", "day_proj", "day_decoder"}   # no summary_proj
+    assert "model.backbone.summary is off here" in open(os.path.join(run, "log.txt")).read()
+    trainer = Trainer(config(tiny_work, tmp_path, summary + [f"pretrained={run}", "train.epochs=1",
+                                                             "train.two_stage.frozen_epochs=1"]))
+    own = trainer.model.state_dict()
+    for k in state:
+        np.testing.assert_array_equal(own[k].numpy(), state[k].numpy())
+    assert own["summary_proj.weight"].shape[0] == trainer.model.backbone.summary_width
+    np.testing.assert_array_equal(own["summary_proj.weight"].numpy(), 0.0)
+    with pytest.raises(ConfigError, match="summary off"):
+        DayEncoder(trainer.model)

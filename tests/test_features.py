@@ -174,3 +174,46 @@ def test_per_person_features_of_a_trained_model(trained, tmp_path):
         assert ((z["probs"] > 0) & (z["probs"] < 1)).all()
     with pytest.raises(InputError, match=r"splits \['holdout'\] are not in the cohort"):
         extract_people(cfg, str(tmp_path / "p2"), weights=str(root / "r"), splits=["holdout"])
+
+
+def test_a_cache_with_the_coarse_summary_holds_each_days_cell_means_and_trains_like_the_volumes(tiny_work, tmp_path):
+    summary = ["model.backbone.summary.enabled=true", "model.backbone.summary.grid=[1, 2, 2]"]
+    cfg = config(tiny_work, tmp_path, summary)
+    path = str(tmp_path / "days.zarr")
+    extract_day_features(cfg, path, batch_size=50)
+    store = Era5Store(os.path.join(cfg["data"]["work_dir"], "era5.zarr"))
+    c = FeatureCache(path)
+    model = ppeye.build_model(cfg)
+    p, width = model.backbone.features, model.backbone.summary_width
+    assert c.shape == (p + width,) and width == store.shape[0] * 4
+    days = np.nonzero(store.valid[0])[0][:5]
+    v = store.read(0, days)                                  # [n, C, D, H, W], H = W = 4 here
+    n, C, D, H, W = v.shape
+    means = v.reshape(n, C, D, 2, H // 2, 2, W // 2).mean(axis=(2, 4, 6)).reshape(n, -1)
+    np.testing.assert_allclose(c.read(0, days)[:, p:], means, rtol=1e-4, atol=1e-5)
+    # a cache of the plain backbone is refused by a run with the summary (and the other way)
+    plain = str(tmp_path / "plain.zarr")
+    extract_day_features(config(tiny_work, tmp_path), plain, batch_size=50)
+    with pytest.raises(DataError, match="backbone_config"):
+        Trainer(config(tiny_work, tmp_path / "x", summary + ["train.two_stage.frozen_epochs=1",
+                                                            f"train.two_stage.cache={plain}"]), callbacks=[])
+    frozen = summary + ["train.epochs=1", "train.two_stage.frozen_epochs=1"]
+    losses = []
+    for extra in ([], [f"train.two_stage.cache={path}"]):
+        t = Trainer(config(tiny_work, tmp_path / f"r{len(extra)}", frozen + extra), callbacks=[])
+        w = t.model.summary_proj.weight
+        w.set_value(paddle.full(w.shape, 0.05))             # so that the summary counts
+        t.train_mode()
+        batch = to_tensors(next(iter(t.loader)))
+        paddle.seed(3)
+        losses.append(t._forward_loss(batch)[0].item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_a_cache_run_says_the_day_reconstruction_loss_is_left_out(tiny_work, cache, tmp_path, capsys):
+    path, _ = cache
+    frozen = ["train.epochs=1", "train.two_stage.frozen_epochs=1", f"train.two_stage.cache={path}"]
+    Trainer(config(tiny_work, tmp_path / "a", frozen), callbacks=[])
+    assert "left out of those epochs" not in capsys.readouterr().out
+    Trainer(config(tiny_work, tmp_path / "b", frozen + ["model.day_reconstruction.enabled=true"]), callbacks=[])
+    assert "model.day_reconstruction is on, but the frozen epochs read cached day features" in capsys.readouterr().out

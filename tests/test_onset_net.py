@@ -21,6 +21,8 @@ TINY_MODEL = [
     "model.fusion.heads=2", "model.backbone.coords=false", "model.day_reconstruction.enabled=false",
 ]
 
+SUMMARY = ["model.backbone.summary.enabled=true", "model.backbone.summary.grid=[2, 2, 2]"]
+
 
 def tiny_model(extra=(), seed=0):
     cfg = ppeye.load_config(DEMO, TINY_MODEL + list(extra))
@@ -77,7 +79,8 @@ def test_shared_day_gather_equals_encoding_the_expanded_batch_in_values_and_grad
 
 def test_training_step_reaches_every_parameter_with_finite_gradients():
     model, s = tiny_model(["model.tabular.moe.enabled=true", "model.temporal.afno.moe.enabled=true",
-                           "model.tabular.num_embeddings.enabled=true", "model.temporal.afno.sparsity_threshold=0.0"])
+                           "model.tabular.num_embeddings.enabled=true", "model.temporal.afno.sparsity_threshold=0.0",
+                           "model.fusion.branch_heads=true", *SUMMARY])
     model.train()
     w, di, tab, mask = inputs(s, batch=8, unique=12)
     logits, ex = model(w, di, tab, mask, return_explain=True)
@@ -100,6 +103,8 @@ def test_training_step_reaches_every_parameter_with_finite_gradients():
     (["model.moe.enabled=false"], 3, {"routing_any"}),
     (["model.tabular.variant=tabm-mini", "model.temporal.positions=sinusoidal"], 3, set()),
     (["model.backbone.pool=positional", "model.backbone.pool_heads=3"], 3, set()),
+    (["model.fusion.branch_heads=true", "model.weather_branch=false"], 3, {"temporal_attention"}),
+    (["model.fusion.branch_heads=true", "model.patient_branch=false"], 1, set()),
 ])
 def test_every_branch_switch_builds_a_model_that_trains(switches, k, absent):
     model, s = tiny_model(switches)
@@ -144,8 +149,12 @@ def test_recompute_switches_give_the_same_gradients():
             np.testing.assert_allclose(grads[0][name], grads[1][name], rtol=1e-3, atol=1e-5, err_msg=name)
 
 
-def test_to_static_with_a_dynamic_batch_saves_and_reloads_the_same_function(tmp_path):
-    model, s = tiny_model()
+@pytest.mark.parametrize("extra", [[], SUMMARY], ids=["plain", "with_summary"])
+def test_to_static_with_a_dynamic_batch_saves_and_reloads_the_same_function(tmp_path, extra):
+    model, s = tiny_model(extra)
+    if model.summary_proj is not None:   # make the summary's path count in the outputs
+        w = model.summary_proj.weight
+        w.set_value(paddle.to_tensor(np.random.default_rng(1).normal(0, 0.3, w.shape).astype("float32")))
     model.eval()
     spec = [paddle.static.InputSpec([None, s["C"], s["D"], s["H"], s["W"]], "float32", "weather_unique"),
             paddle.static.InputSpec([None, s["T"]], "int64", "day_index"),
@@ -157,7 +166,7 @@ def test_to_static_with_a_dynamic_batch_saves_and_reloads_the_same_function(tmp_
     assert os.path.exists(path + ".json") and os.path.exists(path + ".pdiparams")
     loaded = paddle.jit.load(path)
     loaded.eval()
-    model_again, _ = tiny_model()
+    model_again, _ = tiny_model(extra)
     model_again.set_state_dict(model.state_dict())
     model_again.eval()
     from paddle import inference
@@ -343,3 +352,62 @@ def test_day_reconstruction_adds_its_loss_in_training_only_and_learns_the_coarse
                        (["model.day_reconstruction.target=anomaly"], "target must be one of")):
         with pytest.raises(InputError, match=match):
             tiny_model(["model.day_reconstruction.enabled=true"] + bad)
+
+
+def test_the_coarse_summary_is_each_variables_cell_means_and_starts_silent():
+    paddle.seed(0)
+    net = ResNet3D(2, depth=10, base_width=2, input_size=(3, 4, 4), summary={"enabled": True, "grid": [1, 2, 2]})
+    assert (net.features, net.summary_width, net.out_channels) == (16, 8, 24)
+    x = np.random.default_rng(0).normal(size=(2, 2, 3, 4, 4)).astype("float32")
+    net.eval()
+    out = net(paddle.to_tensor(x)).numpy()
+    means = x.reshape(2, 2, 3, 2, 2, 2, 2).mean(axis=(2, 4, 6)).reshape(2, -1)   # [N, C * 1 * 2 * 2]
+    np.testing.assert_allclose(out[:, 16:], means, atol=1e-6)
+    plain = ResNet3D(2, depth=10, base_width=2, input_size=(3, 4, 4))
+    plain.set_state_dict(net.state_dict())
+    plain.eval()
+    np.testing.assert_allclose(out[:, :16], plain(paddle.to_tensor(x)).numpy(), atol=1e-6)
+    for summary, message in (({"enabled": True, "grid": [1, 5, 4]}, "finer than the input"),
+                             ({"enabled": True, "grid": [1, 2]}, "3 integers"),
+                             ({"enabled": True, "grid": [0, 2, 2]}, "3 integers"),
+                             ({"enabeld": True}, "unknown key")):
+        with pytest.raises(InputError, match=message):
+            ResNet3D(2, depth=10, base_width=2, input_size=(3, 4, 4), summary=summary)
+
+    # in OnsetNet its projection starts at zero: a model with it computes what the model without it
+    # computes from the same weights (a pretrained encoder loads unchanged), until it learns
+    without, s = tiny_model()
+    with_summary, _ = tiny_model(SUMMARY)
+    assert with_summary.backbone.summary_width == s["C"] * 8
+    own = with_summary.state_dict()
+    assert set(own) - set(without.state_dict()) == {"summary_proj.weight"}
+    with_summary.set_state_dict({**own, **without.state_dict()})
+    for m in (without, with_summary):
+        m.eval()
+    x = inputs(s)
+    np.testing.assert_allclose(with_summary(*x).numpy(), without(*x).numpy(), atol=1e-6)
+    cached = with_summary.backbone(x[0])             # a day-feature cache row holds both parts
+    np.testing.assert_allclose(with_summary(cached, *x[1:]).numpy(), without(*x).numpy(), atol=1e-6)
+    w = with_summary.summary_proj.weight
+    w.set_value(paddle.full(w.shape, 0.1))
+    assert not np.allclose(with_summary(*x).numpy(), without(*x).numpy(), atol=1e-4)
+
+
+def test_branch_heads_add_each_branchs_own_logits_to_the_fused_ones():
+    model, s = tiny_model(["model.fusion.branch_heads=true"])
+    model.eval()
+    x = inputs(s)
+    _, ex = model(*x, return_explain=True)
+    heads = model.patient_head, model.weather_head
+    for head in heads:                      # silence both heads: the fused logits are left
+        head.weight.set_value(paddle.zeros(head.weight.shape))
+        head.bias.set_value(paddle.zeros(head.bias.shape))
+    _, fused_only = model(*x, return_explain=True)
+    model.weather_head.bias.set_value(paddle.to_tensor([0.5, 0.0, -0.5, 1.0]))   # one branch's logits add on
+    _, shifted = model(*x, return_explain=True)
+    np.testing.assert_allclose(shifted["member_logits"].numpy() - fused_only["member_logits"].numpy(),
+                               np.broadcast_to([0.5, 0.0, -0.5, 1.0], ex["member_logits"].shape), atol=1e-5)
+    cfg = ppeye.load_config(DEMO, TINY_MODEL)
+    cfg["model"]["fusion"]["branch_heads"] = 1          # past the config's type check, e.g. built in code
+    with pytest.raises(InputError, match="branch_heads must be true or false"):
+        ppeye.build_model(cfg)

@@ -17,6 +17,7 @@ No label, no participant, no day of an external centre and no day from the first
 ``pretrained: <that directory>`` (``ppeye.engine.checkpoint.load_pretrained``), typically with
 ``train.two_stage.frozen_epochs`` keeping the ResNet as pretrained.
 """
+import copy
 import csv
 import os
 import time
@@ -45,6 +46,9 @@ class DayEncoder(nn.Layer):
     def __init__(self, model):
         super().__init__()
         self.backbone, self.day_proj, self.day_decoder = model.backbone, model.day_proj, model.day_decoder
+        if model.summary_proj is not None:
+            raise ConfigError("day pretraining needs model.backbone.summary off (the decoder's target would be "
+                              "an input); pretrain_days switches it off itself")
 
     def embed(self, volumes):
         return self.day_proj(self.backbone(volumes))
@@ -130,6 +134,13 @@ def pretrain_days(cfg, log=None):
                           "model.day_reconstruction.enabled: true (target: deviation, standardise: true recommended)")
     from .trainer import select_device
 
+    summary_off = bool(((cfg["model"].get("backbone") or {}).get("summary") or {}).get("enabled"))
+    if summary_off:
+        # the coarse summary is a fixed input copy (no parameters): with it the decoder would
+        # read its target instead of training the ResNet. The ResNet trains without it and the
+        # run that loads this encoder adds it (its projection starts at zero).
+        cfg = copy.deepcopy(cfg)
+        cfg["model"]["backbone"]["summary"]["enabled"] = False
     train_set = OnsetDataset(cfg, "train")      # only its centres are used
     store, positions = train_set.store, np.unique(train_set.site)
     before = training_days_end(cfg, store)
@@ -157,6 +168,9 @@ def pretrain_days(cfg, log=None):
     encoder = DayEncoder(model)
     opt = paddle.optimizer.Adam(float(s["learning_rate"]), parameters=encoder.parameters(), use_multi_tensor=True)
     save_config(cfg, os.path.join(run_dir, "config.yaml"))
+    if summary_off:
+        log.info("day pretraining: model.backbone.summary is off here (the decoder would read its target); "
+                 "the run that loads this encoder adds it")
     log.info(f"day pretraining {type(model).__name__}'s day encoder on {device}: {len(fit)} days of {len(positions)} centres "
              f"({len(hold)} held out), {s['epochs']} epochs of {len(fit) // s['batch_size']} batches"
              + ("" if before is None else f"; days before {store.dates[before]} only (ukb.temporal_split: the held-out "

@@ -238,6 +238,10 @@ class Trainer:
         # frozen epochs read cached day features when there is a cache (checked against this
         # model's backbone and store), else they run the frozen ResNet on the volumes
         self.cache = open_cache(cfg, self.model, self.train_set.store) if self.frozen_epochs else None
+        if self.cache is not None and getattr(self.model, "day_decoder", None) is not None and self.model.day_weight > 0:
+            self.log.warning("model.day_reconstruction is on, but the frozen epochs read cached day features, not "
+                             "volumes: its loss (the decoder's, and its pull on day_proj) is left out of those "
+                             "epochs. Set model.day_reconstruction.enabled=false to say so, or train on the volumes")
         self.loaders = {False: make_loader(self.train_set, cfg, shuffle=True, seed=self.seed,
                                            num_replicas=self.world, rank=self.rank)}
         self.loaders[True] = self.loaders[False] if self.cache is None else make_loader(

@@ -83,11 +83,17 @@ class OnsetNet(nn.Layer):
         t = self.shapes["T"]
         if self.weather_branch:
             bb = _section(backbone, type="ResNet3D", depth=18, base_width=64, stem_stride=1,
-                          strides=[1, 2, 2, 1], recompute=False, pool="avg", pool_heads=4, coords=False)
+                          strides=[1, 2, 2, 1], recompute=False, pool="avg", pool_heads=4, coords=False,
+                          summary=None)
             if bb.pop("type") != "ResNet3D":
                 raise InputError(f"model.backbone.type: only ResNet3D is available, got {backbone.get('type')!r}")
             self.backbone = ResNet3D(self.shapes["C"], **bb, input_size=(self.shapes["D"], self.shapes["H"], self.shapes["W"]))
-            self.day_proj = nn.Linear(self.backbone.out_channels, width)
+            self.day_proj = nn.Linear(self.backbone.features, width)
+            # the coarse summary's own projection, zero at the start: a run from a pretrained day
+            # encoder (pretrained without it) starts as that encoder and learns what to add
+            self.summary_proj = (nn.Linear(self.backbone.summary_width, width, bias_attr=False,
+                                           weight_attr=nn.initializer.Constant(0.0))
+                                 if self.backbone.summary_width else None)
             tc = _section(temporal, positions="learned")
             tr = _section(tc.get("transformer"), enabled=True, layers=2, heads=8, ffn_ratio=4, dropout=0.1,
                           recompute=False)
@@ -136,9 +142,15 @@ class OnsetNet(nn.Layer):
                                  f"model is built (ppeye.build_model does it), got {ms['blocks']!r}")
             self.missing = MissingModalities(width, self.k, self.shapes["F"], **ms)
 
-        fu = _section(fusion, heads=8, dropout=0.1, hidden_ratio=2)
+        fu = _section(fusion, heads=8, dropout=0.1, hidden_ratio=2, branch_heads=False)
+        if not isinstance(fu["branch_heads"], bool):
+            raise InputError(f"model.fusion.branch_heads must be true or false, got {fu['branch_heads']!r}")
         self.fusion = CrossAttentionFusion(width, fu["heads"], fu["dropout"], fu["hidden_ratio"], moe_cfg(fu.get("moe")))
         self.classifier = nn.Linear(width, num_classes)
+        # branch heads: each branch's own linear logits added to the fused ones (the additive main
+        # effects a late fusion has; the fusion then carries what the two say together)
+        self.patient_head = (nn.Linear(width, num_classes) if fu["branch_heads"] and self.patient_branch else None)
+        self.weather_head = (nn.Linear(width, num_classes) if fu["branch_heads"] and self.weather_branch else None)
 
     def _day_reconstruction(self, section, width):
         rec = _section(section, enabled=False, weight=1.0, grid=[1, 4, 4], target="volume", standardise=False)
@@ -203,7 +215,14 @@ class OnsetNet(nn.Layer):
     def encode_days(self, weather_unique):
         """[U, C, D, H, W] -> (day embeddings [U, E], last ResNet feature map)."""
         pooled, fmap = self.backbone(weather_unique, return_features=True)
-        return self.day_proj(pooled), fmap
+        return self.embed_pooled(pooled), fmap
+
+    def embed_pooled(self, pooled):
+        """The ResNet's output [U, out_channels] (or a cache row of it) -> day embeddings [U, E]."""
+        if self.summary_proj is None:
+            return self.day_proj(pooled)
+        p = self.backbone.features
+        return self.day_proj(pooled[:, :p]) + self.summary_proj(pooled[:, p:])
 
     def temporal_encode(self, days, day_index, out):
         """Day embeddings [U, E] gathered by day_index [B, T] -> weather sequence [B, T, E]."""
@@ -278,7 +297,7 @@ class OnsetNet(nn.Layer):
         if not self.weather_branch:
             days, fmap = None, None
         elif len(weather_unique.shape) == 2:    # pooled ResNet features from a day-feature cache
-            days, fmap = self.day_proj(weather_unique), None
+            days, fmap = self.embed_pooled(weather_unique), None
         else:
             days, fmap = self.encode_days(weather_unique)
         result = self.forward_days(days, day_index, tab, tab_mask, return_explain, weather_present)
@@ -319,6 +338,10 @@ class OnsetNet(nn.Layer):
         if routing is not None:
             out["routing"]["fusion"] = routing
         member_logits = self.classifier(fused)                                  # [B, k, 4]
+        if self.patient_head is not None:
+            member_logits = member_logits + self.patient_head(patient)          # per member
+        if self.weather_head is not None:
+            member_logits = member_logits + self.weather_head(seq.mean(axis=1)).unsqueeze(1)
         if self.k == 1:
             logits = member_logits[:, 0]
         else:
@@ -342,8 +365,8 @@ class OnsetNet(nn.Layer):
     # ------------------------------------------------------------------ reporting
     def parameter_counts(self):
         """Trainable parameters per branch, and the total."""
-        groups = {"backbone": ["backbone", "day_proj", "day_decoder"], "temporal": ["positions", "transformer", "afno", "temporal_mix"],
-                  "tabular": ["tabular", "patient_proj"], "fusion": ["fusion", "classifier"],
+        groups = {"backbone": ["backbone", "day_proj", "summary_proj", "day_decoder"], "temporal": ["positions", "transformer", "afno", "temporal_mix"],
+                  "tabular": ["tabular", "patient_proj"], "fusion": ["fusion", "classifier", "patient_head", "weather_head"],
                   "null_tokens": ["null_weather", "null_patient"]}
         counts = {g: 0 for g in groups}
         for name, p in self.named_parameters():

@@ -88,7 +88,7 @@ class ContrastivePretrainer(OnsetNet):
             raise InputError("contrastive pretraining takes shared-day batches (weather_unique, day_index)")
         self._check_inputs(weather_unique, day_index, tab, tab_mask)
         out = {"routing": {}}
-        days = self.day_proj(weather_unique) if len(weather_unique.shape) == 2 else self.encode_days(weather_unique)[0]
+        days = self.embed_pooled(weather_unique) if len(weather_unique.shape) == 2 else self.encode_days(weather_unique)[0]
         seq = self.temporal_encode(days, day_index, out)
         patient = self.patient_encode(tab, tab_mask, out).mean(axis=1)
         zw = F.normalize(self.weather_head(self.pool_weather(seq)), axis=-1)

@@ -2,7 +2,8 @@
 
 Input [N, C, D, H, W]: C variables, D hours, H x W cells (24 x 20 x 20 in the full study).
 Output [N, 8 * base_width] after global average pooling (``pool: avg``), or
-[N, heads * 8 * base_width] with ``pool: positional`` (see :class:`PositionalPool`);
+[N, heads * 8 * base_width] with ``pool: positional`` (see :class:`PositionalPool`), followed by
+the coarse summary when it is on (below);
 ``return_features=True`` also gives the last stage's feature map [N, 8 * base_width, d, h, w],
 the layer Grad-CAM explains.
 
@@ -26,7 +27,20 @@ rain reads the same wherever it falls in the box, and only the zero padding tell
 where it is. With ``coords`` the stem also sees two fixed channels, the cell's row and column
 scaled to [-1, 1] (as in CoordConv, Liu et al., 2018), so any layer can respond to "this, but
 only north-east of the home". It costs 2 input channels of the stem convolution.
+
+The coarse summary (``summary: {enabled: true, grid: [d, h, w]}``). Beside the learned features
+the output carries each variable of the (normalised) input average-pooled to a d x h x w grid,
+flattened: ``C * d * h * w`` fixed numbers per day with no parameters. They are what the day
+reconstruction asks the embedding to recover (``layers/day_decoder.py``) but exact, and a
+learned encoder trained on a few centres only approximates them (the demo's pretrained encoder
+recovers 41% of the planted variable's 4 x 4 pattern). Transfer is where that shows: a linear
+read-out of the lag-window mean of these numbers (with the patient features) scores 0.71-0.73
+macro ROC-AUC on the demo's unseen centre, of the 64 pretrained day features 0.68 (non-neural,
+one run; bench/bench_generalisation.py measures the model with it). Output width with it:
+``out_channels = features + summary_width``; the map for Grad-CAM is unchanged.
 """
+from math import prod
+
 from ...core.errors import InputError
 from ...core.paddle_env import import_paddle
 
@@ -103,7 +117,7 @@ class ResNet3D(nn.Layer):
     """ResNet3D-{10, 18, 34} with stages of base_width x (1, 2, 4, 8) channels."""
 
     def __init__(self, in_channels, depth=18, base_width=64, stem_stride=1, strides=(1, 2, 2, 1), recompute=False,
-                 pool="avg", pool_heads=4, coords=False, input_size=None):
+                 pool="avg", pool_heads=4, coords=False, input_size=None, summary=None):
         super().__init__()
         if depth not in STAGE_BLOCKS:
             raise InputError(f"model.backbone.depth must be one of {sorted(STAGE_BLOCKS)}, got {depth}")
@@ -114,7 +128,10 @@ class ResNet3D(nn.Layer):
         if pool == "positional" and input_size is None:
             raise InputError("model.backbone.pool: positional needs the input's (D, H, W)")
         self.in_channels = in_channels
-        self.out_channels = 8 * base_width * (int(pool_heads) if pool == "positional" else 1)
+        self.features = 8 * base_width * (int(pool_heads) if pool == "positional" else 1)
+        self.summary_grid = self._summary_grid(summary, input_size)
+        self.summary_width = in_channels * prod(self.summary_grid) if self.summary_grid else 0
+        self.out_channels = self.features + self.summary_width
         self.pool = (PositionalPool(8 * base_width, output_size(input_size, stem_stride, strides, depth), pool_heads)
                      if pool == "positional" else None)
         self.coords = bool(coords)
@@ -128,6 +145,28 @@ class ResNet3D(nn.Layer):
                 cin = cout
         self.blocks = nn.LayerList(blocks)
         self.recompute = recompute
+
+    @staticmethod
+    def _summary_grid(summary, input_size):
+        """``model.backbone.summary`` -> the (d, h, w) grid, or None when it is off."""
+        summary = dict(summary or {})
+        unknown = set(summary) - {"enabled", "grid"}
+        if unknown:
+            raise InputError(f"model.backbone.summary: unknown key(s) {sorted(unknown)} (known: enabled, grid)")
+        if not summary.get("enabled", False):
+            return None
+        grid = summary.get("grid", [1, 4, 4])
+        if (not isinstance(grid, (list, tuple)) or len(grid) != 3
+                or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in grid)):
+            raise InputError(f"model.backbone.summary.grid must be 3 integers >= 1 (hours, rows, cols), got {grid!r}")
+        if input_size is not None and any(g > int(n) for g, n in zip(grid, input_size)):
+            raise InputError(f"model.backbone.summary.grid {list(grid)} is finer than the input (D, H, W) "
+                             f"{list(input_size)}")
+        return tuple(int(g) for g in grid)
+
+    def summary(self, x):
+        """[N, C, D, H, W] -> [N, C * d * h * w]: each variable average-pooled to the summary grid."""
+        return F.adaptive_avg_pool3d(x, self.summary_grid).reshape([-1, self.summary_width])
 
     @staticmethod
     def _with_coords(x):
@@ -149,4 +188,6 @@ class ResNet3D(nn.Layer):
             else:
                 h = block(h)
         pooled = h.mean(axis=[2, 3, 4]) if self.pool is None else self.pool(h)
+        if self.summary_grid:
+            pooled = paddle.concat([pooled, self.summary(x)], axis=1)
         return (pooled, h) if return_features else pooled
