@@ -2,10 +2,11 @@
 """What each lever does to transfer: the model vs its own patient-only baseline on the random test
 split, the held-out period and the unseen centre, over seeds (printed, not asserted).
 
-Each lever is a set of config overrides that changes the weather side only, so the patient-only
-baseline (``model.weather_branch: false``) is the same for every lever: it is trained once per
-seed, then each lever's model once per seed, and every (lever, seed) is compared with the
-patient-only run of its seed on the same people (``ppeye.engine.compare.write_comparison``) and
+Each lever is a set of config overrides. Its patient-only baseline is the config with the lever
+and ``model.weather_branch: false``: for a lever on the weather side only that is the shared
+baseline, trained once per seed; a lever that changes the patient side too (branch heads) gets its
+own (``<lever>_patient_only``). Each lever's model is trained once per seed, and every
+(lever, seed) is compared with the patient-only run of its seed on the same people (``ppeye.engine.compare.write_comparison``) and
 summarised over seeds (``ppeye.engine.results.summarise``: mean, sd and the Rubin-pooled
 interval). Everything lands in ``--out`` and is resumable: finished seeds are read, not retrained.
 
@@ -76,16 +77,32 @@ def main():
         SeedRuns(cfg, os.path.join(args.out, name), seeds, [], processes).run()
         return time.perf_counter() - t0
 
-    seconds = {"patient_only": model_runs("patient_only", ["model.weather_branch=false", "retrieval.enabled=false",
-                                                           *patient_only_overrides(base)])}
-    table = []
+    from ppeye.engine.results import fingerprint
+
+    def patient_side(overrides):
+        """The fingerprint of a patient-only config without the sections a model without weather never reads."""
+        cfg = ppeye.load_config(args.config, args.opt + overrides)
+        for key in ("backbone", "temporal", "day_reconstruction"):
+            cfg["model"].pop(key, None)
+        return fingerprint(cfg)
+
+    po_overrides = ["model.weather_branch=false", "retrieval.enabled=false", *patient_only_overrides(base)]
+    po_print = patient_side(po_overrides)
+    seconds = {"patient_only": model_runs("patient_only", po_overrides)}
+    table, baseline_of = [], {}
     for lever in args.levers:
         seconds[lever] = model_runs(lever, LEVERS[lever])
-        vs = os.path.join(args.out, lever, "vs_patient_only")
+        # the lever's own patient-only baseline: the shared one unless the lever changes the
+        # patient side too (e.g. branch heads give the patient branch its own logits)
+        own = patient_side(LEVERS[lever] + po_overrides)
+        baseline_of[lever] = "patient_only" if own == po_print else f"{lever}_patient_only"
+        if baseline_of[lever] != "patient_only":
+            seconds[baseline_of[lever]] = model_runs(baseline_of[lever], LEVERS[lever] + po_overrides)
+        vs = os.path.join(args.out, lever, f"vs_{baseline_of[lever]}")
         for seed in seeds:
             if not os.path.isfile(os.path.join(vs, f"seed_{seed}", "compare.json")):
                 dirs = {"model": os.path.join(args.out, lever, f"seed_{seed}", "model", "eval"),
-                        "patient_only": os.path.join(args.out, "patient_only", f"seed_{seed}", "model", "eval")}
+                        "patient_only": os.path.join(args.out, baseline_of[lever], f"seed_{seed}", "model", "eval")}
                 write_comparison(dirs, os.path.join(vs, f"seed_{seed}"), splits, level,
                                  int(base["evaluation"]["bootstrap"]), seed)
         rows = summarise(vs, seeds, level, processes=processes)
@@ -102,13 +119,17 @@ def main():
             cells.append(f"{m['roc_auc_mean']:.3f}±{m['roc_auc_sd']:.3f} {d['diff_mean']:+.3f} "
                          f"[{d['diff_ci_low']:+.3f},{d['diff_ci_high']:+.3f}]")
         print(f"{lever:<24}" + "".join(f"{c:>38}" for c in cells) + f"   ({seconds[lever] / 60:.0f} min)")
-    po = {r["split"]: r["roc_auc_mean"] for lv, r in table if lv == args.levers[0] and r["contender"] == "patient_only"}
-    print(f"patient-only baseline ({seconds['patient_only'] / 60:.0f} min): "
-          + ", ".join(f"{s} {po[s]:.3f}" for s in splits))
+    for baseline in dict.fromkeys(baseline_of.values()):
+        lever = next(lv for lv, b in baseline_of.items() if b == baseline)
+        po = {r["split"]: (r["roc_auc_mean"], r["roc_auc_sd"]) for lv, r in table
+              if lv == lever and r["contender"] == "patient_only"}
+        print(f"{baseline} baseline ({seconds.get(baseline, 0) / 60:.0f} min; for "
+              f"{', '.join(lv for lv, b in baseline_of.items() if b == baseline)}): "
+              + ", ".join(f"{s} {po[s][0]:.3f}±{po[s][1]:.3f}" for s in splits))
     if len(seeds) > 1:
         print(f"\nthe {len(seeds)} seeds' models as one ensemble (mean probability; one figure, no spread): macro ROC-AUC")
-        for name in ["patient_only", *args.levers]:
-            print(f"{name:<24}" + "".join(f"{s} {ensemble_auc(os.path.join(args.out, name), seeds, s):.3f}   "
+        for name in [*dict.fromkeys(baseline_of.values()), *args.levers]:
+            print(f"{name:<28}" + "".join(f"{s} {ensemble_auc(os.path.join(args.out, name), seeds, s):.3f}   "
                                           for s in splits))
 
 
