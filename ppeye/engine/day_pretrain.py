@@ -134,8 +134,8 @@ def pretrain_days(cfg, log=None):
                           "model.day_reconstruction.enabled: true (target: deviation, standardise: true recommended)")
     from .trainer import select_device
 
-    summary_off = bool(((cfg["model"].get("backbone") or {}).get("summary") or {}).get("enabled"))
-    if summary_off:
+    drop_summary = bool(((cfg["model"].get("backbone") or {}).get("summary") or {}).get("enabled"))
+    if drop_summary:
         # the coarse summary is a fixed input copy (no parameters): with it the decoder would
         # read its target instead of training the ResNet. The ResNet trains without it and the
         # run that loads this encoder adds it (its projection starts at zero).
@@ -168,7 +168,7 @@ def pretrain_days(cfg, log=None):
     encoder = DayEncoder(model)
     opt = paddle.optimizer.Adam(float(s["learning_rate"]), parameters=encoder.parameters(), use_multi_tensor=True)
     save_config(cfg, os.path.join(run_dir, "config.yaml"))
-    if summary_off:
+    if drop_summary:
         log.info("day pretraining: model.backbone.summary is off here (the decoder would read its target); "
                  "the run that loads this encoder adds it")
     log.info(f"day pretraining {type(model).__name__}'s day encoder on {device}: {len(fit)} days of {len(positions)} centres "
