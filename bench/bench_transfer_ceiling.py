@@ -81,6 +81,7 @@ def main():
     import zarr
 
     import ppeye
+    from ppeye.core.errors import DataError
     from ppeye.data.dataset import OnsetDataset
     from ppeye.data.synthetic.signals import day_contrast
     from ppeye.metrics import DISEASES
@@ -97,7 +98,7 @@ def main():
     for s in SPLITS:
         try:
             data[s] = OnsetDataset(cfg, s)
-        except Exception as e:  # a cohort without that split
+        except DataError as e:  # a cohort without that split
             print(f"({s}: {e})")
     store = data["train"].store
     weather = store.group["weather"]
