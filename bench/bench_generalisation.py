@@ -37,6 +37,13 @@ LEVERS = {
     "no_day_reconstruction": ["model.day_reconstruction.enabled=false"],  # labels only after the pretraining
     "day_summary": ["model.backbone.summary.enabled=true"],               # + each day's 4 x 4 cell means per variable
     "branch_heads": ["model.fusion.branch_heads=true"],                   # + each branch's own linear logits
+    "weather_dropout": ["model.missing.enabled=true",                     # the weather dropped for 30% of
+                        "model.missing.modality_dropout.weather=0.3"],    # training people (missing token)
+    "dropout": ["model.temporal.transformer.dropout=0.3", "model.temporal.afno.dropout=0.3",
+                "model.fusion.dropout=0.3"],                              # 3x the dropout after the days
+    "lag_head": ["model.fusion.lag_head=true"],                           # + a distributed-lag read-out of the days
+    "small_lag": ["model.temporal.transformer.layers=1", "model.temporal.afno.enabled=false",
+                  "model.temporal.transformer.moe.enabled=false", "model.fusion.lag_head=true"],
 }
 
 

@@ -33,6 +33,22 @@ def inputs(b=4, seed=0):
     return weather, day_index, tab
 
 
+def test_with_the_lag_head_absent_weather_adds_nothing_through_it():
+    paddle.seed(0)
+    model = OnsetNet(SHAPES, missing={"enabled": True, "blocks": [[0, 1], [3]]},
+                     **{**NET, "fusion": {**NET["fusion"], "lag_head": True}})
+    w = model.lag_head.lag_weights
+    w.set_value(paddle.to_tensor(np.random.default_rng(1).normal(0, 0.5, w.shape).astype("float32")))
+    model.eval()
+    weather, day_index, tab = inputs()
+    mask, absent = paddle.ones([4, 5]), paddle.to_tensor([1.0, 0.0, 1.0, 0.0])
+    with paddle.no_grad():
+        without = model(weather, day_index, tab, mask, weather_present=absent).numpy()
+        other_weather = model(weather * 3 + 1, day_index, tab, mask, weather_present=absent).numpy()
+    np.testing.assert_allclose(other_weather[[1, 3]], without[[1, 3]], atol=1e-6)   # the absent input is unused
+    assert np.abs(other_weather[[0, 2]] - without[[0, 2]]).max() > 1e-4             # the present one is
+
+
 def test_presence_flags_per_modality_and_block():
     model = net()
     mask = paddle.to_tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1], [1, 0, 0, 0, 0], [0, 0, 0, 0, 0]], "float32")

@@ -22,6 +22,13 @@ TINY_MODEL = [
 ]
 
 SUMMARY = ["model.backbone.summary.enabled=true", "model.backbone.summary.grid=[2, 2, 2]"]
+LAG = ["model.fusion.lag_head=true"]
+
+
+def set_lag_weights(model, scale=0.3, seed=1):
+    """Nonzero lag coefficients (they start at zero), so the lag head counts in the outputs."""
+    w = model.lag_head.lag_weights
+    w.set_value(paddle.to_tensor(np.random.default_rng(seed).normal(0, scale, w.shape).astype("float32")))
 
 
 def tiny_model(extra=(), seed=0):
@@ -80,7 +87,8 @@ def test_shared_day_gather_equals_encoding_the_expanded_batch_in_values_and_grad
 def test_training_step_reaches_every_parameter_with_finite_gradients():
     model, s = tiny_model(["model.tabular.moe.enabled=true", "model.temporal.afno.moe.enabled=true",
                            "model.tabular.num_embeddings.enabled=true", "model.temporal.afno.sparsity_threshold=0.0",
-                           "model.fusion.branch_heads=true", *SUMMARY])
+                           "model.fusion.branch_heads=true", *SUMMARY, *LAG])
+    set_lag_weights(model, 0.01)          # from zero the exposure layer would get no gradient yet
     model.train()
     w, di, tab, mask = inputs(s, batch=8, unique=12)
     logits, ex = model(w, di, tab, mask, return_explain=True)
@@ -105,6 +113,8 @@ def test_training_step_reaches_every_parameter_with_finite_gradients():
     (["model.backbone.pool=positional", "model.backbone.pool_heads=3"], 3, set()),
     (["model.fusion.branch_heads=true", "model.weather_branch=false"], 3, {"temporal_attention"}),
     (["model.fusion.branch_heads=true", "model.patient_branch=false"], 1, set()),
+    (LAG + ["model.weather_branch=false"], 3, {"temporal_attention"}),
+    (LAG + ["model.patient_branch=false"], 1, set()),
 ])
 def test_every_branch_switch_builds_a_model_that_trains(switches, k, absent):
     model, s = tiny_model(switches)
@@ -149,12 +159,14 @@ def test_recompute_switches_give_the_same_gradients():
             np.testing.assert_allclose(grads[0][name], grads[1][name], rtol=1e-3, atol=1e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("extra", [[], SUMMARY], ids=["plain", "with_summary"])
+@pytest.mark.parametrize("extra", [[], SUMMARY, LAG], ids=["plain", "with_summary", "with_lag_head"])
 def test_to_static_with_a_dynamic_batch_saves_and_reloads_the_same_function(tmp_path, extra):
     model, s = tiny_model(extra)
     if model.summary_proj is not None:   # make the summary's path count in the outputs
         w = model.summary_proj.weight
         w.set_value(paddle.to_tensor(np.random.default_rng(1).normal(0, 0.3, w.shape).astype("float32")))
+    if model.lag_head is not None:
+        set_lag_weights(model)
     model.eval()
     spec = [paddle.static.InputSpec([None, s["C"], s["D"], s["H"], s["W"]], "float32", "weather_unique"),
             paddle.static.InputSpec([None, s["T"]], "int64", "day_index"),
@@ -407,7 +419,28 @@ def test_branch_heads_add_each_branchs_own_logits_to_the_fused_ones():
     _, shifted = model(*x, return_explain=True)
     np.testing.assert_allclose(shifted["member_logits"].numpy() - fused_only["member_logits"].numpy(),
                                np.broadcast_to([0.5, 0.0, -0.5, 1.0], ex["member_logits"].shape), atol=1e-5)
-    cfg = ppeye.load_config(DEMO, TINY_MODEL)
-    cfg["model"]["fusion"]["branch_heads"] = 1          # past the config's type check, e.g. built in code
-    with pytest.raises(InputError, match="branch_heads must be true or false"):
-        ppeye.build_model(cfg)
+    for key in ("branch_heads", "lag_head"):
+        cfg = ppeye.load_config(DEMO, TINY_MODEL)
+        cfg["model"]["fusion"][key] = 1                 # past the config's type check, e.g. built in code
+        with pytest.raises(InputError, match=f"{key} must be true or false"):
+            ppeye.build_model(cfg)
+
+
+def test_the_lag_head_adds_a_lag_weighted_sum_of_each_days_linear_score():
+    model, s = tiny_model(LAG)
+    model.eval()
+    x = inputs(s)
+    _, start = model(*x, return_explain=True)
+    head = model.lag_head
+    assert np.all(head.lag_weights.numpy() == 0)              # starts as the model without it
+    set_lag_weights(model)
+    _, ex = model(*x, return_explain=True)
+    days = ex["day_embeddings"].numpy()[x[1].numpy()]         # [B, T, E]: each person's window
+    score = days @ head.exposure.weight.numpy() + head.exposure.bias.numpy()   # [B, T, 4]
+    expected = (score * head.lag_weights.numpy()[None]).sum(axis=1)             # [B, 4]
+    np.testing.assert_allclose(ex["member_logits"].numpy() - start["member_logits"].numpy(),
+                               np.broadcast_to(expected[:, None], ex["member_logits"].shape), rtol=1e-4, atol=1e-5)
+    plain, _ = tiny_model([])
+    assert set(model.parameter_counts()) == set(plain.parameter_counts())
+    width = model.width
+    assert model.parameter_counts()["fusion"] - plain.parameter_counts()["fusion"] == (s["T"] + width + 1) * 4

@@ -95,11 +95,43 @@ def test_a_rerun_reads_finished_seeds_and_another_config_is_refused(seeded):
     again = SeedRuns(ppeye.load_config(DEMO, overrides + FAST), str(out), [3, 4], BASELINES, processes="inline").run()
     assert {p: os.path.getmtime(p) for p in before} == before           # nothing retrained
     assert [r["roc_auc_mean"] for r in again] == [r["roc_auc_mean"] for r in rows]
-    with pytest.raises(InputError, match="holds seeds of another config"):
+    lr = ppeye.load_config(DEMO, overrides + FAST)["optimizer"]["learning_rate"]
+    with pytest.raises(InputError, match="holds seeds of another config") as refused:
         SeedRuns(ppeye.load_config(DEMO, overrides + FAST + ["optimizer.learning_rate=0.01"]), str(out), [3],
                  BASELINES, processes="inline").run()
+    assert f"optimizer.learning_rate: {lr} -> 0.01" in str(refused.value)       # names what differs
+    assert str(refused.value).count("->") == 1
     with pytest.raises(InputError, match="drop -o weights"):
         SeedRuns(ppeye.load_config(DEMO, overrides + FAST + [f"weights={out}"]), str(out), [3])
+
+
+def test_the_fingerprint_ignores_settings_that_change_nothing():
+    from ppeye.engine.results import fingerprint, legacy_fingerprint
+
+    cfg = ppeye.load_config(DEMO)
+    same = [["model.fusion.lag_head=false"], ["seed=7", "output_dir=elsewhere"],
+            ["model.missing.reconstruct_weight=0.5"]]                 # a key of a switched-off section
+    for overrides in same:
+        assert fingerprint(ppeye.load_config(DEMO, overrides)) == fingerprint(cfg), overrides
+    new_option = ppeye.load_config(DEMO)
+    new_option["model"]["fusion"]["an_option_added_later"] = False    # a key earlier runs did not have
+    new_section = ppeye.load_config(DEMO)
+    new_section["model"]["a_section_added_later"] = {"enabled": False, "size": 3}
+    assert fingerprint(new_option) == fingerprint(new_section) == fingerprint(cfg)
+    assert legacy_fingerprint(new_option) != legacy_fingerprint(cfg)  # what the old rule got wrong
+    differ = [["model.fusion.lag_head=true"], ["model.weather_branch=false"], ["model.missing.enabled=true"],
+              ["optimizer.learning_rate=0.002"]]
+    prints = {fingerprint(ppeye.load_config(DEMO, o)) for o in differ}
+    assert len(prints) == len(differ) and fingerprint(cfg) not in prints
+
+
+def test_config_differences_name_every_leaf_that_differs():
+    from ppeye.engine.results import config_differences
+
+    a = {"model": {"width": 64, "fusion": {"heads": 4}}, "train": {"epochs": 8}}
+    b = {"model": {"width": 64, "fusion": {"heads": 4, "branch_heads": True}}, "train": {"epochs": 9}}
+    assert config_differences(a, b) == ["model.fusion.branch_heads: \"absent\" -> true", "train.epochs: 8 -> 9"]
+    assert config_differences(a, a) == []
 
 
 def test_the_same_seed_on_the_same_machine_and_threads_gives_identical_predictions(seeded, tmp_path):

@@ -21,7 +21,8 @@ trained with ``seed: s`` and evaluated), then writes:
 
 Resumable: a seed whose ``compare.json`` exists is read, not rerun; a seed interrupted midway
 is run again from its start. ``seeds.json`` holds the fingerprint of the config (everything but
-paths, logging and the seed); a directory holding another config's seeds is refused. The day
+paths, logging and the seed) and those settings; a directory holding another config's seeds is
+refused, naming the settings that differ. The day
 encoder of ``pretrained`` (``tools/pretrain_days.py``) is shared by every seed: it does not
 change with the head's seed, and the spread reported is that of everything trained after it.
 """
@@ -74,9 +75,51 @@ def machine(processes="auto"):
             "paddle": import_paddle().__version__, "python": platform.python_version()}
 
 
-def fingerprint(cfg):
+def computation(cfg):
+    """The config's settings that change what a seed computes: everything but NOT_COMPUTATION."""
     data = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
-    return digest({k: v for k, v in data.items() if k not in NOT_COMPUTATION})
+    return {k: v for k, v in data.items() if k not in NOT_COMPUTATION}
+
+
+def settings_that_act(data):
+    """``data`` without the settings that change nothing: a section whose ``enabled`` is false
+    (its other keys are not read) and a leaf that is false or null (off, or unset). So a new
+    option added to the configs switched off, or a switched-off section, does not make earlier
+    runs of the same computation count as another config's."""
+    if not isinstance(data, dict):
+        return data
+    if data.get("enabled") is False:
+        return None
+    out = {}
+    for key, value in data.items():
+        value = settings_that_act(value)
+        if value is not None and value is not False and value != {}:
+            out[key] = value
+    return out
+
+
+def fingerprint(cfg):
+    return digest(settings_that_act(computation(cfg)))
+
+
+def legacy_fingerprint(cfg):
+    """The fingerprint as ppeye wrote it before ``settings_that_act`` (every setting counted):
+    directories written then are still recognised."""
+    return digest(computation(cfg))
+
+
+def config_differences(theirs, mine, prefix=""):
+    """``["key.path: A -> B", ...]`` for every leaf where two config dicts differ (``absent`` for a
+    key one of them lacks), in key order."""
+    out = []
+    for key in sorted(set(theirs) | set(mine), key=str):
+        a, b = theirs.get(key, "absent"), mine.get(key, "absent")
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, name + ".")
+        elif a != b:
+            out.append(f"{name}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}")
+    return out
 
 
 class SeedRuns:
@@ -95,13 +138,21 @@ class SeedRuns:
         path = os.path.join(self.out_dir, "seeds.json")
         mine = fingerprint(self.cfg)
         if os.path.isfile(path):
-            theirs = json.load(open(path)).get("fingerprint")
-            if theirs != mine:
+            saved = json.load(open(path))
+            theirs = saved.get("fingerprint")
+            if theirs not in (mine, legacy_fingerprint(self.cfg)):
+                what = ""
+                if isinstance(saved.get("config"), dict):
+                    diff = config_differences(settings_that_act(saved["config"]),
+                                              settings_that_act(json.loads(json.dumps(computation(self.cfg), default=str))))
+                    what = ("; the settings that differ (theirs -> this config): " + "; ".join(diff[:12])
+                            + (f"; and {len(diff) - 12} more" if len(diff) > 12 else "")) if diff else ""
                 raise InputError(f"{self.out_dir} holds seeds of another config (fingerprint {theirs}, this config "
-                                 f"{mine}): choose another --output_dir, or remove it to start again")
+                                 f"{mine}){what}: choose another --output_dir, or remove it to start again")
         os.makedirs(self.out_dir, exist_ok=True)
         with atomic_write(path) as f:
-            json.dump({"fingerprint": mine, "baselines": self.baselines}, f, indent=1)
+            json.dump({"fingerprint": mine, "baselines": self.baselines,
+                       "config": json.loads(json.dumps(computation(self.cfg), default=str))}, f, indent=1)
 
     def run(self):
         self._claim()

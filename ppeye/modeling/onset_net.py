@@ -35,6 +35,7 @@ from .backbones.resnet3d import ResNet3D
 from .layers.afno import AFNOBlock
 from .layers.day_decoder import DayDecoder
 from .layers.fusion import CrossAttentionFusion
+from .layers.lag_head import LagHead
 from .layers.missing import MissingModalities
 from .layers.moe import MoE, build_ffn
 from .layers.tabm import BatchEnsembleLinear, TabM
@@ -142,15 +143,20 @@ class OnsetNet(nn.Layer):
                                  f"model is built (ppeye.build_model does it), got {ms['blocks']!r}")
             self.missing = MissingModalities(width, self.k, self.shapes["F"], **ms)
 
-        fu = _section(fusion, heads=8, dropout=0.1, hidden_ratio=2, branch_heads=False)
-        if not isinstance(fu["branch_heads"], bool):
-            raise InputError(f"model.fusion.branch_heads must be true or false, got {fu['branch_heads']!r}")
+        fu = _section(fusion, heads=8, dropout=0.1, hidden_ratio=2, branch_heads=False, lag_head=False)
+        for key in ("branch_heads", "lag_head"):
+            if not isinstance(fu[key], bool):
+                raise InputError(f"model.fusion.{key} must be true or false, got {fu[key]!r}")
         self.fusion = CrossAttentionFusion(width, fu["heads"], fu["dropout"], fu["hidden_ratio"], moe_cfg(fu.get("moe")))
         self.classifier = nn.Linear(width, num_classes)
         # branch heads: each branch's own linear logits added to the fused ones (the additive main
         # effects a late fusion has; the fusion then carries what the two say together)
         self.patient_head = (nn.Linear(width, num_classes) if fu["branch_heads"] and self.patient_branch else None)
         self.weather_head = (nn.Linear(width, num_classes) if fu["branch_heads"] and self.weather_branch else None)
+        # lag head: a distributed-lag read-out of the day embeddings themselves (before the
+        # temporal encoder), added to the logits; see layers/lag_head.py
+        self.lag_head = (LagHead(width, self.shapes["T"], num_classes)
+                         if fu["lag_head"] and self.weather_branch else None)
 
     def _day_reconstruction(self, section, width):
         rec = _section(section, enabled=False, weight=1.0, grid=[1, 4, 4], target="volume", standardise=False)
@@ -342,6 +348,12 @@ class OnsetNet(nn.Layer):
             member_logits = member_logits + self.patient_head(patient)          # per member
         if self.weather_head is not None:
             member_logits = member_logits + self.weather_head(seq.mean(axis=1)).unsqueeze(1)
+        if self.lag_head is not None:
+            raw = paddle.gather(days, day_index.reshape([-1]).astype("int64")).reshape([-1, self.shapes["T"], self.width])
+            lagged = self.lag_head(raw)                                         # [B, 4], from the days before positions
+            if self.missing is not None:                                        # absent or dropped weather adds nothing
+                lagged = lagged * out["presence"][:, :1]
+            member_logits = member_logits + lagged.unsqueeze(1)
         if self.k == 1:
             logits = member_logits[:, 0]
         else:
@@ -366,7 +378,7 @@ class OnsetNet(nn.Layer):
     def parameter_counts(self):
         """Trainable parameters per branch, and the total."""
         groups = {"backbone": ["backbone", "day_proj", "summary_proj", "day_decoder"], "temporal": ["positions", "transformer", "afno", "temporal_mix"],
-                  "tabular": ["tabular", "patient_proj"], "fusion": ["fusion", "classifier", "patient_head", "weather_head"],
+                  "tabular": ["tabular", "patient_proj"], "fusion": ["fusion", "classifier", "patient_head", "weather_head", "lag_head"],
                   "null_tokens": ["null_weather", "null_patient"]}
         counts = {g: 0 for g in groups}
         for name, p in self.named_parameters():
