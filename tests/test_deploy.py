@@ -225,6 +225,38 @@ def test_bad_inputs_get_clear_errors(exported, tmp_path):
         infer_table(out, str(table), output=str(tmp_path / "x.csv"), allow_unknown_columns=True)
 
 
+def test_outputs_that_would_replace_an_input_or_a_run_are_refused_and_change_nothing(exported, trained, tmp_path):
+    cfg, out, _ = exported
+    root, _ = trained
+    # export: a directory that is not an export (here a copy of the training run), the run itself,
+    # a parent of the run, the data's work directory
+    run_copy = tmp_path / "run_copy"
+    shutil.copytree(f"{root}/r", run_copy)
+    before = sorted(p.name for p in run_copy.rglob("*"))
+    with pytest.raises(InputError, match="exists and is not a ppeye export"):
+        export_model(cfg, out_dir=str(run_copy))
+    assert sorted(p.name for p in run_copy.rglob("*")) == before
+    for target, what in ((f"{root}/r", "overlaps"), (root, "overlaps"), (_work(cfg), "overlaps")):
+        with pytest.raises(InputError, match=what):
+            export_model(cfg, out_dir=target)
+    # infer: --output equal to --table, or inside the model or the weather store
+    table = tmp_path / "t.csv"
+    scoring_table(cfg, "test", str(table), limit=3)
+    content = table.read_bytes()
+    era5 = os.path.join(_work(cfg), "era5.zarr")
+    with pytest.raises(InputError, match="would overwrite the input table"):
+        infer_table(out, str(table), era5=era5, output=str(table))
+    assert table.read_bytes() == content
+    with pytest.raises(InputError, match="inside --model_dir"):
+        infer_table(out, str(table), era5=era5, output=os.path.join(out, "risks.csv"))
+    with pytest.raises(InputError, match="inside --era5"):
+        infer_table(out, str(table), era5=era5, output=os.path.join(era5, "risks.csv"))
+    explain_table = tmp_path / "t_explain.npz"                   # <output>_explain.npz would be the table
+    explain_table.write_bytes(content)
+    with pytest.raises(InputError, match="would overwrite the input table"):
+        infer_table(out, str(explain_table), era5=era5, output=str(tmp_path / "t.csv"))
+
+
 def test_an_export_from_another_version_or_config_is_refused(exported, tmp_path):
     cfg, out, _ = exported
     copy = tmp_path / "copy"

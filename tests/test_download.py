@@ -180,3 +180,31 @@ def test_a_killed_run_continues_where_it_stopped(src, tmp_path):
     assert counts["already_done"] >= finished and counts["already_done"] + counts["done"] == 8
     assert len(calls(log)) - before == counts["done"]
     assert not glob.glob(str(raw / "**" / "*.part-*"), recursive=True)
+
+
+def test_a_second_download_into_the_same_raw_directory_is_refused_and_keeps_the_first_runs_parts(src, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from ppeye.core.errors import InputError
+
+    raw = tmp_path / "raw"
+    (raw / "2020" / "01").mkdir(parents=True)
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])   # a download still running
+    try:
+        part = raw / "2020" / "01" / f"g00.zip.part-{first.pid}"
+        part.write_bytes(b"half a file")
+        (raw / ".ppeye.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": first.pid,
+                                                     "what": "download", "started": "now"}))
+        log = tmp_path / "log"
+        log.mkdir()
+        with pytest.raises(InputError, match=f"in use by another download \\(process {first.pid}"):
+            download(cfg_for(raw), client_factory=FakeCDS(src, str(log)))
+        assert part.read_bytes() == b"half a file" and calls(log) == []
+    finally:
+        first.kill()
+        first.wait()
+    # that run is gone: its lock is stale, its part a leftover; the next run cleans both and finishes
+    counts = download(cfg_for(raw), client_factory=FakeCDS(src, str(log)))
+    assert counts["done"] == 8 and not part.exists() and not (raw / ".ppeye.lock").exists()

@@ -78,12 +78,41 @@ def test_a_run_writes_config_metrics_and_loadable_checkpoints(work, tmp_path):
 
 def test_resume_with_a_different_config_or_model_is_refused(work, tmp_path):
     Trainer(config(work, tmp_path, ["train.epochs=1"])).train()
+    run = tmp_path / "r"
+    records = {name: (run / name).read_bytes() for name in ("config.yaml", "meta.csv")}
     other = Trainer(config(work, tmp_path, ["train.epochs=2", "optimizer.learning_rate=0.1"]))
     with pytest.raises(CheckpointError, match="different config"):
-        other.train(resume=str(tmp_path / "r"))
+        other.train(resume=str(run))
+    # the refusal came before anything was written: the run resumes with its own config again
+    assert {name: (run / name).read_bytes() for name in records} == records
     wider = ppeye.build_model(config(work, tmp_path, ["model.width=32"]))
     with pytest.raises(CheckpointError, match="does not fit this model"):
         load_weights(wider, str(tmp_path / "r"))
+
+
+def test_a_second_training_in_a_run_directory_in_use_is_refused_and_changes_nothing(work, tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from ppeye.core.errors import InputError
+
+    Trainer(config(work, tmp_path, ["train.epochs=1"])).train()
+    run = tmp_path / "r"
+    before = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file() and p.name != "log.txt"}
+    assert not (run / ".ppeye.lock").exists()                     # released after the run
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])   # a training still running
+    try:
+        (run / ".ppeye.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": other.pid,
+                                                     "what": "training", "started": "now"}))
+        with pytest.raises(InputError, match=f"in use by another training \\(process {other.pid}"):
+            Trainer(config(work, tmp_path, ["train.epochs=1"])).train()
+    finally:
+        other.kill()
+        other.wait()
+    after = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file() and p.name not in ("log.txt", ".ppeye.lock")}
+    assert after == before                                        # its checkpoints and records untouched
 
 
 def test_a_nan_loss_stops_with_the_last_checkpoint_intact(work, tmp_path):

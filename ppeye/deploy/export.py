@@ -91,6 +91,23 @@ def run_predictor(predictor, arrays):
     return [predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()]
 
 
+def refuse_to_replace(out_dir, inputs=()):
+    """An export replaces ``out_dir`` whole: refuse unless it is absent, empty or an earlier
+    export (it holds ``infer_cfg.yml``), and unless it is apart from every input path (the run,
+    its checkpoint, the data's work directory: inside one of them or holding one)."""
+    out = os.path.realpath(out_dir)
+    for path in inputs:
+        src = os.path.realpath(str(path))
+        if out == src or out.startswith(src + os.sep) or src.startswith(out + os.sep):
+            raise InputError(f"--output_dir {out_dir} overlaps {path}, an input of the export: choose a "
+                             f"directory apart from the run and the data (e.g. inference/<name>)")
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, CFG_FILE)):
+        raise InputError(f"--output_dir {out_dir} exists and is not a ppeye export (no {CFG_FILE}); an export "
+                         f"replaces its directory whole, so choose a new or empty directory")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(f"--output_dir {out_dir} is a file, not a directory")
+
+
 def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False, log=None):
     """Export ``weights`` (run dir or checkpoint) under ``cfg`` to ``out_dir``; returns infer_cfg."""
     from .. import __version__, build_model, input_shapes
@@ -113,6 +130,7 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
     model.eval()
     run_dir = run_dir_of(checkpoint)
     out_dir = out_dir or os.path.join("inference", str(cfg.get("run_name") or os.path.basename(run_dir)))
+    refuse_to_replace(out_dir, (run_dir, checkpoint, cfg["data"]["work_dir"]))
     data = cfg["data"]
     ukb = cfg["ukb"]
     sites = [{"code": c.code, "name": c.name, "lat": c.lat, "lon": c.lon} for c in resolve_sites(data["sites"])]

@@ -131,6 +131,23 @@ def convert_raw(model, raw_dir, dates, T, work_dir, log):
     return convert_era5(cfg, log=log)["path"]
 
 
+def output_files(output):
+    """Every file ``infer_table`` writes for ``output``."""
+    return [output, output + ".summary.json", os.path.splitext(output)[0] + "_explain.npz"]
+
+
+def refuse_to_overwrite_inputs(output, table, input_dirs):
+    """Refuse an ``output`` whose files would replace the input table or land inside an input
+    directory (``input_dirs``: {flag: path or None})."""
+    for out in output_files(output):
+        real = os.path.realpath(out)
+        if table and real == os.path.realpath(str(table)):
+            raise InputError(f"--output {output} would overwrite the input table {table}: choose another file")
+        for flag, path in input_dirs.items():
+            if path and (real == os.path.realpath(str(path)) or real.startswith(os.path.realpath(str(path)) + os.sep)):
+                raise InputError(f"--output {output} would write {out} inside {flag} {path}: choose a file elsewhere")
+
+
 def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_size=32, device="auto",
                 onednn=True, index_date=None, explain=False, allow_unknown_columns=False,
                 expect_fingerprint=None, log=None):
@@ -140,6 +157,7 @@ def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_s
         raise InputError("--output is required (the CSV of risks)")
     t0 = time.time()
     model = ExportedModel(model_dir, device, onednn=onednn, expect_fingerprint=expect_fingerprint)
+    refuse_to_overwrite_inputs(output, table, {"--model_dir": model_dir, "--era5": era5, "--era5_raw": era5_raw})
     pipe = model.pipeline
     frame, report = pipe.read_table(table, allow_unknown_columns=allow_unknown_columns)
     n = len(frame)

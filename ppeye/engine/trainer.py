@@ -27,6 +27,7 @@ from ..core.errors import ConfigError, PpeyeError
 from ..core.io import atomic_write, digest
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
+from ..core.runlock import DirectoryLock
 from ..core.seed import seed_everything
 from ..metrics import DISEASES, multilabel_metrics
 from .callbacks import LogCallback, VisualDLCallback
@@ -338,8 +339,17 @@ class Trainer:
 
     def train(self, resume=None, stop_after=None):
         """Train to ``train.epochs`` (``stop_after``: return after that many epochs, as an interrupted run)."""
-        with paddle.utils.unique_name.guard(self._names):
-            return self._train(resume, stop_after)
+        # one training per run directory: a second one would move this one's checkpoints aside
+        # and write the same epoch_000N (rank 0 holds the lock for the run)
+        lock = DirectoryLock(self.run_dir, "training", self.log) if self.rank == 0 else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            with paddle.utils.unique_name.guard(self._names):
+                return self._train(resume, stop_after)
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _barrier(self):
         if self.world > 1:
@@ -353,6 +363,10 @@ class Trainer:
         if stopper.enabled and self.val_set is None:
             self.log.info("early stopping needs validation metrics: it is off for this run (add --eval)")
         ckpt_root = os.path.join(self.run_dir, "checkpoints")
+        if resume and read_state(resume).get("config_fingerprint") != self.fingerprint:
+            # before anything is written: a refused resume must leave the run as it was
+            raise CheckpointError(f"{resume} was trained with a different config (model, data, loss or "
+                                  f"optimizer settings differ): resume with the run's own config.yaml")
         if self.rank == 0:
             from .records import write_run_records
 
@@ -373,9 +387,6 @@ class Trainer:
             self._enter_stage(bool(read_state(resume).get("frozen_encoder", False)))
             with paddle.utils.unique_name.guard(self._opt_names):
                 state = load_checkpoint(resume, self.model, self.optimizer)
-            if state.get("config_fingerprint") != self.fingerprint:
-                raise CheckpointError(f"{resume} was trained with a different config (model, data, loss or "
-                                      f"optimizer settings differ): resume with the run's own config.yaml")
             start, step, history = state["epoch"] + 1, state["step"], state["history"]
             stopper.best, stopper.bad = state["best"], state["bad_epochs"]
             if self.scaler is not None and state.get("grad_scaler"):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from ...core.errors import ConfigError, DataError, PpeyeError
 from ...core.logger import get_logger
+from ...core.runlock import DirectoryLock
 from ..ukb.centres import resolve_sites
 from .grid import site_box, union_box
 from .reader import open_raw
@@ -244,8 +245,15 @@ def check_credentials():
 
 
 def download(cfg, client_factory=None, progress=False, sleep=time.sleep, log=None):
-    """Fetch every planned request not yet done; returns counts. Raises on a permanent refusal."""
+    """Fetch every planned request not yet done; returns counts. Raises on a permanent refusal.
+    One download at a time per raw directory (a second is refused): at its start a run removes
+    the ``.part`` files of killed runs, which would otherwise be a concurrent run's files."""
     log = log or get_logger("ppeye.download")
+    with DirectoryLock(cfg["data"]["era5_raw_dir"], "download", log):
+        return _download(cfg, client_factory, progress, sleep, log)
+
+
+def _download(cfg, client_factory, progress, sleep, log):
     dl = cfg["data"]["download"]
     raw_dir = cfg["data"]["era5_raw_dir"]
     requests = plan_requests(cfg)
