@@ -91,6 +91,7 @@ def main():
         cfg = ppeye.load_config(args.config, args.opt + overrides)
         for key in ("backbone", "temporal", "day_reconstruction"):
             cfg["model"].pop(key, None)
+        cfg["model"]["fusion"].pop("lag_head", None)                        # built only with the weather
         return fingerprint(cfg)
 
     po_overrides = ["model.weather_branch=false", "retrieval.enabled=false", *patient_only_overrides(base)]
