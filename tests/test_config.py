@@ -159,3 +159,24 @@ def test_config_reads_like_a_dict_and_attributes():
 
 def test_public_load_config_is_the_same_function(tree):
     assert ppeye.load_config(tree, ["seed=9"]).seed == 9
+
+
+def test_an_unknown_key_in_a_config_file_is_refused_with_the_nearest_keys(write_yaml):
+    import os
+
+    demo = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo.yaml")
+    leaf = write_yaml("leaf.yaml", f"_BASE_: [{demo}]\ntrain: {{epoch: 1}}\n")
+    with pytest.raises(ConfigError, match=r"leaf\.yaml: unknown config key 'train\.epoch'.*Did you mean: train\.epochs"):
+        load_config(leaf)
+    with pytest.raises(ConfigError, match="unknown config key 'trian'"):
+        load_config(write_yaml("top.yaml", f"_BASE_: [{demo}]\ntrian: {{epochs: 1}}\n"))
+    # + adds a key on purpose, at any depth; known keys pass as before
+    cfg = load_config(write_yaml("ok.yaml", f"_BASE_: [{demo}]\ntrain:\n  epochs: 1\n  +my_note: 2\n+extra: {{a: 1}}\n"))
+    assert cfg.train.epochs == 1 and cfg.train.my_note == 2 and cfg.extra == {"a": 1}
+
+
+def test_pieces_under_a_base_directory_define_keys_freely(write_yaml):
+    write_yaml("_base_/runtime.yaml", "seed: 1\n")
+    write_yaml("_base_/model.yaml", "_BASE_: [runtime.yaml]\nmodel: {width: 8}\n")   # adds a section
+    cfg = load_config(write_yaml("leaf.yaml", "_BASE_: [_base_/model.yaml]\nmodel: {width: 16}\n"))
+    assert cfg.model.width == 16 and cfg.seed == 1

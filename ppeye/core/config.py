@@ -142,7 +142,37 @@ def _load_tree(path, chain):
         if not os.path.isfile(base_path):
             raise ConfigError(f"{path}: {BASE_KEY} file not found: {base} (looked for {base_path})")
         merged = merge(merged, _load_tree(base_path, chain + [path]))
+    if bases and not _is_base_piece(path):
+        data = _checked_keys(merged, merged, data, path)
     return merge(merged, data)
+
+
+def _is_base_piece(path):
+    """A file under a ``_base_`` directory: one of the pieces that together define the keys."""
+    return "_base_" in os.path.normpath(path).split(os.sep)[:-1]
+
+
+def _checked_keys(root, base, data, path, prefix=""):
+    """``data`` with every key checked against ``base`` (the merged ``_BASE_`` files), as ``-o``
+    checks its keys: an unknown key is an error naming the nearest ones; ``+key`` adds one on
+    purpose (the ``+`` is dropped). A section that is null in the base may be given as a mapping."""
+    out = {}
+    for key, value in data.items():
+        name = str(key)
+        if name.startswith(NEW_KEY_PREFIX):
+            out[name[len(NEW_KEY_PREFIX):]] = value
+            continue
+        full = f"{prefix}{name}"
+        if key not in base:
+            near = _suggest(root, full)
+            hint = f" Did you mean: {', '.join(near)}?" if near else ""
+            raise ConfigError(f"{path}: unknown config key '{full}' (not in its {BASE_KEY} files).{hint} "
+                              f"To add a new key on purpose write {NEW_KEY_PREFIX}{name}:")
+        if isinstance(value, dict) and isinstance(base[key], dict):
+            out[key] = _checked_keys(root, base[key], value, path, full + ".")
+        else:
+            out[key] = value
+    return out
 
 
 def load_config(path, overrides=None):
