@@ -107,8 +107,22 @@ def test_a_string_key_keeps_what_was_typed(tree):
     assert load_config(tree, ["name=yes"]).name == "yes"
 
 
-def test_null_is_always_allowed(tree):
-    assert load_config(tree, ["model.width=null"]).model.width is None
+def test_null_is_always_allowed_by_type(tree):
+    assert load_config(tree, ["model.depth=null"]).model.depth is None
+
+
+def test_values_are_checked_at_load_naming_every_bad_key():
+    import os
+
+    demo = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo.yaml")
+    with pytest.raises(ConfigError, match=r"train\.epochs must be an integer >= 1, got 0; "
+                                          r"optimizer\.learning_rate must be a number > 0, got -0\.1; "
+                                          r"loader\.num_workers must be an integer >= 0, got -1"):
+        load_config(demo, ["train.epochs=0", "optimizer.learning_rate=-0.1", "loader.num_workers=-1"])
+    for bad in ("loader.batch_size=0", "train.epochs=null", "evaluation.ci_level=1.0", "data.window_days=0"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0].replace(".", "\\.") + " must be"):
+            load_config(demo, [bad])
+    assert load_config(demo, ["train.epochs=1", "log_iter=0"]).train.epochs == 1
 
 
 def test_a_dict_override_merges_and_checks_its_keys(tree):

@@ -22,6 +22,7 @@ import os
 
 import yaml
 
+from .checks import check_values
 from .errors import ConfigError
 from .io import atomic_write
 
@@ -186,6 +187,7 @@ def load_config(path, overrides=None):
         raise ConfigError(f"config file not found: {os.fspath(path)}")
     cfg = Config(_load_tree(path, []))
     apply_overrides(cfg, overrides or [])
+    check_values(cfg)
     return cfg
 
 

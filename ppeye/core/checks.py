@@ -1,0 +1,61 @@
+"""Values checked when a config is loaded, so a bad one fails at once with its key named instead
+of late in a run (``train.epochs: 0`` used to exit 0 with no checkpoint; a negative learning rate
+or ``loader.num_workers`` crashed after the data were loaded). Keys a config lacks are skipped."""
+from .errors import ConfigError
+
+
+def _int_at_least(low):
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low), f"an integer >= {low}"
+
+
+def _number_above(low):
+    return (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > low), f"a number > {low}"
+
+
+def _number_at_least(low):
+    return (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= low), f"a number >= {low}"
+
+
+_OPEN_UNIT = ((lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1),
+              "a number strictly between 0 and 1")
+
+RULES = {
+    "seed": _int_at_least(0),
+    "train.epochs": _int_at_least(1),
+    "train.accum_steps": _int_at_least(1),
+    "train.checkpoint_every": _int_at_least(1),
+    "train.keep_checkpoints": _int_at_least(1),
+    "train.two_stage.frozen_epochs": _int_at_least(0),
+    "train.early_stop.patience": _int_at_least(1),
+    "optimizer.learning_rate": _number_above(0),
+    "optimizer.weight_decay": _number_at_least(0),
+    "scheduler.warmup_epochs": _number_at_least(0),
+    "scheduler.min_lr": _number_at_least(0),
+    "loader.batch_size": _int_at_least(1),
+    "loader.num_workers": _int_at_least(0),
+    "data.window_days": _int_at_least(1),
+    "data.hours": _int_at_least(1),
+    "model.width": _int_at_least(1),
+    "day_pretrain.epochs": _int_at_least(1),
+    "day_pretrain.batch_size": _int_at_least(1),
+    "day_pretrain.learning_rate": _number_above(0),
+    "evaluation.bootstrap": _int_at_least(0),
+    "evaluation.ci_level": _OPEN_UNIT,
+    "log_iter": _int_at_least(0),               # 0: no per-step lines
+}
+
+
+def check_values(cfg):
+    """Raise ConfigError naming every key whose value breaks its rule (all of them at once)."""
+    bad = []
+    for path, (ok, expected) in RULES.items():
+        node, found = cfg, True
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                found = False
+                break
+            node = node[part]
+        if found and not ok(node):
+            bad.append(f"{path} must be {expected}, got {node!r}")
+    if bad:
+        raise ConfigError("bad config value" + ("s" if len(bad) > 1 else "") + ": " + "; ".join(bad))
