@@ -56,3 +56,29 @@ def test_write_csv_and_save_npz_round_trip_without_leftovers(tmp_path):
     save_npz(str(tmp_path / "a.npz"), True, v=np.arange(3))
     assert np.load(tmp_path / "a.npz")["v"].tolist() == [0, 1, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.npz"]
+
+
+def test_temporaries_of_killed_writes_are_cleaned_and_no_one_elses(tmp_path):
+    import subprocess
+    import sys
+
+    from ppeye.core.io import _host_tag, atomic_directory, tmp_prefix
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()                                                     # a process that has exited
+    dead = tmp_path / f".ppeye-tmp-{p.pid}.{_host_tag()}.abc123-epoch_0003"
+    dead.mkdir()
+    (dead / "model.pdparams").write_bytes(b"half")
+    dead_file = tmp_path / f".ppeye-tmp-{p.pid}.{_host_tag()}.xyz789state.json"
+    dead_file.write_text("{")
+    mine = tmp_path / f"{tmp_prefix()}live-epoch_0004"          # this process: still writing
+    mine.mkdir()
+    elsewhere = tmp_path / f".ppeye-tmp-{p.pid}.00000000.abc-epoch_0005"   # another host's
+    elsewhere.mkdir()
+    unknown = tmp_path / ".ppeye-tmp-abc-epoch_0001"              # no owner recorded (older ppeye)
+    unknown.mkdir()
+    with atomic_directory(str(tmp_path / "epoch_0006")) as tmp:
+        open(os.path.join(tmp, "x"), "w").close()
+    assert not dead.exists() and not dead_file.exists()
+    assert mine.exists() and elsewhere.exists() and unknown.exists()
+    assert (tmp_path / "epoch_0006" / "x").exists()

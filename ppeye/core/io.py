@@ -3,8 +3,47 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+
+
+TMP_PREFIX = ".ppeye-tmp-"
+_TMP_OWNER = re.compile(r"^\.ppeye-tmp-(\d+)\.([0-9a-f]{8})\.")
+
+
+def _host_tag():
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def tmp_prefix():
+    """``.ppeye-tmp-<pid>.<host tag>.``: whose temporary it is, so a dead process's can be cleaned."""
+    return f"{TMP_PREFIX}{os.getpid()}.{_host_tag()}."
+
+
+def clean_stale_temporaries(directory):
+    """Remove the temporaries in ``directory`` left by processes of this host that no longer run
+    (a kill during an atomic write); returns their names. Others' are left alone."""
+    from .runlock import alive
+
+    removed, host = [], _host_tag()
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        m = _TMP_OWNER.match(name)
+        if not m or m.group(2) != host or alive(int(m.group(1))):
+            continue
+        path = os.path.join(directory, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        removed.append(name)
+    return removed
 
 
 @contextlib.contextmanager
@@ -24,7 +63,7 @@ def atomic_write(path, mode="w", **open_kwargs):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ppeye-tmp-", suffix=os.path.basename(path), dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(), suffix=os.path.basename(path), dir=directory)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
@@ -52,7 +91,8 @@ def atomic_directory(path, overwrite=False):
         raise FileExistsError(f"{path} already exists and is not empty (pass overwrite to replace it)")
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".ppeye-tmp-", suffix="-" + os.path.basename(path), dir=parent)
+    clean_stale_temporaries(parent)          # those of killed writes (e.g. a checkpoint cut short)
+    tmp = tempfile.mkdtemp(prefix=tmp_prefix(), suffix="-" + os.path.basename(path), dir=parent)
     try:
         yield tmp
         if os.path.isdir(path):

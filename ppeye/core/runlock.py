@@ -18,7 +18,8 @@ from .errors import InputError
 LOCK_FILE = ".ppeye.lock"
 
 
-def _alive(pid):
+def alive(pid):
+    """Whether process ``pid`` runs on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -61,7 +62,7 @@ class DirectoryLock:
                 same_host = owner.get("host") == me["host"]
                 if same_host and owner.get("pid") == me["pid"]:
                     raise InputError(f"{self.path} is already locked by this process ({owner.get('what')})")
-                if same_host and not _alive(int(owner.get("pid", -1))):
+                if same_host and not alive(int(owner.get("pid", -1))):
                     os.remove(self.file)
                     if self.log is not None:
                         self.log.warning(f"{self.path}: removed the stale lock of a {owner.get('what')} "
