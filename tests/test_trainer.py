@@ -115,6 +115,66 @@ def test_a_second_training_in_a_run_directory_in_use_is_refused_and_changes_noth
     assert after == before                                        # its checkpoints and records untouched
 
 
+class Warnings:
+    """Collects what the ppeye logger warns (it does not propagate to pytest's caplog)."""
+
+    def __enter__(self):
+        import logging
+
+        self.lines, self.logger = [], logging.getLogger("ppeye")
+        self.handler = logging.Handler(logging.WARNING)
+        self.handler.emit = lambda record: self.lines.append(record.getMessage())
+        self.logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+
+    @property
+    def text(self):
+        return "\n".join(self.lines)
+
+
+def test_a_damaged_checkpoint_is_named_and_a_run_falls_back_to_the_newest_intact_one(work, tmp_path):
+    import shutil
+
+    trainer = Trainer(config(work, tmp_path, ["train.epochs=2"]))
+    trainer.train()
+    ckpts = tmp_path / "r" / "checkpoints"
+    assert json.load(open(ckpts / "latest.json"))["checkpoint"] == "epoch_0001"
+    assert set(json.load(open(ckpts / "epoch_0001" / "checksums.json"))) == {"model.pdparams", "optimizer.pdopt",
+                                                                             "state.json"}
+    pristine = tmp_path / "pristine"
+    shutil.copytree(ckpts, pristine)
+    model = ppeye.build_model(trainer.cfg)
+    damages = {"truncated": lambda b: b[: len(b) // 2], "empty": lambda b: b"",
+               "bit-flipped": lambda b: b[:100] + bytes([b[100] ^ 1]) + b[101:]}
+    for what, change in damages.items():
+        shutil.rmtree(ckpts)
+        shutil.copytree(pristine, ckpts)
+        target = ckpts / "epoch_0001" / "model.pdparams"
+        target.write_bytes(change(target.read_bytes()))
+        with pytest.raises(CheckpointError, match="epoch_0001/model.pdparams (does not match its checksum|is missing)"):
+            load_weights(model, str(ckpts / "epoch_0001"))                     # named explicitly: refused
+        with Warnings() as caught:
+            got = load_weights(model, str(tmp_path / "r"), ("latest",))        # a resume: the newest intact one
+        assert got.endswith("epoch_0000"), what
+        assert "epoch_0001/model.pdparams does not match its checksum" in caught.text
+        assert "using the newest intact checkpoint, epoch_0000" in caught.text
+    # a damaged pointer: the newest intact checkpoint, said so
+    shutil.rmtree(ckpts)
+    shutil.copytree(pristine, ckpts)
+    (ckpts / "latest.json").write_text('{"checkpoint": "epoch_00')
+    with Warnings() as caught:
+        assert resolve(str(tmp_path / "r"), ("latest",)).endswith("epoch_0001")
+    assert "latest.json is damaged" in caught.text
+    # a resume from the run continues after the intact epoch
+    (ckpts / "epoch_0001" / "state.json").write_text("{")
+    Trainer(config(work, tmp_path, ["train.epochs=2"])).train(resume=str(tmp_path / "r"))
+    assert json.load(open(ckpts / "latest.json"))["checkpoint"] == "epoch_0001"
+    assert json.load(open(ckpts / "epoch_0001" / "state.json"))["epoch"] == 1
+
+
 def test_a_nan_loss_stops_with_the_last_checkpoint_intact(work, tmp_path):
     trainer = Trainer(config(work, tmp_path, ["train.epochs=2"]))
     criterion, calls = trainer.criterion, []

@@ -6,18 +6,26 @@ fingerprint). Each is written in a temporary directory that is renamed into plac
 complete, and ``latest.json`` / ``best.json`` (also written atomically) point at a directory
 only after it exists, so a kill at any moment leaves the previous checkpoint loadable.
 Older epoch directories are pruned to ``keep`` (never the best).
+
+Each checkpoint also holds ``checksums.json`` (SHA-256 of its files), verified before anything
+is read: a file truncated, emptied or altered on disk is named, never unpickled. From a run
+directory a damaged pointer (``latest.json``/``best.json``) or a damaged checkpoint falls back to
+the newest intact ``epoch_NNNN``, with a warning saying which and why. A checkpoint named
+explicitly (its directory or its ``model.pdparams``) is refused when damaged.
 """
 import json
 import os
 import shutil
 
 from ..core.errors import PpeyeError
-from ..core.io import atomic_directory, atomic_write
+from ..core.io import atomic_directory, atomic_write, sha256
+from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 
 paddle = import_paddle()
 
 MODEL_FILE, OPT_FILE, STATE_FILE = "model.pdparams", "optimizer.pdopt", "state.json"
+CHECKSUM_FILE = "checksums.json"
 
 
 class CheckpointError(PpeyeError, ValueError):
@@ -34,6 +42,9 @@ def save_checkpoint(ckpt_root, epoch, model, optimizer, state, best=False, keep=
             paddle.save(optimizer.state_dict(), os.path.join(tmp, OPT_FILE))
         with open(os.path.join(tmp, STATE_FILE), "w") as f:
             json.dump(state, f, indent=1, sort_keys=True)
+        with open(os.path.join(tmp, CHECKSUM_FILE), "w") as f:
+            json.dump({n: sha256(os.path.join(tmp, n)) for n in sorted(os.listdir(tmp)) if n != CHECKSUM_FILE}, f,
+                      indent=1)
     _point(ckpt_root, "latest", name)
     if best:
         _point(ckpt_root, "best", name)
@@ -47,15 +58,55 @@ def _point(root, which, name):
 
 
 def _pointed(root, which):
+    """The checkpoint name ``<which>.json`` points at; None if absent; CheckpointError if damaged."""
     p = os.path.join(root, f"{which}.json")
-    return json.load(open(p))["checkpoint"] if os.path.isfile(p) else None
+    if not os.path.isfile(p):
+        return None
+    try:
+        name = json.load(open(p))["checkpoint"]
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        raise CheckpointError(f"{p} is damaged ({type(e).__name__}: {e})") from None
+    if not isinstance(name, str) or os.sep in name or not name.startswith("epoch_"):
+        raise CheckpointError(f"{p} is damaged (points at {name!r}, not an epoch_NNNN directory)")
+    return name
+
+
+def damage(ckpt):
+    """Why checkpoint directory ``ckpt`` cannot be used (a sentence naming the file), or None.
+    Checkpoints written before checksums are checked for their files and a readable state."""
+    for name in (MODEL_FILE, STATE_FILE):
+        if not os.path.isfile(os.path.join(ckpt, name)):
+            return f"{os.path.join(ckpt, name)} is missing"
+    sums_path = os.path.join(ckpt, CHECKSUM_FILE)
+    if os.path.isfile(sums_path):
+        try:
+            sums = json.load(open(sums_path))
+            assert isinstance(sums, dict) and MODEL_FILE in sums
+        except (ValueError, AssertionError, OSError):
+            return f"{sums_path} is damaged"
+        for name, expected in sorted(sums.items()):
+            path = os.path.join(ckpt, name)
+            if not os.path.isfile(path):
+                return f"{path} is missing"
+            if sha256(path) != expected:
+                return f"{path} does not match its checksum (truncated or altered since it was written)"
+    try:
+        json.load(open(os.path.join(ckpt, STATE_FILE)))
+    except (ValueError, OSError):
+        return f"{os.path.join(ckpt, STATE_FILE)} is damaged"
+    return None
 
 
 def _prune(root, keep):
     if not keep:
         return
     names = sorted(n for n in os.listdir(root) if n.startswith("epoch_") and os.path.isdir(os.path.join(root, n)))
-    protected = {_pointed(root, "best"), _pointed(root, "latest")}
+    protected = set()
+    for which in ("best", "latest"):
+        try:
+            protected.add(_pointed(root, which))
+        except CheckpointError:
+            return                                  # a damaged pointer: prune nothing until it is rewritten
     for n in names[:-keep]:
         if n not in protected:
             shutil.rmtree(os.path.join(root, n), ignore_errors=True)
@@ -66,22 +117,60 @@ def resolve(path, prefer=("best", "latest")):
     directory or a ``model.pdparams`` file (for a run: ``best``, else ``latest``; resuming
     prefers ``latest``)."""
     if os.path.isfile(path) and path.endswith(".pdparams"):
-        return os.path.dirname(path)
+        return _intact(os.path.dirname(path))
     for root in (os.path.join(path, "checkpoints"), path):
+        if not os.path.isdir(root):
+            continue
+        problems = []
         for which in prefer:
-            name = _pointed(root, which) if os.path.isdir(root) else None
+            try:
+                name = _pointed(root, which)
+            except CheckpointError as e:
+                problems.append(str(e))
+                continue
             if name:
-                return os.path.join(root, name)
+                bad = damage(os.path.join(root, name))
+                if bad is None:
+                    if problems:
+                        _warn(f"{'; '.join(problems)}: using {which} ({name}) instead")
+                    return os.path.join(root, name)
+                problems.append(bad)
+        if problems:
+            for name in sorted((n for n in os.listdir(root) if n.startswith("epoch_")), reverse=True):
+                if os.path.isdir(os.path.join(root, name)) and damage(os.path.join(root, name)) is None:
+                    _warn(f"{'; '.join(problems)}: using the newest intact checkpoint, {name}, instead of "
+                          f"{' / '.join(prefer)}")
+                    return os.path.join(root, name)
+            raise CheckpointError(f"{root}: no intact checkpoint ({'; '.join(problems)})")
     if os.path.isfile(os.path.join(path, MODEL_FILE)):
-        return path
+        return _intact(path)
     raise CheckpointError(f"{path}: no checkpoint here (expected a run directory, its checkpoints/ folder, "
                           f"an epoch_NNNN directory or a {MODEL_FILE} file)")
+
+
+def _intact(ckpt):
+    bad = damage(ckpt)
+    if bad:
+        raise CheckpointError(f"{bad}: this checkpoint cannot be used")
+    return ckpt
+
+
+def _warn(text):
+    get_logger("ppeye.checkpoint").warning(text)
+
+
+def _load_file(path):
+    """``paddle.load`` of a file whose checksum ``damage`` verified; any failure names the file."""
+    try:
+        return paddle.load(path)
+    except Exception as e:      # noqa: BLE001  (Paddle raises many types for a damaged file)
+        raise CheckpointError(f"{path} cannot be read ({type(e).__name__}): damaged?") from None
 
 
 def load_weights(model, path, prefer=("best", "latest")):
     """Load model weights from ``path`` (see ``resolve``); shape or name mismatches are errors."""
     ckpt = resolve(path, prefer)
-    state = paddle.load(os.path.join(ckpt, MODEL_FILE))
+    state = _load_file(os.path.join(ckpt, MODEL_FILE))
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -103,7 +192,7 @@ def load_pretrained(model, path):
     (a contrastive pretraining run for an onset model). Shared parameters of another shape are
     an error naming them; returns (checkpoint, {"loaded", "not_in_checkpoint", "unused"})."""
     ckpt = resolve(path)
-    state = paddle.load(os.path.join(ckpt, MODEL_FILE))
+    state = _load_file(os.path.join(ckpt, MODEL_FILE))
     own = model.state_dict()
     shared = [k for k in own if k in state]
     wrong = [f"{k}: checkpoint {list(state[k].shape)} vs model {list(own[k].shape)}"
@@ -136,5 +225,5 @@ def load_checkpoint(path, model, optimizer=None):
         opt_path = os.path.join(ckpt, OPT_FILE)
         if not os.path.isfile(opt_path):
             raise CheckpointError(f"{ckpt} has no {OPT_FILE}: it cannot be resumed, only evaluated")
-        optimizer.set_state_dict(paddle.load(opt_path))
+        optimizer.set_state_dict(_load_file(opt_path))
     return json.load(open(os.path.join(ckpt, STATE_FILE)))
