@@ -218,3 +218,26 @@ def test_a_temporal_split_holds_out_the_later_index_dates(tiny, built, tmp_path)
         with pytest.raises(ConfigError, match="ukb.temporal_split must be null, a date or a list of 2 ascending dates"):
             build_cohort(cfg_for(os.path.join(out, "ukb.csv"), tmp_path / "bad", [f"ukb.temporal_split={bad}"]))
     assert not (tmp_path / "bad").exists()
+
+
+def test_tables_with_no_usable_case_are_clear_errors(tiny, tmp_path):
+    out, _ = tiny
+    table = pd.read_csv(os.path.join(out, "ukb.csv"), dtype=str)
+    outcome = [c for c in table.columns if c.split("-")[0] in ("131186", "131164", "131166", "131182", "131184",
+                                                               "41270", "41280")]
+    controls = table.copy()
+    controls[outcome] = np.nan
+    controls.to_csv(tmp_path / "controls.csv", index=False)
+    with pytest.raises(DataError, match="no usable case .* a table of controls alone cannot make a cohort"):
+        build_cohort(cfg_for(tmp_path / "controls.csv", tmp_path / "w1"))
+    dated = table.copy()
+    for c in dated.columns:
+        if c.split("-")[0] in ("53", "131186", "131164", "131166", "131182", "131184", "41280", "40000"):
+            dated[c] = pd.to_datetime(dated[c], errors="coerce").dt.strftime("%d/%m/%Y")
+    dated.to_csv(tmp_path / "ddmm.csv", index=False)
+    with pytest.raises(DataError, match="column 53-0.0: none of its .* dates is YYYY-MM-DD \\(they look like dd/mm/yyyy"):
+        build_cohort(cfg_for(tmp_path / "ddmm.csv", tmp_path / "w2"))
+    with pytest.raises(ConfigError, match="data.window_days 5000 leaves no possible index date"):
+        build_cohort(cfg_for(os.path.join(out, "ukb.csv"), tmp_path / "w3", ["data.window_days=5000"]))
+    for w in ("w1", "w2", "w3"):
+        assert not (tmp_path / w / "cohort.parquet").exists()

@@ -84,10 +84,20 @@ def feature_list(cfg):
 
 
 def _dates(series):
-    """Parse ``YYYY-MM-DD`` dates: ``(Series of datetime64 with NaT, placeholder mask)``."""
+    """Parse ``YYYY-MM-DD`` dates: ``(Series of datetime64 with NaT, placeholder mask)``. A column
+    none of whose values is such a date is an error naming the column and the form it has (a
+    date written another way must not become missing without a word)."""
     text = series.astype("string")
     placeholder = text.isin(F.PLACEHOLDER_DATES).fillna(False).to_numpy(dtype=bool)
     parsed = pd.to_datetime(text.where(~text.isin(F.PLACEHOLDER_DATES)), errors="coerce", format="%Y-%m-%d")
+    given = text.notna().to_numpy(dtype=bool) & (text.str.strip() != "").fillna(False).to_numpy(dtype=bool)
+    if given.any() and parsed.isna().to_numpy()[given].all():
+        sample = text[given]
+        form = ("dd/mm/yyyy or mm/dd/yyyy" if sample.str.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}").all()
+                else "dd-mm-yyyy" if sample.str.fullmatch(r"\d{1,2}-\d{1,2}-\d{4}").all() else "another form")
+        raise DataError(f"column {series.name}: none of its {int(given.sum())} dates is YYYY-MM-DD (they look like "
+                        f"{form}); UK Biobank exports write YYYY-MM-DD: convert the column, ppeye does not guess "
+                        f"the day/month order")
     return pd.Series(parsed, index=series.index, dtype="datetime64[ns]"), placeholder
 
 
@@ -230,6 +240,10 @@ def build_cohort(cfg, log=None):
 
     start, end = pd.Timestamp(str(data["start_date"])), pd.Timestamp(str(data["end_date"]))
     cover = start + pd.Timedelta(days=int(data["window_days"]))
+    if cover > end:
+        raise ConfigError(f"data.window_days {data['window_days']} leaves no possible index date: the first one with "
+                          f"a full window is {cover.date()}, after data.end_date {end.date()} (lengthen the weather "
+                          f"period or shorten the window)")
     today = pd.Timestamp.today().normalize()
     assess, _ = _dates(frame["53-0.0"])
     death = _dates(frame["40000-0.0"])[0] if "40000-0.0" in frame else pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
@@ -260,6 +274,10 @@ def build_cohort(cfg, log=None):
     keep &= ~early & ~late
     case = keep & has
     control = keep & ~has
+    if not case.any():
+        raise DataError(f"{path}: no usable case (an onset of {', '.join(F.DISEASES)} dated inside the weather period, "
+                        f"after recruitment) among {n} rows; the exclusions: {report['excluded']}; controls are "
+                        f"indexed at case dates, so a table of controls alone cannot make a cohort")
 
     index_date = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     index_date[case] = first[case]
