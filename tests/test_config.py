@@ -123,6 +123,13 @@ def test_values_are_checked_at_load_naming_every_bad_key():
         with pytest.raises(ConfigError, match=bad.split("=")[0].replace(".", "\\.") + " must be"):
             load_config(demo, [bad])
     assert load_config(demo, ["train.epochs=1", "log_iter=0"]).train.epochs == 1
+    for bad, message in (("data.start_date=2019-13-01", "is not a valid value \\(month must be in 1..12\\)"),
+                         ("data.start_date=01/01/2019", "data.start_date must be a date YYYY-MM-DD"),
+                         ("data.end_date=2018-06-30", "must come before data.end_date 2018-06-30"),
+                         ("data.norm_period=[2022-01-01, 2022-12-31]", "data.norm_period must be .* overlapping")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(demo, [bad])
+    assert load_config(demo, ["data.end_date=2019-06-30"]).data.end_date == "2019-06-30"   # norm period overlaps
 
 
 def test_a_dict_override_merges_and_checks_its_keys(tree):

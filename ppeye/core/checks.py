@@ -45,9 +45,41 @@ RULES = {
 }
 
 
+def _iso_date(value):
+    """A ``datetime.date`` from a YYYY-MM-DD string or date, else None."""
+    import datetime
+
+    if isinstance(value, datetime.date):
+        return value
+    try:
+        return datetime.date.fromisoformat(str(value)) if len(str(value)) == 10 else None
+    except ValueError:
+        return None
+
+
+def _date_problems(cfg):
+    data = cfg.get("data") if isinstance(cfg, dict) else None
+    if not isinstance(data, dict) or "start_date" not in data or "end_date" not in data:
+        return []
+    bad = []
+    start, end = _iso_date(data["start_date"]), _iso_date(data["end_date"])
+    for key, value, parsed in (("start_date", data["start_date"], start), ("end_date", data["end_date"], end)):
+        if parsed is None:
+            bad.append(f"data.{key} must be a date YYYY-MM-DD, got {value!r}")
+    if start and end and not start < end:
+        bad.append(f"data.start_date {start} must come before data.end_date {end}")
+    period = data.get("norm_period")
+    if period is not None and start and end:
+        days = [_iso_date(d) for d in period] if isinstance(period, (list, tuple)) and len(period) == 2 else [None]
+        if None in days or not days[0] < days[1] or days[0] > end or days[1] < start:
+            bad.append(f"data.norm_period must be two dates YYYY-MM-DD, in order, overlapping data.start_date.."
+                       f"data.end_date ({start}..{end}; the days in both are used), got {period!r}")
+    return bad
+
+
 def check_values(cfg):
     """Raise ConfigError naming every key whose value breaks its rule (all of them at once)."""
-    bad = []
+    bad = _date_problems(cfg)
     for path, (ok, expected) in RULES.items():
         node, found = cfg, True
         for part in path.split("."):

@@ -225,6 +225,8 @@ def parse_override(text):
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
         raise ConfigError(f"override {text!r}: value is not valid YAML: {e}") from None
+    except ValueError as e:           # YAML read it as a date that does not exist (2019-13-01)
+        raise ConfigError(f"override {text!r}: {raw.strip()!r} is not a valid value ({e})") from None
     return key, value, raw.strip(), is_new
 
 
