@@ -257,6 +257,50 @@ def test_outputs_that_would_replace_an_input_or_a_run_are_refused_and_change_not
         infer_table(out, str(explain_table), era5=era5, output=str(tmp_path / "t.csv"))
 
 
+def test_every_file_of_the_bundle_is_verified_before_any_is_read(exported, tmp_path):
+    cfg, out, info = exported
+    from ppeye.deploy.export import bundle_files
+
+    assert set(info["files"]) == set(bundle_files(out)) and "features/imputer.joblib" in info["files"]
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    ExportedModel(str(copy), device="cpu")
+    joblib_file = copy / "features" / "imputer.joblib"
+    original = joblib_file.read_bytes()
+    joblib_file.write_bytes(b"\x80\x04crafted")                    # not unpickled: refused by its hash
+    with pytest.raises(InputError, match="features/imputer.joblib is not the file this export wrote"):
+        ExportedModel(str(copy), device="cpu")
+    joblib_file.write_bytes(original)
+    (copy / "features" / "extra.joblib").write_bytes(b"x")
+    with pytest.raises(InputError, match="features/extra.joblib not written by this export"):
+        ExportedModel(str(copy), device="cpu")
+
+
+def test_participant_level_content_is_listed_and_can_be_refused(trained, tmp_path):
+    from ppeye.deploy.export import participant_level_content
+
+    root, overrides = trained
+    cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "retrieval.enabled=true"])
+    info = export_model(cfg, out_dir=str(tmp_path / "with_retrieval"))
+    listed = info["participant_level_content"]
+    assert any(line.startswith("retrieval/labels.npy: the outcome labels of") for line in listed)
+    assert yaml.safe_load(open(tmp_path / "with_retrieval" / "infer_cfg.yml"))["participant_level_content"] == listed
+    with pytest.raises(InputError, match="export.participant_level is refuse, but .* retrieval/labels.npy"):
+        export_model(ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "retrieval.enabled=true",
+                                                           "export.participant_level=refuse"]),
+                     out_dir=str(tmp_path / "refused"))
+    assert not (tmp_path / "refused").exists()
+
+    class Knn:                                                     # what KNNImputer keeps
+        _fit_X = np.zeros((7, 3))
+
+    class Pipe:
+        imputer = Knn()
+
+    assert participant_level_content(None, Pipe()) == [
+        "features/imputer.joblib: 7 training participants' patient-feature rows (the Knn keeps them)"]
+
+
 def test_an_export_from_another_version_or_config_is_refused(exported, tmp_path):
     cfg, out, _ = exported
     copy = tmp_path / "copy"
@@ -266,7 +310,7 @@ def test_an_export_from_another_version_or_config_is_refused(exported, tmp_path)
     info = yaml.safe_load(open(copy / "infer_cfg.yml"))
     info["format_version"] = 0
     yaml.safe_dump(info, open(copy / "infer_cfg.yml", "w"))
-    with pytest.raises(InputError, match="export format 0 but this ppeye reads format 1"):
+    with pytest.raises(InputError, match="export format 0 but this ppeye reads format 2"):
         ExportedModel(str(copy), device="cpu")
     shutil.copytree(out, tmp_path / "mixed")
     with open(tmp_path / "mixed" / "model.pdiparams", "ab") as f:

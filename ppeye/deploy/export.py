@@ -31,7 +31,7 @@ from ..core.paddle_env import import_paddle
 
 paddle = import_paddle()
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2        # 2: every file of the bundle checksummed; participant-level content listed
 CFG_FILE = "infer_cfg.yml"
 MODEL_FILES = ("model.json", "model.pdiparams")
 CHECK_TOLERANCE = 1e-4
@@ -137,6 +137,14 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
     pipeline = FeaturePipeline.from_work_dir(data["work_dir"], sites, ukb["site_from"], ukb["max_home_distance_km"])
 
     retrieval = _retrieval_for(cfg, run_dir, checkpoint, log)
+    carried = participant_level_content(retrieval, pipeline)
+    policy = (cfg.get("export") or {}).get("participant_level", "allow")
+    if policy not in ("allow", "refuse"):
+        raise InputError(f"export.participant_level must be allow or refuse, got {policy!r}")
+    if carried and policy == "refuse":
+        raise InputError("export.participant_level is refuse, but this export would carry participant-level "
+                         "content: " + "; ".join(carried) + ". Drop it (-o retrieval.enabled=false; an imputer that "
+                         "keeps no rows, e.g. ukb.imputer=median, then --stage impute) or set allow")
     t0 = time.time()
     val_ds, val = _validation_predictions(cfg, model, with_embeddings=retrieval is not None)
     thresholds = {"rule": THRESHOLD_RULE, "model": dict(zip(DISEASES, choose_thresholds(val.labels, val.probs)))}
@@ -201,7 +209,8 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
             "retrieval": None if retrieval is None else {"dir": "retrieval", **retrieval.params},
             "quantization": quant_info,
             "self_check": {"max_abs_diff": diff, "batch": len(arrays[-1]), "onednn": True},
-            "files": {f: sha256(os.path.join(tmp, f)) for f in MODEL_FILES},
+            "participant_level_content": carried,
+            "files": {rel: sha256(os.path.join(tmp, rel)) for rel in bundle_files(tmp)},
         }
         with open(os.path.join(tmp, CFG_FILE), "w") as f:
             yaml.safe_dump(info, f, sort_keys=False)
@@ -230,6 +239,33 @@ def _retrieval_for(cfg, run_dir, checkpoint, log):
     return index
 
 
+def bundle_files(directory):
+    """Every file of an export directory but ``infer_cfg.yml``, as sorted relative paths."""
+    out = []
+    for root, _, files in os.walk(directory):
+        for name in files:
+            rel = os.path.relpath(os.path.join(root, name), directory)
+            if rel != CFG_FILE:
+                out.append(rel.replace(os.sep, "/"))
+    return sorted(out)
+
+
+def participant_level_content(retrieval, pipeline):
+    """What an export carries about individual training participants, one sentence per file."""
+    carried = []
+    if retrieval is not None:
+        labels = getattr(retrieval, "labels", None)
+        n = 0 if labels is None else len(labels)
+        carried.append(f"retrieval/labels.npy: the outcome labels of {n} training participants" if n else
+                       "retrieval/labels.npy: the outcome labels of the training participants")
+        carried.append("retrieval/index.*: their embeddings (one vector per training participant)")
+    rows = getattr(pipeline.imputer, "_fit_X", None)        # scikit-learn's KNNImputer keeps its training rows
+    if rows is not None:
+        carried.append(f"features/imputer.joblib: {len(rows)} training participants' patient-feature rows "
+                       f"(the {type(pipeline.imputer).__name__} keeps them)")
+    return carried
+
+
 def load_infer_cfg(model_dir):
     """Read and check ``infer_cfg.yml``: format version and the model files' hashes."""
     path = os.path.join(model_dir, CFG_FILE)
@@ -240,13 +276,18 @@ def load_infer_cfg(model_dir):
     if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
         raise InputError(f"{path}: export format {info.get('format_version') if isinstance(info, dict) else None} "
                          f"but this ppeye reads format {FORMAT_VERSION}: re-export with tools/export.py")
+    # every file is verified before any is read (joblib and numpy files can run code when loaded)
+    unlisted = sorted(set(bundle_files(model_dir)) - set(info["files"]))
+    if unlisted:
+        raise InputError(f"{model_dir}: {', '.join(unlisted[:5])} not written by this export (not in {CFG_FILE}): "
+                         f"remove them or re-export")
     for name, digest in info["files"].items():
         p = os.path.join(model_dir, name)
         if not os.path.isfile(p):
             raise InputError(f"{model_dir}: {name} is missing")
         if sha256(p) != digest:
             raise InputError(f"{p} is not the file this export wrote (hash differs from {CFG_FILE}): "
-                             f"the directory mixes files of different exports")
+                             f"the directory mixes files of different exports, or the file was altered")
     return info
 
 

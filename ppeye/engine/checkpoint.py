@@ -11,7 +11,8 @@ Each checkpoint also holds ``checksums.json`` (SHA-256 of its files), verified b
 is read: a file truncated, emptied or altered on disk is named, never unpickled. From a run
 directory a damaged pointer (``latest.json``/``best.json``) or a damaged checkpoint falls back to
 the newest intact ``epoch_NNNN``, with a warning saying which and why. A checkpoint named
-explicitly (its directory or its ``model.pdparams``) is refused when damaged.
+explicitly (its directory or its ``model.pdparams``) is refused when damaged. A bare weights
+file of the user's (a ``model.pdparams`` with no checksums or state beside it) is loaded as given.
 """
 import json
 import os
@@ -74,9 +75,8 @@ def _pointed(root, which):
 def damage(ckpt):
     """Why checkpoint directory ``ckpt`` cannot be used (a sentence naming the file), or None.
     Checkpoints written before checksums are checked for their files and a readable state."""
-    for name in (MODEL_FILE, STATE_FILE):
-        if not os.path.isfile(os.path.join(ckpt, name)):
-            return f"{os.path.join(ckpt, name)} is missing"
+    if not os.path.isfile(os.path.join(ckpt, MODEL_FILE)):
+        return f"{os.path.join(ckpt, MODEL_FILE)} is missing"
     sums_path = os.path.join(ckpt, CHECKSUM_FILE)
     if os.path.isfile(sums_path):
         try:
@@ -90,10 +90,14 @@ def damage(ckpt):
                 return f"{path} is missing"
             if sha256(path) != expected:
                 return f"{path} does not match its checksum (truncated or altered since it was written)"
-    try:
-        json.load(open(os.path.join(ckpt, STATE_FILE)))
-    except (ValueError, OSError):
-        return f"{os.path.join(ckpt, STATE_FILE)} is damaged"
+    state = os.path.join(ckpt, STATE_FILE)
+    if os.path.isfile(state):
+        try:
+            json.load(open(state))
+        except (ValueError, OSError):
+            return f"{state} is damaged"
+    elif os.path.isfile(sums_path) or os.path.basename(ckpt).startswith("epoch_"):
+        return f"{state} is missing"
     return None
 
 
@@ -214,7 +218,11 @@ RESUME = ("latest",)
 
 def read_state(path):
     """The ``state.json`` of the checkpoint a resume from ``path`` continues (see ``resolve``)."""
-    return json.load(open(os.path.join(resolve(path, RESUME), STATE_FILE)))
+    ckpt = resolve(path, RESUME)
+    if not os.path.isfile(os.path.join(ckpt, STATE_FILE)):
+        raise CheckpointError(f"{ckpt} holds weights only (no {STATE_FILE}): it can be evaluated or exported, "
+                              f"not resumed")
+    return json.load(open(os.path.join(ckpt, STATE_FILE)))
 
 
 def load_checkpoint(path, model, optimizer=None):
