@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import time
 
 import pytest
@@ -208,3 +209,17 @@ def test_a_second_download_into_the_same_raw_directory_is_refused_and_keeps_the_
     # that run is gone: its lock is stale, its part a leftover; the next run cleans both and finishes
     counts = download(cfg_for(raw), client_factory=FakeCDS(src, str(log)))
     assert counts["done"] == 8 and not part.exists() and not (raw / ".ppeye.lock").exists()
+
+
+def test_the_cds_clients_own_retry_loop_is_bounded(monkeypatch):
+    import types
+
+    from ppeye.data.era5 import download as dl
+
+    made = {}
+    fake = types.ModuleType("cdsapi")
+    fake.Client = lambda **kw: made.update(kw) or "client"
+    monkeypatch.setitem(sys.modules, "cdsapi", fake)
+    assert dl.cds_client() == "client"
+    assert made["retry_max"] == dl.CLIENT_RETRIES <= 1 and made["sleep_max"] <= 10 and made["timeout"] == 60
+    assert made["quiet"] is True and made["progress"] is False

@@ -227,11 +227,18 @@ def _remove(path):
         pass
 
 
-def cds_client():
-    """The real CDS client (cdsapi reads ~/.cdsapirc or CDSAPI_URL / CDSAPI_KEY)."""
+# the client's own retry loop for transient HTTP errors (cdsapi's defaults: 500 retries of up to
+# 120 s, hours of silent retrying offline) is cut to one short retry: ppeye's data.download.retries
+# and backoff_seconds govern retrying, visibly, in fetch()
+CLIENT_RETRIES, CLIENT_SLEEP_MAX, CLIENT_TIMEOUT = 1, 10, 60
+
+
+def cds_client(retry_max=CLIENT_RETRIES, sleep_max=CLIENT_SLEEP_MAX, timeout=CLIENT_TIMEOUT):
+    """The real CDS client (cdsapi reads ~/.cdsapirc or CDSAPI_URL / CDSAPI_KEY), with its own
+    retrying bounded (see CLIENT_RETRIES)."""
     import cdsapi
 
-    return cdsapi.Client(quiet=True, progress=False)
+    return cdsapi.Client(quiet=True, progress=False, retry_max=retry_max, sleep_max=sleep_max, timeout=timeout)
 
 
 def check_credentials():
