@@ -223,3 +223,16 @@ def test_the_cds_clients_own_retry_loop_is_bounded(monkeypatch):
     assert dl.cds_client() == "client"
     assert made["retry_max"] == dl.CLIENT_RETRIES <= 1 and made["sleep_max"] <= 10 and made["timeout"] == 60
     assert made["quiet"] is True and made["progress"] is False
+
+
+def test_files_of_a_smaller_area_do_not_count_as_downloaded(src, tmp_path):
+    log = tmp_path / "log"
+    log.mkdir()
+    raw = tmp_path / "raw"
+    assert download(cfg_for(raw), client_factory=FakeCDS(src, str(log)))["done"] == 8
+    wider = cfg_for(raw, ["data.download.margin_cells=40"])          # e.g. a site added: a larger area
+    fresh = download(wider, client_factory=FakeCDS(src, str(log)))
+    assert fresh["already_done"] == 0                                  # no file of the old plan passes
+    last = [json.loads(x) for x in open(raw / "manifest.jsonl")][-1]
+    assert "not the requested area" in last["error"]                   # (the fake serves the old area again)
+    assert download(cfg_for(raw), client_factory=FakeCDS(src, str(log)))["done"] == 8

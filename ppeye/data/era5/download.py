@@ -22,6 +22,8 @@ import os
 import random
 import time
 import zipfile
+
+import numpy as np
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -178,6 +180,13 @@ def verify(path, request):
     expected = len(request.params["day"]) * 24
     if ds.sizes["time"] < expected:
         raise DataError(f"{path}: {ds.sizes['time']} time steps, expected {expected} (an incomplete download)")
+    north, west, south, east = (float(v) for v in request.params["area"])
+    lat, lon = ds["latitude"].values, ds["longitude"].values
+    step = float(np.abs(np.diff(lat)).min()) if len(lat) > 1 else 0.1     # the CDS snaps the area to its grid
+    if lat.max() < north - step or lat.min() > south + step or lon.min() > west + step or lon.max() < east - step:
+        raise DataError(f"{path}: covers latitudes {lat.min():.2f}..{lat.max():.2f}, longitudes {lon.min():.2f}.."
+                        f"{lon.max():.2f}, not the requested area N {north} W {west} S {south} E {east} (a file of "
+                        f"an earlier plan, e.g. before a site was added)")
     return True
 
 
