@@ -190,3 +190,38 @@ def test_converting_months_in_parallel_gives_the_same_store(tiny, tmp_path):
     np.testing.assert_array_equal(a.weather.values, b.weather.values)
     np.testing.assert_array_equal(a.valid.values, b.valid.values)
     assert a.attrs["mean"] == b.attrs["mean"] and a.attrs["months"].keys() == b.attrs["months"].keys()
+
+
+@pytest.mark.parametrize("change, message", [
+    ("degC", "d2m: units 'degC' in the file, expected ERA5-Land's 'K'"),
+    ("no_units", "d2m: the file gives no units; ppeye expects ERA5-Land's 'K'"),
+    ("inf", "d2m: 1 values are infinite"),
+    ("centikelvin", "d2m: .* values outside the plausible range 170.0..345.0 K"),
+    ("sea_in_february", "the land cells of .* box differ from the months converted before"),
+])
+def test_units_values_and_the_land_mask_are_checked_and_name_the_file_and_variable(tiny, tmp_path, change, message):
+    out, _ = tiny
+    raw = tmp_path / "era5"
+    shutil.copytree(os.path.join(out, "era5"), raw)
+    path = raw / "2019" / "02" / "g01.nc"  # d2m for February
+    ds = open_raw(path).load()
+    d2m = ds["d2m"]
+    if change == "degC":
+        ds["d2m"] = (d2m - 273.15).assign_attrs(units="degC")
+    elif change == "no_units":
+        unitless = d2m.copy()
+        del unitless.attrs["units"]
+        ds["d2m"] = unitless
+    elif change == "inf":
+        values = d2m.values.copy()
+        values[6, 3, 3] = np.inf                  # 06 UTC: an hour the store keeps
+        ds["d2m"] = d2m.copy(data=values)
+    elif change == "centikelvin":
+        ds["d2m"] = (d2m * 100).assign_attrs(d2m.attrs)
+    else:                                          # two rows without any value in this month only
+        values = d2m.values.copy()
+        values[:, 6:8, :] = np.nan
+        ds["d2m"] = d2m.copy(data=values)
+    ds.to_netcdf(path)
+    with pytest.raises(DataError, match=message):
+        convert(str(raw), str(tmp_path / "w"), ["data.end_date=2019-03-31", "data.convert_workers=1"])

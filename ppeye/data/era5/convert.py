@@ -53,6 +53,19 @@ from .variables import resolve_variables
 
 STORE_NAME = "era5.zarr"
 FORMAT_VERSION = 1
+# Physical ranges per variable in ERA5-Land's file units (accumulated: the amount of one hour),
+# generous: beyond them a value is a wrong unit or a damaged file (Earth's records: 184-330 K,
+# 0.305 m of rain in an hour, solar constant 1361 W m-2 = 4.9e6 J m-2 in an hour). Short-wave
+# allows 4x that: the demo's planted sunshine events, louder than physics on purpose, reach 1.3e7;
+# a day's accumulation left undifferenced (up to ~3e7) is still caught.
+PLAUSIBLE = {
+    **{k: (170.0, 345.0) for k in ("t2m", "d2m", "skt", "stl1", "stl2", "stl3", "stl4", "tsn",
+                                    "lblt", "lict", "lmlt", "ltlt")},
+    "sp": (30000.0, 110000.0), "u10": (-120.0, 120.0), "v10": (-120.0, 120.0),
+    **{k: (0.0, 1.0) for k in ("swvl1", "swvl2", "swvl3", "swvl4", "fal", "asn")},
+    "snowc": (0.0, 100.0), "tp": (0.0, 0.35), "sf": (0.0, 0.35), "ssrd": (0.0, 2.0e7), "ssr": (0.0, 2.0e7),
+    "strd": (0.0, 3.0e6), "str": (-2.0e6, 1.0e6), "slhf": (-5.0e6, 5.0e6), "sshf": (-5.0e6, 5.0e6),
+}
 UNIT_CONVERSIONS = {  # (units in the file, accumulated) -> (store units, scale, offset)
     ("K", False): ("degC", 1.0, -273.15),
     ("Pa", False): ("hPa", 0.01, 0.0),
@@ -202,9 +215,44 @@ def _daily(ds, acc, inst, var, spec, n_days, label):
         values = series.values.reshape(n_days, spec.hours, step, *series.shape[1:]).mean(axis=2)
     else:
         values = inst[var.short].values.reshape(n_days, 24, *inst[var.short].shape[1:])[:, ::step]
-    units = ds[var.short].attrs.get("units", var.units)
-    store_units, scale, offset = UNIT_CONVERSIONS.get((units, kind == "accum"), (units, 1.0, 0.0))
+    units = ds[var.short].attrs.get("units")
+    if units is None:
+        raise DataError(f"{label} {var.short}: the file gives no units; ppeye expects ERA5-Land's {var.units!r} and "
+                        f"does not assume them")
+    if normalise_units(units) != normalise_units(var.units):
+        raise DataError(f"{label} {var.short}: units {units!r} in the file, expected ERA5-Land's {var.units!r}; "
+                        f"ppeye converts from ERA5-Land's own units only and does not guess others")
+    check_plausible(values, var, label)
+    store_units, scale, offset = UNIT_CONVERSIONS.get((var.units, kind == "accum"), (var.units, 1.0, 0.0))
     return values * scale + offset, store_units
+
+
+def normalise_units(text):
+    """Unit strings compared loosely: ``m s**-1`` = ``m s-1``; the dimensionless spellings are one."""
+    u = " ".join(str(text).replace("**", "").replace("^", "").split())
+    if u in ("(0 - 1)", "(0-1)", "1", "dimensionless", "~", "Proportion", "0-1"):
+        return "1"
+    return "m" if u == "m of water equivalent" else u
+
+
+def check_plausible(values, var, label):
+    """Every value finite (NaN marks sea or a gap; +-inf is an error), and inside the physical
+    range of ``PLAUSIBLE`` for the variable (in its file units, per hour for accumulated ones)."""
+    bad = np.isinf(values)
+    if bad.any():
+        raise DataError(f"{label} {var.short}: {int(bad.sum())} values are infinite")
+    bounds = PLAUSIBLE.get(var.short)
+    if bounds is None:
+        return
+    lo, hi = bounds
+    tol = 1e-6 * max(1.0, abs(hi - lo))
+    with np.errstate(invalid="ignore"):
+        out = (values < lo - tol) | (values > hi + tol)
+    if out.any():
+        vals = values[out]
+        raise DataError(f"{label} {var.short}: {int(out.sum())} values outside the plausible range {lo}..{hi} "
+                        f"{var.units}{' per hour' if var.accumulated else ''} (from {np.nanmin(vals):.6g} to "
+                        f"{np.nanmax(vals):.6g}): wrong units or a damaged file?")
 
 
 def convert_month(year, month, files, next_files, spec):
@@ -368,7 +416,16 @@ def convert_era5(cfg, progress=False, log=None):
             region = xr.Dataset({"weather": (("site", "date", "variable", "hour", "y", "x"), weather),
                                  "valid": (("site", "date"), valid)})
             region.to_zarr(spec.path, region={"site": slice(None), "date": slice(i0, i1)}, consolidated=False)
-            land_now = xr.open_zarr(spec.path, consolidated=False)["land"].values & land
+            stored = xr.open_zarr(spec.path, consolidated=False)["land"].values
+            if months_done and not np.array_equal(stored, land):
+                # ERA5-Land's land-sea mask is fixed: a cell without values in one month only is a gap
+                # or a damaged file, not sea, and would mask that cell in every month
+                s = int(np.nonzero((stored != land).any(axis=(1, 2)))[0][0])
+                raise DataError(f"ERA5 {key}: the land cells of {spec.sites[s].name}'s box differ from the months "
+                                f"converted before ({int((stored[s] & ~land[s]).sum())} cells without any value this "
+                                f"month, {int((~stored[s] & land[s]).sum())} with values only now); check its files: "
+                                f"{', '.join(os.path.relpath(f, spec.raw_dir) for f in files)}")
+            land_now = stored & land
             xr.Dataset({"land": (("site", "y", "x"), land_now)}).to_zarr(
                 spec.path, region={"site": slice(None), "y": slice(None), "x": slice(None)}, consolidated=False)
             month_stats[key] = _month_stats(weather, valid, spec, start_day)
