@@ -225,3 +225,24 @@ def test_units_values_and_the_land_mask_are_checked_and_name_the_file_and_variab
     ds.to_netcdf(path)
     with pytest.raises(DataError, match=message):
         convert(str(raw), str(tmp_path / "w"), ["data.end_date=2019-03-31", "data.convert_workers=1"])
+
+
+def test_the_month_fingerprint_is_the_content_not_the_size_and_time(tiny, tmp_path):
+    from ppeye.data.era5.convert import _fingerprint
+
+    f = tmp_path / "a.nc"
+    f.write_bytes(b"0123456789")
+    st = os.stat(f)
+    hashes = {}
+    before = _fingerprint([str(f)], hashes)
+    f.write_bytes(b"9876543210")                                  # same size ...
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))              # ... and the same modification time
+    assert _fingerprint([str(f)], hashes) != before
+    # a file touched but unchanged: its month is not converted again
+    out, _ = tiny
+    raw = tmp_path / "era5"
+    shutil.copytree(os.path.join(out, "era5"), raw)
+    convert(str(raw), str(tmp_path / "w"), ["data.end_date=2019-03-31"])
+    os.utime(raw / "2019" / "02" / "g01.nc")
+    again, _ = convert(str(raw), str(tmp_path / "w"), ["data.end_date=2019-03-31"])
+    assert again["converted"] == []

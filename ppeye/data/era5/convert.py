@@ -44,7 +44,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ...core.errors import ConfigError, DataError
-from ...core.io import atomic_write
+from ...core.io import atomic_write, sha256
 from ...core.logger import get_logger
 from ..ukb.centres import resolve_sites
 from .grid import site_box
@@ -139,8 +139,21 @@ def month_files(raw_dir):
     return out
 
 
-def _fingerprint(files):
-    return [[os.path.basename(f), os.path.getsize(f), int(os.path.getmtime(f))] for f in files or []]
+def _fingerprint(files, hashes=None):
+    """``[[name, size, sha256 of the content], ...]``: a file replaced by another of the same size
+    and modification time still changes it. ``hashes`` ({path: [size, mtime_ns, ctime_ns, inode,
+    sha256]}, updated in place) spares rehashing a file whose status has not changed."""
+    hashes = {} if hashes is None else hashes
+    out = []
+    for f in files or []:
+        st = os.stat(f)
+        status = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        known = hashes.get(f)
+        if not known or known[:4] != status:
+            known = status + [sha256(f)]
+            hashes[f] = known
+        out.append([os.path.basename(f), st.st_size, known[4]])
+    return out
 
 
 # ------------------------------------------------------------------------------ one month
@@ -389,6 +402,7 @@ def convert_era5(cfg, progress=False, log=None):
     months = pd.period_range(spec.start, spec.end, freq="M")
     date_index = {d: i for i, d in enumerate(spec.dates)}
     units = attrs.get("units") or []
+    hashes = dict(attrs.get("file_hashes", {}))
     converted, skipped, missing_months = [], [], []
     pending_months = []
     for period in months:
@@ -399,7 +413,7 @@ def convert_era5(cfg, progress=False, log=None):
         if not files:
             missing_months.append(key)
             continue
-        fingerprint = {"files": _fingerprint(files), "next": _fingerprint(next_files)}
+        fingerprint = {"files": _fingerprint(files, hashes), "next": _fingerprint(next_files, hashes)}
         if months_done.get(key, {}).get("fingerprint") == fingerprint:
             skipped.append(key)
             continue
@@ -430,7 +444,8 @@ def convert_era5(cfg, progress=False, log=None):
                 spec.path, region={"site": slice(None), "y": slice(None), "x": slice(None)}, consolidated=False)
             month_stats[key] = _month_stats(weather, valid, spec, start_day)
             months_done[key] = {"fingerprint": fingerprint, "valid_days": int(valid.all(axis=0).sum())}
-            _write_attrs(spec.path, {"months": months_done, "month_stats": month_stats, "units": units})
+            _write_attrs(spec.path, {"months": months_done, "month_stats": month_stats, "units": units,
+                                     "file_hashes": hashes})
             converted.append(key)
             bar.update(1)
         del results, batch
@@ -438,6 +453,7 @@ def convert_era5(cfg, progress=False, log=None):
     bar.close()
     mean, std = _norm_stats(month_stats, spec)
     _write_attrs(spec.path, {"mean": mean, "std": std, "norm_period": [str(d.date()) for d in spec.norm_period],
+                             "file_hashes": hashes,
                              "units": units, "variables": [v.short for v in spec.variables]})
     report = _missing_report(spec)
     log.info(f"era5.zarr: {len(converted)} months converted, {len(skipped)} unchanged, "
