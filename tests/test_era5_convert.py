@@ -246,3 +246,12 @@ def test_the_month_fingerprint_is_the_content_not_the_size_and_time(tiny, tmp_pa
     os.utime(raw / "2019" / "02" / "g01.nc")
     again, _ = convert(str(raw), str(tmp_path / "w"), ["data.end_date=2019-03-31"])
     assert again["converted"] == []
+
+
+def test_a_file_in_the_wrong_month_folder_is_named(tiny, tmp_path):
+    out, _ = tiny
+    raw = tmp_path / "era5"
+    shutil.copytree(os.path.join(out, "era5"), raw)
+    shutil.copyfile(raw / "2019" / "01" / "g01.nc", raw / "2019" / "02" / "g01.nc")   # January's d2m in February
+    with pytest.raises(DataError, match="2019/02/g01.nc: 744 of its 744 time steps .* are outside 2019-02"):
+        convert(str(raw), str(tmp_path / "w"), ["data.end_date=2019-03-31"])

@@ -159,9 +159,19 @@ def _fingerprint(files, hashes=None):
 # ------------------------------------------------------------------------------ one month
 
 
-def read_month(files, variables, label):
-    """All variables of one month's files merged; an error names what is missing."""
+def read_month(files, variables, label, month=None):
+    """All variables of one month's files merged; an error names what is missing. ``month``
+    (a ``pandas.Period``): every file must hold times of that month (its folder's)."""
     parts = [open_raw(f) for f in files]
+    if month is not None:
+        lo, hi = month.start_time, (month + 1).start_time
+        for f, part in zip(files, parts):
+            t = pd.DatetimeIndex(part["time"].values)
+            outside = int(((t < lo) | (t >= hi)).sum())
+            if outside:
+                raise DataError(f"{f}: {outside} of its {len(t)} time steps ({t.min():%Y-%m-%d %H:%M} .. "
+                                f"{t.max():%Y-%m-%d %H:%M}) are outside {month}, the month of its folder: a file "
+                                f"in the wrong folder?")
     try:
         ds = xr.merge(parts, join="outer", compat="no_conflicts")
     except (ValueError, xr.MergeError) as e:
@@ -280,13 +290,13 @@ def convert_month(year, month, files, next_files, spec):
     first = pd.Timestamp(year, month, 1)
     days = pd.date_range(first, periods=n_days, freq="D")
     keep = (days >= spec.start) & (days <= spec.end)
-    ds = read_month(files, spec.variables, label)
+    ds = read_month(files, spec.variables, label, pd.Period(year=year, month=month, freq="M"))
     hours = pd.date_range(first, periods=n_days * 24, freq="h")
     inst = ds.reindex(time=hours)
     acc_source = ds
     if next_files:
         following = first + pd.offsets.MonthBegin()
-        nxt = read_month(next_files, spec.variables, f"ERA5 {following:%Y-%m}")
+        nxt = read_month(next_files, spec.variables, f"ERA5 {following:%Y-%m}", pd.Period(following, freq="M"))
         if np.datetime64(following) in nxt.time.values:
             acc_source = xr.concat([ds, nxt.sel(time=[following])], dim="time")
     acc = acc_source.reindex(time=hours + pd.Timedelta(hours=1))  # hours ending 01 .. the next 00 UTC
