@@ -241,3 +241,22 @@ def test_tables_with_no_usable_case_are_clear_errors(tiny, tmp_path):
         build_cohort(cfg_for(os.path.join(out, "ukb.csv"), tmp_path / "w3", ["data.window_days=5000"]))
     for w in ("w1", "w2", "w3"):
         assert not (tmp_path / w / "cohort.parquet").exists()
+
+
+def test_birth_years_after_assessment_and_unreadable_text_are_counted_and_said(tiny, tmp_path):
+    from test_trainer import Warnings
+
+    out, _ = tiny
+    table = pd.read_csv(os.path.join(out, "ukb.csv"), dtype=str)
+    table.loc[:4, "34-0.0"] = "2030"                              # born after the assessment
+    numeric = next(c for c in table.columns if c.startswith("21001-"))   # BMI
+    table.loc[:39, numeric] = "n/a"                               # 40 of 800 rows: text in a number field
+    table.to_csv(tmp_path / "odd.csv", index=False)
+    with Warnings() as caught:
+        report = build_cohort(cfg_for(tmp_path / "odd.csv", tmp_path / "w"))
+    assert report["excluded"]["born_after_assessment"] == 5
+    assert report["unreadable_values"]["21001"] >= 30              # counted among the people kept
+    text = caught.text
+    assert "5 rows give a year of birth (field 34) after their assessment: excluded" in text
+    assert "more than 1% unreadable values" in text and "field 21001:" in text
+    assert "n/a" not in text                                       # counts, never the raw values

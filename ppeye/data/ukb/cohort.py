@@ -248,9 +248,21 @@ def build_cohort(cfg, log=None):
     assess, _ = _dates(frame["53-0.0"])
     death = _dates(frame["40000-0.0"])[0] if "40000-0.0" in frame else pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     future = (assess > today).to_numpy(dtype=bool)
+    birth_col = f"{F.YEAR_OF_BIRTH}-0.0"
+    if birth_col in frame:
+        born = pd.to_numeric(frame[birth_col], errors="coerce").to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            unborn = born > assess.dt.year.to_numpy(dtype=np.float64)
+        report_unborn = int(unborn.sum())
+    else:
+        unborn, report_unborn = np.zeros(len(frame), bool), 0
     if future.any():
         log.warning(f"{int(future.sum())} rows have an assessment date in the future; they are excluded")
     report["excluded"]["assessment_date_missing_or_future"] = int((assess.isna().to_numpy() | future).sum())
+    report["excluded"]["born_after_assessment"] = int((unborn & ~(assess.isna().to_numpy() | future)).sum())
+    if report_unborn:
+        log.warning(f"{report_unborn} rows give a year of birth (field {F.YEAR_OF_BIRTH}) after their assessment: "
+                    f"excluded")
     site_idx = _sites(frame, cfg, sites, report)
 
     onset, unknown_date = {}, np.zeros(n, bool)
@@ -260,7 +272,7 @@ def build_cohort(cfg, log=None):
         unknown_date |= unknown
     onsets = pd.DataFrame(onset)
     first = onsets.min(axis=1)
-    keep = ~(assess.isna().to_numpy() | future) & (site_idx >= 0)
+    keep = ~(assess.isna().to_numpy() | future | unborn) & (site_idx >= 0)
     report["excluded"]["onset_date_unknown"] = int((keep & unknown_date).sum())
     keep &= ~unknown_date
     prevalent = (first <= assess).to_numpy() & first.notna().to_numpy()
@@ -316,6 +328,12 @@ def build_cohort(cfg, log=None):
     for k, d in enumerate(F.DISEASES):
         cohort[f"label_{d}"] = labels[rows, k]
     encoded, fields_meta = _encode(frame.iloc[rows], features, split == "train", report)
+    share = float(ukb.get("warn_unreadable_share", 0.01))
+    loud = {f: c for f, c in report["unreadable_values"].items() if c > share * len(rows)}
+    if loud:
+        log.warning(f"{len(loud)} feature fields have more than {share:.0%} unreadable values (text where a number "
+                    f"or code belongs), taken as missing: " + ", ".join(f"field {f}: {c} of {len(rows)}"
+                                                                        for f, c in sorted(loud.items())))
     cohort = pd.concat([cohort, encoded.reset_index(drop=True)], axis=1)
     report.update(_summary(cohort))
     _write_outputs(cfg, cohort, fields_meta, report)
