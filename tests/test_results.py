@@ -110,7 +110,8 @@ def test_the_fingerprint_ignores_settings_that_change_nothing():
 
     cfg = ppeye.load_config(DEMO)
     same = [["model.fusion.lag_head=false"], ["seed=7", "output_dir=elsewhere"],
-            ["model.missing.reconstruct_weight=0.5"]]                 # a key of a switched-off section
+            ["model.missing.reconstruct_weight=0.5"],                 # a key of a switched-off section
+            ["export.participant_level=refuse", "ukb.warn_unreadable_share=0.5"]]   # what is exported or said
     for overrides in same:
         assert fingerprint(ppeye.load_config(DEMO, overrides)) == fingerprint(cfg), overrides
     new_option = ppeye.load_config(DEMO)

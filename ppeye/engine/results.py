@@ -45,7 +45,8 @@ from .compare import Comparison
 from .verdicts import REFERENCE, verdict
 
 NOT_COMPUTATION = ("output_dir", "run_name", "seed", "weights", "log_iter", "use_vdl", "vdl_log_dir", "num_threads",
-                   "device")
+                   "device", "export")
+NOT_COMPUTATION_KEYS = (("ukb", "warn_unreadable_share"),)     # nested settings that only change what is said
 SEED_COLUMNS = ["seed", "split", "contender", "disease", "roc_auc", "ci_low", "ci_high", "model_minus_contender",
                 "diff_ci_low", "diff_ci_high"]
 COLUMNS = ["split", "contender", "disease", "seeds", "roc_auc_mean", "roc_auc_sd", "roc_auc_min", "roc_auc_max",
@@ -78,7 +79,11 @@ def machine(processes="auto"):
 def computation(cfg):
     """The config's settings that change what a seed computes: everything but NOT_COMPUTATION."""
     data = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
-    return {k: v for k, v in data.items() if k not in NOT_COMPUTATION}
+    out = {k: v for k, v in data.items() if k not in NOT_COMPUTATION}
+    for section, key in NOT_COMPUTATION_KEYS:
+        if isinstance(out.get(section), dict) and key in out[section]:
+            out[section] = {k: v for k, v in out[section].items() if k != key}
+    return out
 
 
 def settings_that_act(data):
