@@ -255,3 +255,26 @@ def test_a_file_in_the_wrong_month_folder_is_named(tiny, tmp_path):
     shutil.copyfile(raw / "2019" / "01" / "g01.nc", raw / "2019" / "02" / "g01.nc")   # January's d2m in February
     with pytest.raises(DataError, match="2019/02/g01.nc: 744 of its 744 time steps .* are outside 2019-02"):
         convert(str(raw), str(tmp_path / "w"), ["data.end_date=2019-03-31"])
+
+
+def test_a_kill_while_the_store_is_first_created_leaves_none_and_a_rerun_builds_it(tiny, tmp_path, monkeypatch):
+    from ppeye.data.era5 import convert as C
+
+    out, _ = tiny
+    real = C._skeleton
+
+    class Interrupted:
+        def __init__(self, spec):
+            self.ds = real(spec)
+
+        def to_zarr(self, path, **kw):
+            self.ds.isel(date=slice(0, 1)).to_zarr(path, **kw)     # part of it is on disk ...
+            raise KeyboardInterrupt                                # ... when the process is stopped
+
+    monkeypatch.setattr(C, "_skeleton", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        convert(os.path.join(out, "era5"), str(tmp_path / "w"), ["data.end_date=2019-02-28"])
+    assert not os.path.exists(tmp_path / "w" / "era5.zarr")
+    monkeypatch.setattr(C, "_skeleton", real)
+    report, path = convert(os.path.join(out, "era5"), str(tmp_path / "w"), ["data.end_date=2019-02-28"])
+    assert report["converted"] == ["2019-01", "2019-02"] and open_store(path).sizes["date"] == 59

@@ -44,7 +44,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ...core.errors import ConfigError, DataError
-from ...core.io import atomic_write, sha256
+from ...core.io import atomic_directory, atomic_write, sha256
 from ...core.logger import get_logger
 from ..ukb.centres import resolve_sites
 from .grid import site_box
@@ -390,8 +390,11 @@ def _open_or_create(spec, log):
             raise DataError(f"{spec.path} runs to {have[-1].date()}, past data.end_date {spec.end.date()}; use another data.work_dir")
         return dict(existing.attrs)
     os.makedirs(os.path.dirname(spec.path) or ".", exist_ok=True)
+    # created beside and renamed into place whole: a kill while it is written leaves no store
+    # that a rerun could not open (only a temporary, cleaned once its process is gone).
     # zarr format 2: string coordinates (site names) have no stable format-3 encoding yet
-    _skeleton(spec).to_zarr(spec.path, compute=False, consolidated=False, mode="w-", zarr_format=2)
+    with atomic_directory(spec.path) as tmp:
+        _skeleton(spec).to_zarr(tmp, compute=False, consolidated=False, mode="w", zarr_format=2)
     return {"identity": spec.identity(), "months": {}, "month_stats": {}}
 
 
