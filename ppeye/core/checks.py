@@ -1,6 +1,8 @@
 """Values checked when a config is loaded, so a bad one fails at once with its key named instead
 of late in a run (``train.epochs: 0`` used to exit 0 with no checkpoint; a negative learning rate
 or ``loader.num_workers`` crashed after the data were loaded). Keys a config lacks are skipped."""
+import datetime
+
 from .errors import ConfigError
 
 
@@ -47,8 +49,6 @@ RULES = {
 
 def _iso_date(value):
     """A ``datetime.date`` from a YYYY-MM-DD string or date, else None."""
-    import datetime
-
     if isinstance(value, datetime.date):
         return value
     try:

@@ -8,6 +8,8 @@ import shutil
 import socket
 import tempfile
 
+from .runlock import alive
+
 
 TMP_PREFIX = ".ppeye-tmp-"
 _TMP_OWNER = re.compile(r"^\.ppeye-tmp-(\d+)\.([0-9a-f]{8})\.")
@@ -25,8 +27,6 @@ def tmp_prefix():
 def clean_stale_temporaries(directory):
     """Remove the temporaries in ``directory`` left by processes of this host that no longer run
     (a kill during an atomic write); returns their names. Others' are left alone."""
-    from .runlock import alive
-
     removed, host = [], _host_tag()
     try:
         names = os.listdir(directory)
