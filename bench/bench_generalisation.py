@@ -9,6 +9,8 @@ own (``<lever>_patient_only``). Each lever's model is trained once per seed, and
 (lever, seed) is compared with the patient-only run of its seed on the same people (``ppeye.engine.compare.write_comparison``) and
 summarised over seeds (``ppeye.engine.results.summarise``: mean, sd and the Rubin-pooled
 interval). Everything lands in ``--out`` and is resumable: finished seeds are read, not retrained.
+A lever that makes other splits (``ukb.validation=later``) gets its own cohort and imputation in
+``<out>/<lever>/work`` (the weather store linked) and its own patient-only baseline on them.
 
     python bench/bench_generalisation.py                          # every lever, 3 seeds, the demo config
     python bench/bench_generalisation.py --levers demo small_head --seeds 0,1,2
@@ -44,6 +46,10 @@ LEVERS = {
     "lag_head": ["model.fusion.lag_head=true"],                           # + a distributed-lag read-out of the days
     "small_lag": ["model.temporal.transformer.layers=1", "model.temporal.afno.enabled=false",
                   "model.temporal.transformer.moe.enabled=false", "model.fusion.lag_head=true"],
+    "later_validation": ["ukb.validation=later"],                         # checkpoint, thresholds, calibration and
+                                                                          # retrieval chosen on the latest index dates
+    "later_small_head": ["ukb.validation=later", "model.temporal.transformer.layers=1",
+                         "model.temporal.afno.enabled=false", "model.temporal.transformer.moe.enabled=false"],
 }
 
 
@@ -68,6 +74,27 @@ def main():
     seeds = parse_seeds(args.seeds, int(base["seed"]))
     splits = [s for s in ("test", "period", "external") if split_available(base, s)]
     level = float(base["evaluation"]["ci_level"])
+
+    def own_cohort(name, overrides):
+        """A lever that makes other splits (``ukb.*``) gets its own cohort in ``<out>/<name>/work``
+        (the weather store linked, not copied); the overrides that point the lever's runs at it."""
+        from ppeye.data.ukb.cohort import build_cohort
+        from ppeye.data.ukb.impute import impute_cohort
+        from ppeye.data.ukb.provenance import cohort_settings
+
+        cfg = ppeye.load_config(args.config, args.opt + overrides)
+        if cohort_settings(cfg) == cohort_settings(base):
+            return []
+        work = os.path.join(args.out, name, "work")
+        if not os.path.isfile(os.path.join(work, "cohort_imputed.parquet")):
+            os.makedirs(work, exist_ok=True)
+            store = os.path.join(work, "era5.zarr")
+            if not os.path.lexists(store):
+                os.symlink(os.path.abspath(os.path.join(base["data"]["work_dir"], "era5.zarr")), store)
+            moved = ppeye.load_config(args.config, args.opt + overrides + [f"data.work_dir={work}"])
+            build_cohort(moved)
+            impute_cohort(moved)
+        return [f"data.work_dir={work}"]
 
     def model_runs(name, overrides):
         t0 = time.perf_counter()
@@ -99,13 +126,14 @@ def main():
     seconds = {"patient_only": model_runs("patient_only", po_overrides)}
     table, baseline_of = [], {}
     for lever in args.levers:
-        seconds[lever] = model_runs(lever, LEVERS[lever])
+        overrides = LEVERS[lever] + own_cohort(lever, LEVERS[lever])
+        seconds[lever] = model_runs(lever, overrides)
         # the lever's own patient-only baseline: the shared one unless the lever changes the
-        # patient side too (e.g. branch heads give the patient branch its own logits)
-        own = patient_side(LEVERS[lever] + po_overrides)
+        # patient side too (e.g. branch heads give the patient branch its own logits; other splits)
+        own = patient_side(overrides + po_overrides)
         baseline_of[lever] = "patient_only" if own == po_print else f"{lever}_patient_only"
         if baseline_of[lever] != "patient_only":
-            seconds[baseline_of[lever]] = model_runs(baseline_of[lever], LEVERS[lever] + po_overrides)
+            seconds[baseline_of[lever]] = model_runs(baseline_of[lever], overrides + po_overrides)
         vs = os.path.join(args.out, lever, f"vs_{baseline_of[lever]}")
         for seed in seeds:
             if not os.path.isfile(os.path.join(vs, f"seed_{seed}", "compare.json")):

@@ -97,6 +97,17 @@ def tiny_work(tiny, tmp_path_factory):
     return preprocess(TINY, out, tmp_path_factory.mktemp("work"))
 
 
+def resplit(work, chosen, name):
+    """Move the people ``chosen`` (a mask over the cohort's rows) of the converted data in
+    ``work`` to split ``name``, in the cohort and its imputed twin alike."""
+    import pandas as pd
+
+    for table in ("cohort.parquet", "cohort_imputed.parquet"):
+        frame = pd.read_parquet(os.path.join(work, table))
+        frame.loc[list(chosen), "split"] = name
+        frame.to_parquet(os.path.join(work, table))
+
+
 @pytest.fixture(scope="session")
 def trained(tiny_work, tmp_path_factory):
     """A 2-epoch run with a retrieval index, on a copy of the tiny data whose test people of
@@ -115,8 +126,7 @@ def trained(tiny_work, tmp_path_factory):
     shutil.copytree(work_dir, work)
     cohort = pd.read_parquet(work / "cohort.parquet")
     centre = sorted(cohort["site"].unique())[0]
-    cohort.loc[(cohort["site"] == centre) & (cohort["split"] == "test"), "split"] = "external"
-    cohort.to_parquet(work / "cohort.parquet")
+    resplit(work, (cohort["site"] == centre) & (cohort["split"] == "test"), "external")
     paths = [o for o in tiny_work if not o.startswith("data.work_dir=")] + [f"data.work_dir={work}"]
     overrides = TINY + PIPE + paths + SMALL_MODEL + [
         f"output_dir={root}", "run_name=r", "train.epochs=2", "train.eval=true", "retrieval.enabled=true",

@@ -109,7 +109,7 @@ def test_paddle_dataloader_with_workers_gives_the_same_batches(train):
 
 def test_mismatches_are_named(work, tmp_path):
     bad = ppeye.load_config(DEMO, TINY + PIPE + [f"data.work_dir={work.data.work_dir}", "data.num_features=19"])
-    with pytest.raises(DataError, match="20 features but data.num_features is 19"):
+    with pytest.raises(DataError, match="data.num_features: 20 in the cohort, 19 in the config"):
         OnsetDataset(bad, "train")
     bad = ppeye.load_config(DEMO, TINY + PIPE + [f"data.work_dir={work.data.work_dir}", "data.hours=4"])
     with pytest.raises(DataError, match=r"holds volumes \(4, 8, 8, 8\).*asks for \(4, 4, 8, 8\)"):
@@ -129,3 +129,29 @@ def test_the_store_opens_from_an_fsspec_url_and_survives_pickling(work):
     np.testing.assert_array_equal(local.read(1, np.arange(30, 40)), url.read(1, np.arange(30, 40)))
     again = pickle.loads(pickle.dumps(url))  # what a DataLoader worker receives
     np.testing.assert_array_equal(again.read(0, np.arange(5)), local.read(0, np.arange(5)))
+
+
+def test_a_cohort_made_with_other_settings_or_a_stale_imputation_is_refused(work, tiny_work, tmp_path):
+    import shutil
+
+    from conftest import resplit
+
+    # the cohort records the settings it was made with: a config asking for other splits is refused,
+    # naming each setting, instead of training on the old splits under the new config's name
+    with pytest.raises(DataError, match=r"cohort.parquet was made with other settings than this config "
+                                        r"\(ukb.temporal_split: None in the cohort, '2019-05-20' in the config; "
+                                        r"ukb.validation: 'random' in the cohort, 'later' in the config\)"):
+        OnsetDataset(ppeye.load_config(DEMO, TINY + PIPE + tiny_work + ["ukb.validation=later",
+                                                                        "ukb.temporal_split=2019-05-20"]), "train")
+    OnsetDataset(ppeye.load_config(DEMO, TINY + PIPE + tiny_work + ["ukb.imputer=mean"]), "val")  # read later
+    # a cohort re-split without imputing again: the imputer was fitted on other training people
+    shutil.copytree(work.data.work_dir, tmp_path / "w")
+    cohort = pd.read_parquet(tmp_path / "w" / "cohort.parquet")
+    cohort.loc[cohort.split == "val", "split"] = "train"
+    cohort.to_parquet(tmp_path / "w" / "cohort.parquet")
+    moved = ppeye.load_config(DEMO, TINY + PIPE + tiny_work + [f"data.work_dir={tmp_path / 'w'}"])
+    with pytest.raises(DataError, match="cohort_imputed.parquet does not match .*cohort.parquet \\(its people or "
+                                        "their splits differ\\): rerun tools/preprocess.py --stage impute"):
+        OnsetDataset(moved, "train")
+    resplit(tmp_path / "w", cohort.split == "train", "train")  # both tables alike: accepted
+    assert len(OnsetDataset(moved, "train")) > len(OnsetDataset(work, "train"))

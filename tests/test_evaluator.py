@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import ppeye
-from conftest import DEMO, PIPE, TINY
+from conftest import DEMO, PIPE, TINY, resplit
 from test_trainer import SMALL_MODEL
 from ppeye.core.errors import DataError, InputError
 from ppeye.engine import Trainer
@@ -155,8 +155,7 @@ def test_a_held_out_period_is_evaluated_with_its_leakage_diagnostic(trained, tmp
     shutil.copytree(root / "work", tmp_path / "work")
     cohort = pd.read_parquet(tmp_path / "work" / "cohort.parquet")
     later = (cohort.index_date > "2019-05-20") & cohort.split.isin(["train", "val", "test"])
-    cohort.loc[later, "split"] = "period"
-    cohort.to_parquet(tmp_path / "work" / "cohort.parquet")
+    resplit(tmp_path / "work", later, "period")
     cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r", f"data.work_dir={tmp_path / 'work'}",
                                                "retrieval.enabled=false"])
     summary = Evaluator(cfg, out_dir=str(tmp_path / "eval")).run("all")

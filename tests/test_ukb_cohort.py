@@ -220,6 +220,36 @@ def test_a_temporal_split_holds_out_the_later_index_dates(tiny, built, tmp_path)
     assert not (tmp_path / "bad").exists()
 
 
+def test_a_later_validation_takes_the_latest_index_dates_before_the_held_out_period(tiny, built, tmp_path):
+    out, _ = tiny
+    _, _, before, _ = built
+    report = build_cohort(cfg_for(os.path.join(out, "ukb.csv"), tmp_path, [
+        "ukb.temporal_split=2019-06-10", "ukb.validation=later"]))
+    cohort = pd.read_parquet(tmp_path / "cohort.parquet")
+    dates, split = cohort.index_date, cohort.split
+    pool = split.isin(["train", "val", "test"])
+    val = split == "val"
+    # every validation person's index date is after every training or test person's (no day shared
+    # in between: the earliest validation date is later than the latest earlier one)
+    assert dates[val].min() > dates[split.isin(["train", "test"])].max()
+    assert (dates[pool] <= "2019-06-10").all() and (split[dates > "2019-06-10"] == "period").all()
+    assert abs(val.sum() / pool.sum() - 0.15) < 0.03          # about ukb.split.val of the earlier people
+    shares = split[pool & ~val].value_counts(normalize=True)  # train : test keeps 0.7 : 0.15
+    assert abs(shares["train"] - 0.7 / 0.85) < 0.03
+    assert report["index_dates"]["val"][0] > report["index_dates"]["train"][1]
+    assert report["made_with"]["ukb"]["validation"] == "later"
+    # the random design is unchanged by the option (the same people in the same splits as before it)
+    pd.testing.assert_series_equal(before.split, build_and_read(out, tmp_path / "random", ["ukb.validation=random"]))
+    with pytest.raises(ConfigError, match="ukb.validation must be one of random, later, got 'latest'"):
+        build_cohort(cfg_for(os.path.join(out, "ukb.csv"), tmp_path / "bad", ["ukb.validation=latest"]))
+    assert not (tmp_path / "bad").exists()
+
+
+def build_and_read(out, work, extra):
+    build_cohort(cfg_for(os.path.join(out, "ukb.csv"), work, extra))
+    return pd.read_parquet(os.path.join(work, "cohort.parquet")).split
+
+
 def test_tables_with_no_usable_case_are_clear_errors(tiny, tmp_path):
     out, _ = tiny
     table = pd.read_csv(os.path.join(out, "ukb.csv"), dtype=str)

@@ -22,6 +22,7 @@ from ..core.errors import DataError
 from ..core.logger import get_logger
 from .store import Era5Store
 from .ukb.fields import DISEASES
+from .ukb.provenance import check_cohort_settings
 
 
 def load_tab_stats(work_dir):
@@ -53,8 +54,10 @@ class OnsetDataset:
                 raise DataError(f"{path} does not exist: run tools/preprocess.py --stage {stage}")
         cohort = pd.read_parquet(paths["cohort"])
         imputed = pd.read_parquet(paths["cohort_imputed"])
-        if not cohort["eid"].equals(imputed["eid"]):
-            raise DataError(f"{paths['cohort_imputed']} does not match {paths['cohort']}: rerun --stage impute")
+        if not (cohort["eid"].equals(imputed["eid"]) and cohort["split"].equals(imputed["split"])):
+            raise DataError(f"{paths['cohort_imputed']} does not match {paths['cohort']} (its people or their "
+                            f"splits differ): rerun tools/preprocess.py --stage impute")
+        check_cohort_settings(cfg, work)
         stats = load_tab_stats(work)
         columns = stats["columns"]
         if len(columns) != int(data["num_features"]):

@@ -47,6 +47,9 @@ from .verdicts import REFERENCE, verdict
 NOT_COMPUTATION = ("output_dir", "run_name", "seed", "weights", "log_iter", "use_vdl", "vdl_log_dir", "num_threads",
                    "device", "export")
 NOT_COMPUTATION_KEYS = (("ukb", "warn_unreadable_share"),)     # nested settings that only change what is said
+# options added after seeds were run, at the value that does what their absence did: left out of
+# the fingerprint at that value, so earlier seed directories of the same computation still count
+ABSENT_MEANS = {("ukb", "validation"): "random"}
 SEED_COLUMNS = ["seed", "split", "contender", "disease", "roc_auc", "ci_low", "ci_high", "model_minus_contender",
                 "diff_ci_low", "diff_ci_high"]
 COLUMNS = ["split", "contender", "disease", "seeds", "roc_auc_mean", "roc_auc_sd", "roc_auc_min", "roc_auc_max",
@@ -82,6 +85,9 @@ def computation(cfg):
     out = {k: v for k, v in data.items() if k not in NOT_COMPUTATION}
     for section, key in NOT_COMPUTATION_KEYS:
         if isinstance(out.get(section), dict) and key in out[section]:
+            out[section] = {k: v for k, v in out[section].items() if k != key}
+    for (section, key), value in ABSENT_MEANS.items():
+        if isinstance(out.get(section), dict) and out[section].get(key, value) == value and key in out[section]:
             out[section] = {k: v for k, v in out[section].items() if k != key}
     return out
 

@@ -46,6 +46,7 @@ from ...core.logger import get_logger
 from . import fields as F
 from .centres import BY_CODE, resolve_sites
 from .load import field_columns, read_table
+from .provenance import cohort_settings
 from .splits import assign_splits, temporal_cutoffs
 
 KINDS = ("continuous", "integer", "ordinal", "categorical")
@@ -231,8 +232,8 @@ def build_cohort(cfg, log=None):
             raise DataError(f"{path}: no first-occurrence field for {disease} ({', '.join(map(str, fs))})")
     absent = [f for f, _, _ in features if f"{f}-0.0" not in frame]
     n = len(frame)
-    report = {"table": os.path.basename(path), "rows": n, "excluded": {}, "unreadable_values": {},
-              "unknown_columns": len(unknown_columns), "absent_feature_fields": absent}
+    report = {"made_with": cohort_settings(cfg), "table": os.path.basename(path), "rows": n, "excluded": {},
+              "unreadable_values": {}, "unknown_columns": len(unknown_columns), "absent_feature_fields": absent}
     if len(absent) == len(features):
         raise DataError(f"{path}: none of the {len(features)} feature fields of ukb.features are in the table")
     if absent:
@@ -316,6 +317,13 @@ def build_cohort(cfg, log=None):
         labels[:, k] = (case & on.notna().to_numpy() & (on <= index_date + window).to_numpy())
     site_codes = np.array([sites[i].code if i >= 0 else -1 for i in site_idx])
     split = assign_splits(labels[rows], site_codes[rows], index_date.to_numpy()[rows], cfg, rng)
+    for name in ("train", "val", "test"):
+        dates = index_date.to_numpy()[rows][split == name]
+        if len(dates):
+            report.setdefault("index_dates", {})[name] = [str(dates.min())[:10], str(dates.max())[:10]]
+    if ukb.get("validation", "random") == "later" and (split == "val").any():
+        log.info(f"validation: the {int((split == 'val').sum())} people with the latest index dates "
+                 f"({' to '.join(report['index_dates']['val'])}; ukb.validation: later)")
 
     cohort = pd.DataFrame({
         "eid": frame["eid"].to_numpy()[rows],

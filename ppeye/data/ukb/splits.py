@@ -1,6 +1,19 @@
 """Who is in which split: ``train`` / ``val`` / ``test`` at random within the label pattern
 (``ukb.split``), ``external`` for the centres of ``ukb.external_centres``, and ``period`` /
-``period_2`` for index dates after the dates of ``ukb.temporal_split`` (a held-out period)."""
+``period_2`` for index dates after the dates of ``ukb.temporal_split`` (a held-out period).
+
+``ukb.validation`` says how the validation split is drawn from the rest:
+
+- ``random``: at random within the label pattern, like train and test. Its people share centres
+  and calendar days with training people, so it rewards a model that remembers the training
+  weather, and early stopping, thresholds, calibration and the retrieval mix are chosen by it.
+- ``later``: the people with the latest index dates (about ``ukb.split.val`` of them; everyone
+  of one index date on the same side), so what is chosen on validation is chosen on a later
+  period than the model was fitted on, as the held-out period judges it. Train and test stay
+  random among the earlier people, with their fractions scaled to fill the rest. As with the
+  held-out period, the first ``data.window_days`` of the later period share weather days with
+  training people's windows.
+"""
 import numpy as np
 import pandas as pd
 
@@ -8,6 +21,7 @@ from ...core.errors import ConfigError
 from .centres import resolve_sites
 
 PERIOD_SPLITS = ("period", "period_2")
+VALIDATION_DESIGNS = ("random", "later")
 
 
 def temporal_cutoffs(cfg):
@@ -35,12 +49,16 @@ def temporal_cutoffs(cfg):
 def assign_splits(labels, site_codes, index_dates, cfg, rng):
     """Per person: ``external`` (a centre of ``ukb.external_centres``), else ``period`` /
     ``period_2`` (index date after the first / second date of ``ukb.temporal_split``), else
-    train / val / test at random within the label pattern."""
+    ``val`` (the latest index dates, with ``ukb.validation: later``), else train / val / test
+    at random within the label pattern."""
     ukb = cfg["ukb"]
-    fractions = ukb["split"]
+    fractions = dict(ukb["split"])
     names = ("train", "val", "test")
     if set(fractions) != set(names) or abs(sum(fractions.values()) - 1) > 1e-6 or min(fractions.values()) < 0:
         raise ConfigError(f"ukb.split must give train, val and test fractions summing to 1, got {dict(fractions)}")
+    design = ukb.get("validation", "random")
+    if design not in VALIDATION_DESIGNS:
+        raise ConfigError(f"ukb.validation must be one of {', '.join(VALIDATION_DESIGNS)}, got {design!r}")
     split = np.empty(len(labels), dtype=object)
     external = np.isin(site_codes, [c.code for c in resolve_sites(ukb["external_centres"])]) \
         if ukb["external_centres"] else np.zeros(len(labels), bool)
@@ -51,6 +69,16 @@ def assign_splits(labels, site_codes, index_dates, cfg, rng):
         later = (dates > cut) & ~held
         split[later] = name
         held |= later
+    if design == "later" and fractions["val"] > 0:
+        pool = np.sort(dates[~held])
+        take = int(round(fractions["val"] * len(pool)))
+        if take:
+            later = (dates >= pool[len(pool) - take]) & ~held
+            split[later] = "val"
+            held |= later
+        rest = fractions["train"] + fractions["test"]
+        names = ("train", "test")
+        fractions = {n: fractions[n] / rest for n in names} if rest > 0 else {"train": 1.0, "test": 0.0}
     strata = np.array(["".join(map(str, row)) for row in labels.astype(int)])
     for stratum in np.unique(strata[~held]):
         members = np.nonzero((strata == stratum) & ~held)[0]

@@ -1,0 +1,54 @@
+"""Which settings a cohort was made with, and a refusal to use it under other ones.
+
+``cohort.parquet`` (its people, labels, index dates and splits) depends on the ``ukb`` settings
+and on the data period, centres and window. A config changed after ``tools/preprocess.py
+--stage ukb`` (another ``ukb.temporal_split``, ``ukb.validation``, split fractions or centres)
+would otherwise train and evaluate on the splits of the old settings while its log and
+``config.yaml`` name the new ones. The cohort records ``made_with`` in ``cohort_report.json``;
+:func:`check_cohort_settings` compares it with the config in use.
+"""
+import json
+import os
+
+from ...core.errors import DataError
+
+DATA_KEYS = ("ukb_table", "sites", "start_date", "end_date", "window_days", "num_features")
+UKB_KEYS_NOT_READ = ("warn_unreadable_share", "imputer")   # said or used after the cohort is made
+
+
+def cohort_settings(cfg):
+    """The settings ``build_cohort`` reads, as plain values (dates and paths as text)."""
+    data = {k: cfg["data"].get(k) for k in DATA_KEYS}
+    data["ukb_table"] = os.path.basename(str(data["ukb_table"]))
+    ukb = {k: v for k, v in dict(cfg["ukb"]).items() if k not in UKB_KEYS_NOT_READ}
+    ukb.setdefault("validation", "random")
+    return json.loads(json.dumps({"data": data, "ukb": ukb}, default=str))
+
+
+def _flat(tree, prefix=""):
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_cohort_settings(cfg, work_dir):
+    """Refuse a cohort made with other settings than ``cfg``, naming each difference; a cohort
+    of an earlier ppeye (no record) is accepted as it is."""
+    path = os.path.join(work_dir, "cohort_report.json")
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        made = json.load(f).get("made_with")
+    if made is None:
+        return
+    theirs, mine = _flat(made), _flat(cohort_settings(cfg))
+    differ = [f"{k}: {theirs.get(k, 'absent')!r} in the cohort, {mine.get(k, 'absent')!r} in the config"
+              for k in sorted(set(theirs) | set(mine)) if theirs.get(k, "absent") != mine.get(k, "absent")]
+    if differ:
+        raise DataError(f"{os.path.join(work_dir, 'cohort.parquet')} was made with other settings than this config "
+                        f"({'; '.join(differ)}): rerun tools/preprocess.py --stage ukb and --stage impute with it "
+                        f"(or use the config the cohort was made with)")
