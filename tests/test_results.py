@@ -120,8 +120,12 @@ def test_the_fingerprint_ignores_settings_that_change_nothing():
     new_section["model"]["a_section_added_later"] = {"enabled": False, "size": 3}
     assert fingerprint(new_option) == fingerprint(new_section) == fingerprint(cfg)
     assert legacy_fingerprint(new_option) != legacy_fingerprint(cfg)  # what the old rule got wrong
+    before_validation = ppeye.load_config(DEMO)                       # ukb.validation came later, as random
+    del before_validation["ukb"]["validation"]
+    assert fingerprint(before_validation) == fingerprint(cfg)
+    assert legacy_fingerprint(before_validation) == legacy_fingerprint(cfg)
     differ = [["model.fusion.lag_head=true"], ["model.weather_branch=false"], ["model.missing.enabled=true"],
-              ["optimizer.learning_rate=0.002"]]
+              ["optimizer.learning_rate=0.002"], ["ukb.validation=later"]]
     prints = {fingerprint(ppeye.load_config(DEMO, o)) for o in differ}
     assert len(prints) == len(differ) and fingerprint(cfg) not in prints
 
