@@ -143,9 +143,12 @@ def test_rows_with_problems_are_reported_by_number_and_do_not_stop_the_rest(expo
                              "site_missing": 1}
     assert s["problem_rows"] == {"unknown_centre": [2], "index_date_missing": [4], "window_not_covered": [6],
                                  "site_missing": [8]}
-    risks = pd.read_csv(tmp_path / "r.csv", dtype={"eid": str})
-    bad = risks["status"] != "ok"
+    risks = pd.read_csv(tmp_path / "r.csv", dtype={"eid": str}, keep_default_na=False, na_values=[""])
+    bad = ~risks["status"].str.startswith("ok")
     assert bad.sum() == 4 and risks.loc[bad, "risk_amd"].isna().all()
+    # the row without features is scored, and its status says its features were flagged
+    assert risks.loc[9, "status"] == "ok+features_flagged" and risks.loc[9, "feature_flags"] == "mostly_missing:20/20"
+    assert s["feature_flags"] == {"mostly_missing": 1} and s["feature_flag_rows"] == {"mostly_missing": [10]}
     assert risks.loc[~bad, [f"risk_{d}" for d in DISEASES]].notna().all().all()
     assert s["scored"] == 8
     # the good rows get exactly what they get alone
@@ -154,10 +157,39 @@ def test_rows_with_problems_are_reported_by_number_and_do_not_stop_the_rest(expo
     infer_table(out, str(tmp_path / "clean.csv"), era5=os.path.join(_work(cfg), "era5.zarr"),
                 output=str(tmp_path / "c.csv"))
     alone = pd.read_csv(tmp_path / "c.csv", dtype={"eid": str}).set_index("eid")["risk_cataract"]
-    mixed = risks.loc[~bad].set_index("eid")["risk_cataract"]
+    mixed = risks.loc[~bad].set_index("eid")["risk_cataract"].astype(float)
     np.testing.assert_allclose(mixed.loc[alone.index].to_numpy(), alone.to_numpy(), atol=1e-6)
     assert not any(str(e) in logged for e in frame["eid"])             # rows by number, never ids
     assert "data rows [2]" in logged
+
+
+def test_rows_with_unreadable_unseen_or_implausible_features_are_scored_and_flagged(exported, tmp_path, capsys):
+    cfg, out, _ = exported
+    table = tmp_path / "people.csv"
+    scoring_table(cfg, "test", str(table), limit=8)
+    fields = ExportedModel(out).pipeline.fields
+    cat = next(m for m in fields if m["kind"] == "categorical")
+    num = next(m for m in fields if m["kind"] == "continuous")
+    frame = pd.read_csv(table, dtype=str)
+    col = lambda m: f"{m['field']}-0.0"                                   # noqa: E731
+    frame.loc[1, col(num)] = "n/a"                                      # text in a numeric field
+    frame.loc[2, col(cat)] = "987654"                                   # a code training never had
+    mean, sd = (float(v) for v in pd.to_numeric(frame[col(num)], errors="coerce").agg(["mean", "std"]))
+    frame.loc[3, col(num)] = str(mean + 1000 * sd)                      # absurd
+    frame.loc[4, col(num)], frame.loc[4, col(cat)] = "?", "987654"      # two things at once
+    frame.to_csv(table, index=False)
+    s = infer_table(out, str(table), era5=os.path.join(_work(cfg), "era5.zarr"), output=str(tmp_path / "r.csv"))
+    logged = capsys.readouterr().out
+    risks = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
+    assert s["scored"] == 8 and (risks[[f"risk_{d}" for d in DISEASES]] != "").all().all()
+    assert list(risks["status"]) == ["ok", "ok+features_flagged", "ok+features_flagged", "ok+features_flagged",
+                                     "ok+features_flagged", "ok", "ok", "ok"]
+    n, c = num["field"], cat["field"]
+    assert list(risks["feature_flags"][1:5]) == [f"unreadable:{n}", f"unseen_category:{c}", f"implausible:{n}",
+                                                 f"unreadable:{n}; unseen_category:{c}"]
+    assert s["feature_flag_rows"] == {"unreadable": [2, 5], "unseen_category": [3, 5], "implausible": [4]}
+    assert "2 row(s) scored with a category code the training people never had" in logged
+    assert not any(str(e) in logged for e in frame["eid"])
 
 
 def test_quantized_export_runs_and_stays_close(trained, exported, tmp_path):

@@ -23,7 +23,7 @@ from ..core.errors import DataError, InputError
 from ..core.io import atomic_write, save_npz
 from ..core.logger import get_logger
 from .export import create_predictor, load_infer_cfg
-from .pipeline import PROBLEMS, FeaturePipeline, index_dates
+from .pipeline import FEATURE_FLAGS, PROBLEMS, FeaturePipeline, index_dates
 
 
 def _device(name):
@@ -166,7 +166,7 @@ def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_s
     dates = index_dates(frame, index_date)
     sites, problem = pipe.place(frame)
     problem[np.isnat(dates) & (problem == None)] = "index_date_missing"  # noqa: E711 (object array)
-    tab, tab_mask = pipe.features(frame, report)
+    tab, tab_mask, flags = pipe.features(frame, report)
     T = int(model.info["window_days"])
 
     start = np.zeros(n, np.int64)
@@ -220,7 +220,7 @@ def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_s
         if importance is not None:
             importance[rows] = np.where(present[rows][:, None] > 0, out["day_importance"], np.nan)
     summary = _write(output, frame, model, sites, dates, problem, probs, blended, importance, report, explain,
-                     without)
+                     without, flags)
     summary["seconds"] = round(time.time() - t0, 2)
     summary["device"] = model.device
     with atomic_write(output + ".summary.json") as f:
@@ -229,6 +229,10 @@ def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_s
              f"{summary['problems'] or 'none'} -> {output}")
     for kind, rows in summary["problem_rows"].items():
         log.warning(f"{len(rows)} row(s) {PROBLEMS[kind]}: data rows {rows[:10]}{' ...' if len(rows) > 10 else ''}")
+    for kind, rows in summary["feature_flag_rows"].items():
+        log.warning(f"{len(rows)} row(s) scored with {FEATURE_FLAGS[kind]}: data rows {rows[:10]}"
+                    f"{' ...' if len(rows) > 10 else ''} (their status ends in +features_flagged; the column "
+                    f"feature_flags names the fields)")
     return summary
 
 
@@ -241,7 +245,8 @@ def _weather(store, sites, starts, T, present):
     return {"weather_unique": weather, "day_index": day_index}
 
 
-def _write(output, frame, model, sites, dates, problem, probs, blended, importance, report, explain, without):
+def _write(output, frame, model, sites, dates, problem, probs, blended, importance, report, explain, without,
+           flags):
     labels = model.labels
     thr = model.info["thresholds"]
     final = blended if blended is not None else probs
@@ -249,8 +254,9 @@ def _write(output, frame, model, sites, dates, problem, probs, blended, importan
     out = pd.DataFrame({"row": np.arange(1, len(frame) + 1)})
     if "eid" in frame:
         out["eid"] = frame["eid"].to_numpy()
-    out["status"] = [p if p is not None else "ok" if w is None else f"ok_without_weather:{w}"
-                     for p, w in zip(problem, without)]
+    out["status"] = [(p if p is not None else "ok" if w is None else f"ok_without_weather:{w}")
+                     + ("+features_flagged" if p is None and f else "") for p, w, f in zip(problem, without, flags)]
+    out["feature_flags"] = flags
     out["site"] = np.where(sites >= 0, sites, -1)
     out["index_date"] = pd.Series(dates).dt.strftime("%Y-%m-%d").to_numpy() if len(dates) else []
     for j, d in enumerate(labels):
@@ -278,13 +284,16 @@ def _write(output, frame, model, sites, dates, problem, probs, blended, importan
         if p is not None:
             problems[p] = problems.get(p, 0) + 1
             problem_rows.setdefault(p, []).append(i + 1)
+    flag_rows = {kind: [i + 1 for i, f in enumerate(flags) if f.startswith(f"{kind}:") or f"; {kind}:" in f]
+                 for kind in FEATURE_FLAGS}
     lacking = {}
     for w in without:
         if w is not None:
             lacking[w] = lacking.get(w, 0) + 1
     return {"rows": len(frame), "scored": int(len(frame) - sum(problems.values())), "problems": problems,
             "scored_without_weather": lacking,
-            "problem_rows": problem_rows, "risk_source": "retrieval blend" if blended is not None else "model",
+            "problem_rows": problem_rows, "feature_flags": {k: len(v) for k, v in flag_rows.items() if v},
+            "feature_flag_rows": {k: v for k, v in flag_rows.items() if v}, "risk_source": "retrieval blend" if blended is not None else "model",
             "thresholds": final_thr, "table_report": {k: v for k, v in report.items() if k != "unreadable_values"},
             "unreadable_values": {k: v for k, v in report.get("unreadable_values", {}).items() if v},
             "model": {"config": model.info["config"], "checkpoint": model.info["checkpoint"]},

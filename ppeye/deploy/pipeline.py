@@ -36,6 +36,17 @@ PROBLEMS = {
     "window_not_covered": "the weather window is not (completely) in the ERA5 store",
 }
 
+# what can be wrong with a scored row's features (its risks are given, and its status says so)
+IMPLAUSIBLE_SD = 10.0      # a number this many training standard deviations from the training mean
+MOSTLY_MISSING = 0.5       # more than this share of the model's feature fields missing (imputed)
+FEATURE_FLAGS = {
+    "unreadable": "text where a number or code belongs (taken as missing)",
+    "unseen_category": "a category code the training people never had (taken as missing)",
+    "implausible": f"a number more than {IMPLAUSIBLE_SD:g} training standard deviations from the training mean "
+                   f"(used as it is)",
+    "mostly_missing": f"more than {MOSTLY_MISSING:.0%} of the feature fields missing (imputed)",
+}
+
 
 class FeaturePipeline:
     """Encode, impute and standardise patient features; place rows at sites.
@@ -143,12 +154,29 @@ class FeaturePipeline:
         return frame, report
 
     def features(self, frame, report):
-        """``(tab [N, F] standardised, tab_mask [N, F] 1 = observed)`` for every row of ``frame``."""
-        encoded = encode_features(frame, self.fields, report)
-        observed = encoded[self.columns].notna().to_numpy()
-        values = self.imputer.transform(encoded[self.columns].to_numpy(np.float64)).astype(np.float32)
+        """``(tab [N, F] standardised, tab_mask [N, F] 1 = observed, flags [N])`` for every row of
+        ``frame``; ``flags`` says per row what is wrong with its features (``""``: nothing), e.g.
+        ``"unreadable:31,34; implausible:21001"``, by kind of :data:`FEATURE_FLAGS` and field id."""
+        rows = {}
+        encoded = encode_features(frame, self.fields, report, rows)
+        raw = encoded[self.columns].to_numpy(np.float64)
+        observed = ~np.isnan(raw)
+        continuous = np.array([m["kind"] != "categorical" for m in self.fields])
+        with np.errstate(invalid="ignore"):
+            far = observed & continuous & (np.abs((raw - self.mean) / self.std) > IMPLAUSIBLE_SD)
+        rows["implausible"] = {str(m["field"]): far[:, j] for j, m in enumerate(self.fields)}
+        mostly = (~observed).mean(axis=1) > MOSTLY_MISSING
+        flags = []
+        for i in range(len(frame)):
+            parts = [f"{kind}:{','.join(f for f, mask in rows.get(kind, {}).items() if mask[i])}"
+                     for kind in ("unreadable", "unseen_category", "implausible")
+                     if any(mask[i] for mask in rows.get(kind, {}).values())]
+            if mostly[i]:
+                parts.append(f"mostly_missing:{int((~observed[i]).sum())}/{len(self.fields)}")
+            flags.append("; ".join(parts))
+        values = self.imputer.transform(raw).astype(np.float32)
         tab = ((values - self.mean) / self.std).astype(np.float32)
-        return tab, observed.astype(np.float32)
+        return tab, observed.astype(np.float32), np.array(flags, dtype=object)
 
     def place(self, frame):
         """Site code per row (-1 when not placed) and the problem per row (None when placed)."""

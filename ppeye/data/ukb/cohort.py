@@ -102,16 +102,20 @@ def _dates(series):
     return pd.Series(parsed, index=series.index, dtype="datetime64[ns]"), placeholder
 
 
-def _numeric(frame, field, kind, less_than_one, report):
+def _numeric(frame, field, kind, less_than_one, report, rows=None):
+    """The field's values as numbers (UK Biobank's missing codes as NaN); text where a number
+    belongs is NaN too, counted in ``report`` (and marked per row in ``rows["unreadable"]``)."""
     col = f"{field}-0.0"
     raw = frame[col] if col in frame else pd.Series(np.nan, index=frame.index, dtype="string")
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-    bad_text = int((raw.notna().to_numpy() & np.isnan(values)).sum())
+    bad = raw.notna().to_numpy() & np.isnan(values)
     if kind != "continuous":
         values[np.isin(values, F.MISSING_CODES)] = np.nan
         if less_than_one:
             values[values == F.LESS_THAN_ONE] = LESS_THAN_ONE_VALUE
-    report["unreadable_values"][str(field)] = bad_text
+    report["unreadable_values"][str(field)] = int(bad.sum())
+    if rows is not None:
+        rows.setdefault("unreadable", {})[str(field)] = bad
     return values
 
 
@@ -367,23 +371,28 @@ def _encode(frame, features, train_mask, report):
     return encode_features(frame, meta, report), meta
 
 
-def encode_features(frame, fields_meta, report):
+def encode_features(frame, fields_meta, report, rows=None):
     """Encode the export columns with a fitted field list (``features/ukb_fields.json``).
 
     Numbers stay as they are; a categorical value becomes its code in the saved levels,
     and a value those levels do not know becomes missing (counted per field in
-    ``report["unseen_categories"]``). Used by the cohort builder and by inference.
+    ``report["unseen_categories"]``). Used by the cohort builder and by inference. With a
+    dict ``rows``, which rows had unreadable text or an unseen category is marked per field
+    (``rows["unreadable"][field]``, ``rows["unseen_category"][field]``: boolean arrays).
     """
     columns = {}
     report.setdefault("unreadable_values", {})
     report.setdefault("unseen_categories", {})
     for entry in fields_meta:
         field = entry["field"]
-        values = _numeric(frame, field, entry["kind"], entry["less_than_one"], report)
+        values = _numeric(frame, field, entry["kind"], entry["less_than_one"], report, rows)
         if entry["kind"] == "categorical":
             lookup = {float(v): i for i, v in enumerate(entry["levels"])}
             coded = np.array([lookup.get(float(v), np.nan) if not np.isnan(v) else np.nan for v in values])
-            report["unseen_categories"][str(field)] = int((~np.isnan(values) & np.isnan(coded)).sum())
+            unseen = ~np.isnan(values) & np.isnan(coded)
+            report["unseen_categories"][str(field)] = int(unseen.sum())
+            if rows is not None:
+                rows.setdefault("unseen_category", {})[str(field)] = unseen
             values = coded
         columns[entry["column"]] = np.asarray(values, dtype=np.float32)
     return pd.DataFrame(columns, index=frame.index)
