@@ -143,6 +143,29 @@ def test_missing_required_field_and_bad_tables(tiny, tmp_path):
         feature_list(cfg_for("x", tmp_path, ["ukb.features=[{field: 31, kind: text}]"]))
 
 
+def test_codes_outside_a_fields_coding_are_counted_warned_and_taken_as_missing(tiny, tmp_path):
+    from test_trainer import Warnings
+
+    out, _ = tiny
+    table = pd.read_csv(os.path.join(out, "ukb.csv"), dtype=str)
+    sex = pd.to_numeric(table["31-0.0"], errors="coerce")
+    assert set(sex.dropna()) == {0, 1}
+    with Warnings() as caught:
+        report = build_cohort(cfg_for(os.path.join(out, "ukb.csv"), tmp_path / "w", [
+            "ukb.features=[{field: 31, kind: categorical, codes: [0]}, 34]"]))
+    cohort = pd.read_parquet(tmp_path / "w" / "cohort.parquet")
+    assert report["unknown_codes"]["31"] == int((sex.loc[cohort.row - 1] == 1).sum()) > 0
+    meta = json.load(open(tmp_path / "w" / "features" / "ukb_fields.json"))["fields"]
+    assert meta[0]["codes"] == [0.0] and meta[0]["levels"] == [0.0]       # no level for the unknown code
+    assert cohort["f31"].isna().sum() == report["unknown_codes"]["31"] + int(sex.loc[cohort.row - 1].isna().sum())
+    assert any("codes outside their ukb.features codes, taken as missing: field 31" in m for m in caught.lines)
+    for bad, match in (("[{field: 31, kind: categorical, code: [0, 1]}]", "field 31 has unknown key\\(s\\) code"),
+                       ("[{field: 34, kind: continuous, codes: [1]}]", "field 34: codes must be a non-empty list"),
+                       ("[{field: 31, codes: []}]", "field 31: codes must be a non-empty list")):
+        with pytest.raises(ConfigError, match=match):
+            feature_list(cfg_for("x", tmp_path, [f"ukb.features={bad}"]))
+
+
 def test_unknown_centres_are_counted_and_a_failed_run_keeps_the_old_cohort(tiny, tmp_path):
     out, _ = tiny
     build_cohort(cfg_for(os.path.join(out, "ukb.csv"), tmp_path / "w"))
@@ -290,3 +313,23 @@ def test_birth_years_after_assessment_and_unreadable_text_are_counted_and_said(t
     assert "5 rows give a year of birth (field 34) after their assessment: excluded" in text
     assert "more than 1% unreadable values" in text and "field 21001:" in text
     assert "n/a" not in text                                       # counts, never the raw values
+
+
+def test_encoding_marks_each_rows_unreadable_unknown_and_unseen_values():
+    from ppeye.data.ukb.cohort import encode_features
+
+    frame = pd.DataFrame({"31-0.0": ["0", "1", "7", "x", None], "1558-0.0": ["1", "2", "6", "-3", "9"]})
+    meta = [{"field": 31, "column": "f31", "kind": "categorical", "less_than_one": False, "levels": [0.0],
+             "codes": [0.0, 1.0]},
+            {"field": 1558, "column": "f1558", "kind": "ordinal", "less_than_one": False, "codes": [1, 2, 3, 4, 5, 6]}]
+    report, rows = {}, {}
+    enc = encode_features(frame, meta, report, rows)
+    # 1 is a valid code training never had; 7 is outside the coding; x is text; -3 is UK Biobank's
+    # "prefer not to answer" (missing, not wrong); 9 is outside 1558's coding
+    assert rows["unseen_category"]["31"].tolist() == [False, True, False, False, False]
+    assert rows["unknown_code"]["31"].tolist() == [False, False, True, False, False]
+    assert rows["unreadable"]["31"].tolist() == [False, False, False, True, False]
+    assert rows["unknown_code"]["1558"].tolist() == [False, False, False, False, True]
+    assert report["unknown_codes"] == {"31": 1, "1558": 1} and report["unseen_categories"] == {"31": 1}
+    assert enc["f31"].isna().tolist() == [False, True, True, True, True]
+    assert enc["f1558"].tolist()[:3] == [1, 2, 6] and enc["f1558"].isna().tolist()[3:] == [True, True]

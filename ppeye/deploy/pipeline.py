@@ -41,6 +41,7 @@ IMPLAUSIBLE_SD = 10.0      # a number this many training standard deviations fro
 MOSTLY_MISSING = 0.5       # more than this share of the model's feature fields missing (imputed)
 FEATURE_FLAGS = {
     "unreadable": "text where a number or code belongs (taken as missing)",
+    "unknown_code": "a code outside the field's coding (ukb.features codes; taken as missing)",
     "unseen_category": "a category code the training people never had (taken as missing)",
     "implausible": f"a number more than {IMPLAUSIBLE_SD:g} training standard deviations from the training mean "
                    f"(used as it is)",
@@ -169,7 +170,7 @@ class FeaturePipeline:
         flags = []
         for i in range(len(frame)):
             parts = [f"{kind}:{','.join(f for f, mask in rows.get(kind, {}).items() if mask[i])}"
-                     for kind in ("unreadable", "unseen_category", "implausible")
+                     for kind in ("unreadable", "unknown_code", "unseen_category", "implausible")
                      if any(mask[i] for mask in rows.get(kind, {}).values())]
             if mostly[i]:
                 parts.append(f"mostly_missing:{int((~observed[i]).sum())}/{len(self.fields)}")

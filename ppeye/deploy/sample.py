@@ -28,7 +28,7 @@ def scoring_table(cfg, split, path, limit=None):
         raise DataError(f"no participants in split {split!r} of {cohort_path}")
     if limit:
         people = people.iloc[: int(limit)]
-    fields = [f for f, _, _ in feature_list(cfg)] + [54, 20074, 20075]
+    fields = [f[0] for f in feature_list(cfg)] + [54, 20074, 20075]
     frame, _ = read_table(cfg["data"]["ukb_table"], fields)
     frame = frame[[c for c in frame.columns if c == "eid" or c.endswith("-0.0")]]
     rows = frame.set_index("eid").loc[people["eid"].astype(str).to_numpy()].reset_index()

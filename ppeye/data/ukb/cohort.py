@@ -50,17 +50,20 @@ from .provenance import cohort_settings
 from .splits import assign_splits, temporal_cutoffs
 
 KINDS = ("continuous", "integer", "ordinal", "categorical")
+FEATURE_KEYS = ("field", "kind", "less_than_one", "codes")
 LESS_THAN_ONE_VALUE = 0.5
 
 
 def feature_list(cfg):
-    """``[(field, kind, less_than_one)]`` from ``ukb.features`` (null: the synthetic table's fields)."""
+    """``[(field, kind, less_than_one, codes)]`` from ``ukb.features`` (null: the synthetic table's
+    fields). ``codes`` is the list of valid codes an entry gives (``codes: [...]``, e.g. from the
+    field's UK Biobank coding), else None."""
     ukb = cfg["ukb"]
     spec = ukb.get("features")
     if spec is None:
         from ..synthetic.cohort import feature_fields
 
-        return [(f.field, f.kind, f.less_than_one)
+        return [(f.field, f.kind, f.less_than_one, None)
                 for f in feature_fields(int(cfg["data"]["num_features"]), int(cfg["synthetic"]["seed"]))]
     if not isinstance(spec, list) or not spec:
         raise ConfigError(f"ukb.features must be null or a list of field ids, got {spec!r}")
@@ -73,13 +76,24 @@ def feature_list(cfg):
         if "field" not in entry or not str(entry["field"]).isdigit():
             raise ConfigError(f"ukb.features: entry {item!r} needs a numeric field id")
         field = int(entry["field"])
+        unknown = sorted(set(entry) - set(FEATURE_KEYS), key=str)
+        if unknown:
+            raise ConfigError(f"ukb.features: field {field} has unknown key(s) {', '.join(map(str, unknown))}; "
+                              f"an entry has {', '.join(FEATURE_KEYS)}")
         default = known.get(field)
         kind = entry.get("kind", default.kind if default else "auto")
         if kind not in KINDS + ("auto",):
             raise ConfigError(f"ukb.features: field {field} has kind {kind!r}; use one of {', '.join(KINDS)} or auto")
         lto = entry.get("less_than_one", default.less_than_one if default else False)
-        out.append((field, kind, bool(lto)))
-    if len({f for f, _, _ in out}) != len(out):
+        codes = entry.get("codes")
+        if codes is not None:
+            if kind == "continuous" or not isinstance(codes, list) or not codes \
+                    or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in codes):
+                raise ConfigError(f"ukb.features: field {field}: codes must be a non-empty list of numbers (its "
+                                  f"coding's valid values) for a field that is not continuous, got {codes!r}")
+            codes = sorted(float(c) for c in codes)
+        out.append((field, kind, bool(lto), codes))
+    if len({f[0] for f in out}) != len(out):
         raise ConfigError("ukb.features lists a field twice")
     return out
 
@@ -224,7 +238,7 @@ def build_cohort(cfg, log=None):
     if ukb["site_from"] not in ("centre", "home"):
         raise ConfigError(f"ukb.site_from must be centre or home, got {ukb['site_from']!r}")
     outcome_fields = [f for fs in F.FIRST_OCCURRENCE.values() for f in fs]
-    wanted = [f for f, _, _ in features] + [F.ASSESSMENT_DATE, F.ASSESSMENT_CENTRE, F.DEATH_DATE,
+    wanted = [f[0] for f in features] + [F.ASSESSMENT_DATE, F.ASSESSMENT_CENTRE, F.DEATH_DATE,
                                              F.ICD10_DIAGNOSES, F.ICD10_DATES, 20074, 20075] + outcome_fields
     frame, unknown_columns = read_table(path, wanted)
     required = [F.ASSESSMENT_DATE] + ([F.ASSESSMENT_CENTRE] if ukb["site_from"] == "centre" else [20074, 20075])
@@ -234,7 +248,7 @@ def build_cohort(cfg, log=None):
     for disease, fs in F.FIRST_OCCURRENCE.items():
         if not any(field_columns(frame, f) for f in fs):
             raise DataError(f"{path}: no first-occurrence field for {disease} ({', '.join(map(str, fs))})")
-    absent = [f for f, _, _ in features if f"{f}-0.0" not in frame]
+    absent = [f[0] for f in features if f"{f[0]}-0.0" not in frame]
     n = len(frame)
     report = {"made_with": cohort_settings(cfg), "table": os.path.basename(path), "rows": n, "excluded": {},
               "unreadable_values": {}, "unknown_columns": len(unknown_columns), "absent_feature_fields": absent}
@@ -341,11 +355,12 @@ def build_cohort(cfg, log=None):
         cohort[f"label_{d}"] = labels[rows, k]
     encoded, fields_meta = _encode(frame.iloc[rows], features, split == "train", report)
     share = float(ukb.get("warn_unreadable_share", 0.01))
-    loud = {f: c for f, c in report["unreadable_values"].items() if c > share * len(rows)}
-    if loud:
-        log.warning(f"{len(loud)} feature fields have more than {share:.0%} unreadable values (text where a number "
-                    f"or code belongs), taken as missing: " + ", ".join(f"field {f}: {c} of {len(rows)}"
-                                                                        for f, c in sorted(loud.items())))
+    for key, what in (("unreadable_values", "unreadable values (text where a number or code belongs)"),
+                      ("unknown_codes", "codes outside their ukb.features codes")):
+        loud = {f: c for f, c in report.get(key, {}).items() if c > share * len(rows)}
+        if loud:
+            log.warning(f"{len(loud)} feature fields have more than {share:.0%} {what}, taken as missing: "
+                        + ", ".join(f"field {f}: {c} of {len(rows)}" for f, c in sorted(loud.items())))
     cohort = pd.concat([cohort, encoded.reset_index(drop=True)], axis=1)
     report.update(_summary(cohort))
     _write_outputs(cfg, cohort, fields_meta, report)
@@ -359,10 +374,14 @@ def _encode(frame, features, train_mask, report):
     """Learn each field's kind and category levels on the training rows, then encode."""
     meta = []
     scratch = {"unreadable_values": {}}
-    for field, kind, less_than_one in features:
+    for field, kind, less_than_one, codes in features:
         entry = {"field": field, "column": f"f{field}", "kind": kind, "less_than_one": less_than_one}
+        if codes is not None:
+            entry["codes"] = codes
         if kind in ("auto", "categorical"):
             values = _numeric(frame, field, kind, less_than_one, scratch)
+            if codes is not None:
+                values[~np.isin(values, codes)] = np.nan
             if kind == "auto":
                 entry["kind"] = _infer_kind(values[train_mask])
             if entry["kind"] == "categorical":
@@ -377,8 +396,11 @@ def encode_features(frame, fields_meta, report, rows=None):
     Numbers stay as they are; a categorical value becomes its code in the saved levels,
     and a value those levels do not know becomes missing (counted per field in
     ``report["unseen_categories"]``). Used by the cohort builder and by inference. With a
-    dict ``rows``, which rows had unreadable text or an unseen category is marked per field
-    (``rows["unreadable"][field]``, ``rows["unseen_category"][field]``: boolean arrays).
+    dict ``rows``, which rows had unreadable text, a code outside the field's ``codes`` or an
+    unseen category is marked per field (``rows["unreadable"][field]``,
+    ``rows["unknown_code"][field]``, ``rows["unseen_category"][field]``: boolean arrays).
+    A field with ``codes`` (its coding's valid values) takes any other value as missing, counted
+    per field in ``report["unknown_codes"]``.
     """
     columns = {}
     report.setdefault("unreadable_values", {})
@@ -386,6 +408,12 @@ def encode_features(frame, fields_meta, report, rows=None):
     for entry in fields_meta:
         field = entry["field"]
         values = _numeric(frame, field, entry["kind"], entry["less_than_one"], report, rows)
+        if entry.get("codes") is not None:
+            outside = ~np.isnan(values) & ~np.isin(values, entry["codes"])
+            report.setdefault("unknown_codes", {})[str(field)] = int(outside.sum())
+            if rows is not None:
+                rows.setdefault("unknown_code", {})[str(field)] = outside
+            values = np.where(outside, np.nan, values)
         if entry["kind"] == "categorical":
             lookup = {float(v): i for i, v in enumerate(entry["levels"])}
             coded = np.array([lookup.get(float(v), np.nan) if not np.isnan(v) else np.nan for v in values])
