@@ -12,7 +12,8 @@ from ppeye.core.errors import ConfigError, DataError
 from ppeye.data.synthetic import make_synthetic
 from ppeye.data.synthetic.signals import auc
 from ppeye.data.ukb import fields as F
-from ppeye.data.ukb.cohort import _numeric, build_cohort, feature_list
+from ppeye.data.ukb.cohort import build_cohort
+from ppeye.data.ukb.encoding import feature_list, numeric_values
 from ppeye.data.ukb.geo import osgb_to_latlon
 from ppeye.data.ukb.load import canonical
 
@@ -106,7 +107,7 @@ def test_codes_become_missing_and_categories_are_coded(tiny, built):
 def test_less_than_one_and_unreadable_values():
     frame = pd.DataFrame({"1050-0.0": ["2", "-10", "-3", "abc", None]})
     report = {"unreadable_values": {}}
-    values = _numeric(frame, 1050, "integer", True, report)
+    values = numeric_values(frame, 1050, "integer", True, report)
     np.testing.assert_array_equal(values, [2.0, 0.5, np.nan, np.nan, np.nan])
     assert report["unreadable_values"]["1050"] == 1
 
@@ -316,7 +317,7 @@ def test_birth_years_after_assessment_and_unreadable_text_are_counted_and_said(t
 
 
 def test_encoding_marks_each_rows_unreadable_unknown_and_unseen_values():
-    from ppeye.data.ukb.cohort import encode_features
+    from ppeye.data.ukb.encoding import encode_features
 
     frame = pd.DataFrame({"31-0.0": ["0", "1", "7", "x", None], "1558-0.0": ["1", "2", "6", "-3", "9"]})
     meta = [{"field": 31, "column": "f31", "kind": "categorical", "less_than_one": False, "levels": [0.0],

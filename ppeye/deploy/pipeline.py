@@ -21,7 +21,8 @@ import pandas as pd
 
 from ..core.errors import DataError, InputError
 from ..data.ukb import fields as F
-from ..data.ukb.cohort import _haversine, encode_features
+from ..data.ukb.cohort import _haversine
+from ..data.ukb.encoding import encode_features
 from ..data.ukb.load import canonical
 
 FILES = ("ukb_fields.json", "imputer.joblib", "tab_stats.json")

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..core.errors import DataError
 from ..core.io import atomic_write
-from ..data.ukb.cohort import feature_list
+from ..data.ukb.encoding import feature_list
 from ..data.ukb.load import read_table
 
 

@@ -1,15 +1,9 @@
 """UK Biobank export -> ``cohort.parquet``: one row per participant with site, index date,
 four labels, encoded features and split. Documented rules:
 
-* **Missing values.** Empty cells and UK Biobank placeholder dates are missing. In
-  non-continuous fields (questionnaire answers, counts, categories) the "no answer"
-  codes (-1, -3, -121, -818) are missing, -10 ("less than one") becomes 0.5 in the
-  count fields that use it, and -7 ("none of the above") stays a category.
-  Continuous measurements keep negative values (Townsend index, refraction).
-* **Encoding.** One column per field (``f<field>``): numbers as they are; categories
-  as integer codes 0..K-1 in the sorted order of the values seen in the training
-  split (an unseen value elsewhere is missing and counted). The field list, kinds
-  and code tables are saved to ``features/ukb_fields.json`` for inference.
+* **Features.** Read and encoded as ``ppeye/data/ukb/encoding.py`` says (missing codes,
+  codings, categories fitted on the training split); the field list, kinds and code tables
+  are saved to ``features/ukb_fields.json`` for inference.
 * **Outcomes.** A disease's onset is the earliest date among its first-occurrence
   fields and, when the hospital diagnoses (41270 with dates in 41280) are in the
   export, its confirming ICD-10 codes. With ``ukb.refine_with_icd10``, an H35 first
@@ -45,57 +39,11 @@ from ...core.io import atomic_write
 from ...core.logger import get_logger
 from . import fields as F
 from .centres import BY_CODE, resolve_sites
+from .encoding import LESS_THAN_ONE_VALUE, feature_list, fit_encoding
 from .load import field_columns, read_table
 from .provenance import cohort_settings
 from .splits import assign_splits, temporal_cutoffs
 
-KINDS = ("continuous", "integer", "ordinal", "categorical")
-FEATURE_KEYS = ("field", "kind", "less_than_one", "codes")
-LESS_THAN_ONE_VALUE = 0.5
-
-
-def feature_list(cfg):
-    """``[(field, kind, less_than_one, codes)]`` from ``ukb.features`` (null: the synthetic table's
-    fields). ``codes`` is the list of valid codes an entry gives (``codes: [...]``, e.g. from the
-    field's UK Biobank coding), else None."""
-    ukb = cfg["ukb"]
-    spec = ukb.get("features")
-    if spec is None:
-        from ..synthetic.cohort import feature_fields
-
-        return [(f.field, f.kind, f.less_than_one, None)
-                for f in feature_fields(int(cfg["data"]["num_features"]), int(cfg["synthetic"]["seed"]))]
-    if not isinstance(spec, list) or not spec:
-        raise ConfigError(f"ukb.features must be null or a list of field ids, got {spec!r}")
-    from ..synthetic.cohort import CURATED
-
-    known = {f.field: f for f in CURATED}
-    out = []
-    for item in spec:
-        entry = item if isinstance(item, dict) else {"field": item}
-        if "field" not in entry or not str(entry["field"]).isdigit():
-            raise ConfigError(f"ukb.features: entry {item!r} needs a numeric field id")
-        field = int(entry["field"])
-        unknown = sorted(set(entry) - set(FEATURE_KEYS), key=str)
-        if unknown:
-            raise ConfigError(f"ukb.features: field {field} has unknown key(s) {', '.join(map(str, unknown))}; "
-                              f"an entry has {', '.join(FEATURE_KEYS)}")
-        default = known.get(field)
-        kind = entry.get("kind", default.kind if default else "auto")
-        if kind not in KINDS + ("auto",):
-            raise ConfigError(f"ukb.features: field {field} has kind {kind!r}; use one of {', '.join(KINDS)} or auto")
-        lto = entry.get("less_than_one", default.less_than_one if default else False)
-        codes = entry.get("codes")
-        if codes is not None:
-            if kind == "continuous" or not isinstance(codes, list) or not codes \
-                    or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in codes):
-                raise ConfigError(f"ukb.features: field {field}: codes must be a non-empty list of numbers (its "
-                                  f"coding's valid values) for a field that is not continuous, got {codes!r}")
-            codes = sorted(float(c) for c in codes)
-        out.append((field, kind, bool(lto), codes))
-    if len({f[0] for f in out}) != len(out):
-        raise ConfigError("ukb.features lists a field twice")
-    return out
 
 
 def _dates(series):
@@ -114,30 +62,6 @@ def _dates(series):
                         f"{form}); UK Biobank exports write YYYY-MM-DD: convert the column, ppeye does not guess "
                         f"the day/month order")
     return pd.Series(parsed, index=series.index, dtype="datetime64[ns]"), placeholder
-
-
-def _numeric(frame, field, kind, less_than_one, report, rows=None):
-    """The field's values as numbers (UK Biobank's missing codes as NaN); text where a number
-    belongs is NaN too, counted in ``report`` (and marked per row in ``rows["unreadable"]``)."""
-    col = f"{field}-0.0"
-    raw = frame[col] if col in frame else pd.Series(np.nan, index=frame.index, dtype="string")
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-    bad = raw.notna().to_numpy() & np.isnan(values)
-    if kind != "continuous":
-        values[np.isin(values, F.MISSING_CODES)] = np.nan
-        if less_than_one:
-            values[values == F.LESS_THAN_ONE] = LESS_THAN_ONE_VALUE
-    report["unreadable_values"][str(field)] = int(bad.sum())
-    if rows is not None:
-        rows.setdefault("unreadable", {})[str(field)] = bad
-    return values
-
-
-def _infer_kind(values):
-    seen = values[~np.isnan(values)]
-    if len(seen) and np.all(seen == np.round(seen)) and len(np.unique(seen)) <= 10:
-        return "categorical"
-    return "continuous"
 
 
 def _hospital_records(frame):
@@ -353,7 +277,7 @@ def build_cohort(cfg, log=None):
     })
     for k, d in enumerate(F.DISEASES):
         cohort[f"label_{d}"] = labels[rows, k]
-    encoded, fields_meta = _encode(frame.iloc[rows], features, split == "train", report)
+    encoded, fields_meta = fit_encoding(frame.iloc[rows], features, split == "train", report)
     share = float(ukb.get("warn_unreadable_share", 0.01))
     for key, what in (("unreadable_values", "unreadable values (text where a number or code belongs)"),
                       ("unknown_codes", "codes outside their ukb.features codes")):
@@ -368,62 +292,6 @@ def build_cohort(cfg, log=None):
              f"{len(features)} features, excluded {sum(report['excluded'].values())} "
              f"({', '.join(f'{k} {v}' for k, v in report['excluded'].items() if v)})")
     return report
-
-
-def _encode(frame, features, train_mask, report):
-    """Learn each field's kind and category levels on the training rows, then encode."""
-    meta = []
-    scratch = {"unreadable_values": {}}
-    for field, kind, less_than_one, codes in features:
-        entry = {"field": field, "column": f"f{field}", "kind": kind, "less_than_one": less_than_one}
-        if codes is not None:
-            entry["codes"] = codes
-        if kind in ("auto", "categorical"):
-            values = _numeric(frame, field, kind, less_than_one, scratch)
-            if codes is not None:
-                values[~np.isin(values, codes)] = np.nan
-            if kind == "auto":
-                entry["kind"] = _infer_kind(values[train_mask])
-            if entry["kind"] == "categorical":
-                entry["levels"] = [float(v) for v in np.unique(values[train_mask & ~np.isnan(values)])]
-        meta.append(entry)
-    return encode_features(frame, meta, report), meta
-
-
-def encode_features(frame, fields_meta, report, rows=None):
-    """Encode the export columns with a fitted field list (``features/ukb_fields.json``).
-
-    Numbers stay as they are; a categorical value becomes its code in the saved levels,
-    and a value those levels do not know becomes missing (counted per field in
-    ``report["unseen_categories"]``). Used by the cohort builder and by inference. With a
-    dict ``rows``, which rows had unreadable text, a code outside the field's ``codes`` or an
-    unseen category is marked per field (``rows["unreadable"][field]``,
-    ``rows["unknown_code"][field]``, ``rows["unseen_category"][field]``: boolean arrays).
-    A field with ``codes`` (its coding's valid values) takes any other value as missing, counted
-    per field in ``report["unknown_codes"]``.
-    """
-    columns = {}
-    report.setdefault("unreadable_values", {})
-    report.setdefault("unseen_categories", {})
-    for entry in fields_meta:
-        field = entry["field"]
-        values = _numeric(frame, field, entry["kind"], entry["less_than_one"], report, rows)
-        if entry.get("codes") is not None:
-            outside = ~np.isnan(values) & ~np.isin(values, entry["codes"])
-            report.setdefault("unknown_codes", {})[str(field)] = int(outside.sum())
-            if rows is not None:
-                rows.setdefault("unknown_code", {})[str(field)] = outside
-            values = np.where(outside, np.nan, values)
-        if entry["kind"] == "categorical":
-            lookup = {float(v): i for i, v in enumerate(entry["levels"])}
-            coded = np.array([lookup.get(float(v), np.nan) if not np.isnan(v) else np.nan for v in values])
-            unseen = ~np.isnan(values) & np.isnan(coded)
-            report["unseen_categories"][str(field)] = int(unseen.sum())
-            if rows is not None:
-                rows.setdefault("unseen_category", {})[str(field)] = unseen
-            values = coded
-        columns[entry["column"]] = np.asarray(values, dtype=np.float32)
-    return pd.DataFrame(columns, index=frame.index)
 
 
 def _summary(cohort):

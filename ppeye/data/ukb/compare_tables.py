@@ -13,9 +13,9 @@ REAL_TABLES = {"pbc.csv": ["rownames", "id"], "nafld1.csv": ["rownames", "id", "
 
 
 def _kinds(X):
-    from .cohort import _infer_kind
+    from .encoding import infer_kind
 
-    return [_infer_kind(X[:, j]) for j in range(X.shape[1])]
+    return [infer_kind(X[:, j]) for j in range(X.shape[1])]
 
 
 def load_tables(cfg, shared_dir, max_rows=5000, seed=0):
