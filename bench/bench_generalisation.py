@@ -48,6 +48,8 @@ LEVERS = {
                   "model.temporal.transformer.moe.enabled=false", "model.fusion.lag_head=true"],
     "later_validation": ["ukb.validation=later"],                         # checkpoint, thresholds, calibration and
                                                                           # retrieval chosen on the latest index dates
+    "later_weather_dropout": ["ukb.validation=later", "model.missing.enabled=true",
+                              "model.missing.modality_dropout.weather=0.3"],
     "later_small_head": ["ukb.validation=later", "model.temporal.transformer.layers=1",
                          "model.temporal.afno.enabled=false", "model.temporal.transformer.moe.enabled=false"],
 }
