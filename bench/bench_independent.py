@@ -12,6 +12,7 @@ effect) and for the three without one. Resumable: each step is skipped when its 
 
     python bench/bench_independent.py                       # data seed 20261201, seeds 20261201-03
     python bench/bench_independent.py --out output/independent --seeds 7,8,9
+    python bench/bench_independent.py --day_target deviation_and_mean     # pretrain on deviations and box means
 """
 import argparse
 import csv
@@ -67,6 +68,8 @@ def main():
     p.add_argument("--out", default=os.path.join(ROOT, "output", "independent"))
     p.add_argument("--data_seed", type=int, default=20261201)
     p.add_argument("--seeds", default="20261201,20261202,20261203")
+    p.add_argument("--day_target", default=None, choices=["volume", "deviation", "deviation_and_mean"],
+                   help="the day pretraining's reconstruction target (default: the demo config's)")
     args = p.parse_args()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -81,11 +84,16 @@ def main():
         done = {"era5": "era5.zarr", "ukb": "cohort.parquet", "impute": "cohort_imputed.parquet"}[stage]
         if not os.path.exists(os.path.join(out, "work", done)):
             run(f"preprocess {stage}", ["tools/preprocess.py", "-c", cfg, "--stage", stage], log)
-    if not os.path.isdir(os.path.join(out, "runs", "independent_days", "checkpoints")):
-        run("pretrain days", ["tools/pretrain_days.py", "-c", cfg], log)
+    name = "independent" + (f"_{args.day_target}" if args.day_target else "")
+    target = [f"model.day_reconstruction.target={args.day_target}"] if args.day_target else []
+    days = os.path.join(out, "runs", f"{name}_days")
+    if not os.path.isdir(os.path.join(days, "checkpoints")):
+        run("pretrain days", ["tools/pretrain_days.py", "-c", cfg, "-o", f"run_name={name}", *target], log)
+    gen = os.path.join(out, "gen" + (f"_{args.day_target}" if args.day_target else ""))
     run("model and patient-only over seeds", ["bench/bench_generalisation.py", "-c", cfg, "--levers", "demo",
-                                              "--seeds", args.seeds, "--out", os.path.join(out, "gen")], log)
-    rows = list(csv.DictReader(open(os.path.join(out, "gen", "demo", "vs_patient_only", "results.csv"))))
+                                              "--seeds", args.seeds, "--out", gen, "-o", f"pretrained={days}",
+                                              *target], log)
+    rows = list(csv.DictReader(open(os.path.join(gen, "demo", "vs_patient_only", "results.csv"))))
     print(f"\nseeds {args.seeds}; model minus its patient-only baseline, ROC-AUC: mean [pooled interval] "
           f"(seeds the model led)")
     for r in rows:

@@ -47,8 +47,27 @@ def test_the_deviation_target_is_each_variables_pooled_pattern_and_standardises_
     # the statistics are saved with a standardising decoder only
     assert {"target_mean", "target_std"} <= set(dec.state_dict())
     assert set(DayDecoder(8, 2, [1, 2, 2]).state_dict()) == {"weight", "bias"}
-    with pytest.raises(InputError, match="target must be one of \\['volume', 'deviation'\\], got 'anomaly'"):
+    with pytest.raises(InputError, match="target must be one of \\['volume', 'deviation', 'deviation_and_mean'\\], "
+                                         "got 'anomaly'"):
         DayDecoder(8, 2, [1, 2, 2], "anomaly")
+
+
+def test_the_deviation_and_mean_target_keeps_the_box_mean_the_deviation_drops():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 2, 4, 4, 4)).astype("float32")
+    x += 2.0 * rng.normal(size=(40, 2, 1, 1, 1)).astype("float32")     # box-wide levels that vary by day
+    dev = DayDecoder(8, 2, [2, 2, 2], "deviation", standardise=True)
+    both = DayDecoder(8, 2, [2, 2, 2], "deviation_and_mean", standardise=True)
+    assert both.weight.shape == [8, 2 * (8 + 2)] and both.per_variable == 10
+    c = both.coarse(paddle.to_tensor(x)).numpy().reshape(40, 2, 10)
+    pooled = x.reshape(40, 2, 2, 2, 2, 2, 2, 2).mean(axis=(3, 5, 7)).reshape(40, 2, 2, 4)   # [N, C, hours, cells]
+    # per variable: its deviations (as the deviation target), then the box mean of each pooled hour
+    np.testing.assert_allclose(c[:, :, :8], dev.coarse(paddle.to_tensor(x)).numpy().reshape(40, 2, 8), atol=1e-5)
+    np.testing.assert_allclose(c[:, :, 8:], pooled.mean(3), atol=1e-5)
+    both.fit(x)
+    t = both.target(paddle.to_tensor(x)).numpy()
+    np.testing.assert_allclose(t.std(0), 1.0, atol=1e-4)
+    assert not both.constant.any()
 
 
 def test_a_target_that_does_not_vary_is_constant_not_standardised_and_gets_no_r2(monkeypatch):

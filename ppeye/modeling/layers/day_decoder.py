@@ -6,7 +6,10 @@ onset labels, and as the whole objective of the day-encoder pretraining
 (hours, rows, cols) per variable, and with ``target: deviation`` each variable's pooled cells
 minus their mean over the box (where the weather differs inside the box, not how warm or wet
 the whole box is: the large-scale part dominates the plain volume's error and the decoder
-learns little else). With ``standardise`` each target element is scaled to zero mean and unit
+learns little else). ``deviation_and_mean`` adds, per variable and pooled hour, the box mean
+itself as one more element beside the deviations: a day encoder pretrained on deviations alone
+has no reason to keep how warm, wet or windy the whole box was, which is the exposure most
+studies measure (measured: ``bench/bench_independent.py``). With ``standardise`` each target element is scaled to zero mean and unit
 variance by statistics fitted on training days (``fit``), so a variable whose spatial
 differences are small counts as much as one whose are large. The statistics are buffers: saved
 with the weights, so a pretrained decoder keeps the scale it was trained on.
@@ -20,7 +23,7 @@ paddle = import_paddle()
 nn = paddle.nn
 F = paddle.nn.functional
 
-TARGETS = ("volume", "deviation")
+TARGETS = ("volume", "deviation", "deviation_and_mean")
 CONSTANT_TOLERANCE = 1e-4   # an element varying less than this share of its variable's spread is constant
 
 
@@ -30,14 +33,18 @@ def _varies(std, scale):
 
 class DayDecoder(nn.Linear):
     """``DayDecoder(width, channels, grid, target, standardise)``: ``forward(days [U, E])`` gives the
-    decoded targets [U, channels * prod(grid)]; ``target(volumes [U, C, D, H, W])`` the targets."""
+    decoded targets [U, channels * per_variable] (per_variable: prod(grid), plus grid[0] box means
+    with ``deviation_and_mean``); ``target(volumes [U, C, D, H, W])`` the targets."""
 
     def __init__(self, width, channels, grid, target="volume", standardise=False):
         if target not in TARGETS:
             raise InputError(f"model.day_reconstruction.target must be one of {list(TARGETS)}, got {target!r}")
-        size = channels * int(np.prod(grid))
+        # per variable: the pooled cells, then (deviation_and_mean) the box mean of each pooled hour
+        per_variable = int(np.prod(grid)) + (int(grid[0]) if target == "deviation_and_mean" else 0)
+        size = channels * per_variable
         super().__init__(width, size)
         self.grid, self.kind, self.standardise = [int(g) for g in grid], target, bool(standardise)
+        self.per_variable = per_variable
         # without standardisation the buffers stay out of the state dict (checkpoints of plain
         # volume decoders hold the linear map only)
         self.register_buffer("target_mean", paddle.zeros([size]), persistable=self.standardise)
@@ -46,8 +53,12 @@ class DayDecoder(nn.Linear):
     def coarse(self, volumes):
         """Unstandardised targets [U, C * prod(grid)] of volumes [U, C, D, H, W]."""
         t = F.adaptive_avg_pool3d(volumes, self.grid)
-        if self.kind == "deviation":
-            t = t - t.mean(axis=[3, 4], keepdim=True)
+        if self.kind == "volume":
+            return t.flatten(1)
+        mean = t.mean(axis=[3, 4], keepdim=True)
+        t = t - mean
+        if self.kind == "deviation_and_mean":              # [U, C, D * H * W + D]: variable blocks stay whole
+            return paddle.concat([t.flatten(2), mean.flatten(2)], axis=2).flatten(1)
         return t.flatten(1)
 
     def target(self, volumes):
@@ -76,7 +87,7 @@ class DayDecoder(nn.Linear):
                 t.append(self.coarse(x).numpy())
                 pooled.append(F.adaptive_avg_pool3d(x, self.grid).flatten(2).numpy())
         t, pooled = np.concatenate(t).astype(np.float64), np.concatenate(pooled).astype(np.float64)
-        return t, np.repeat(pooled.std(axis=(0, 2)), pooled.shape[2])
+        return t, np.repeat(pooled.std(axis=(0, 2)), self.per_variable)
 
     def varying(self, volumes, chunk=256):
         """Which target elements vary over volumes [N, C, D, H, W] (numpy, N >= 2): bool [size]. An
@@ -102,7 +113,7 @@ class DayDecoder(nn.Linear):
 
     @property
     def constant(self):
-        """Bool [C * prod(grid)]: the elements the fitted standardisation found constant (none
+        """Bool [C * per_variable]: the elements the fitted standardisation found constant (none
         without standardisation)."""
         return np.isinf(self.target_std.numpy())
 
