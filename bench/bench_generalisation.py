@@ -126,16 +126,20 @@ def main():
     po_overrides = ["model.weather_branch=false", "retrieval.enabled=false", *patient_only_overrides(base)]
     po_print = patient_side(po_overrides)
     seconds = {"patient_only": model_runs("patient_only", po_overrides)}
-    table, baseline_of = [], {}
+    table, baseline_of, baseline_by_print = [], {}, {po_print: "patient_only"}
     for lever in args.levers:
         overrides = LEVERS[lever] + own_cohort(lever, LEVERS[lever])
         seconds[lever] = model_runs(lever, overrides)
         # the lever's own patient-only baseline: the shared one unless the lever changes the
         # patient side too (e.g. branch heads give the patient branch its own logits; other splits)
-        own = patient_side(overrides + po_overrides)
-        baseline_of[lever] = "patient_only" if own == po_print else f"{lever}_patient_only"
-        if baseline_of[lever] != "patient_only":
-            seconds[baseline_of[lever]] = model_runs(baseline_of[lever], overrides + po_overrides)
+        # (levers whose baselines are the same computation share the first one's)
+        lever_po = ["model.weather_branch=false", "retrieval.enabled=false",
+                    *patient_only_overrides(ppeye.load_config(args.config, args.opt + overrides))]
+        own = patient_side(overrides + lever_po)
+        if own not in baseline_by_print:
+            baseline_by_print[own] = f"{lever}_patient_only"
+            seconds[baseline_by_print[own]] = model_runs(baseline_by_print[own], overrides + lever_po)
+        baseline_of[lever] = baseline_by_print[own]
         vs = os.path.join(args.out, lever, f"vs_{baseline_of[lever]}")
         for seed in seeds:
             if not os.path.isfile(os.path.join(vs, f"seed_{seed}", "compare.json")):

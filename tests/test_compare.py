@@ -207,3 +207,18 @@ def test_the_comparison_says_plainly_when_the_model_is_below_its_patient_only_ba
            "hurts" in got["external"][1]
     assert "the interval includes 0" in got["period_2"][1] and "hurts" not in got["period_2"][1]
     assert weather_verdicts([r for r in rows if r["contender"] != "patient_only"]) == {}
+
+
+def test_single_modality_baselines_of_a_model_with_missing_modalities_can_be_built():
+    """model.missing needs both branches: the patient-only and weather-only baselines of such a
+    config drop it (they used to fail at their first step, so compare and the bench crashed)."""
+    from ppeye.engine.compare import NEURAL, patient_only_overrides, single_modality_overrides
+
+    cfg = ppeye.load_config(DEMO, ["model.missing.enabled=true", "pretrained=null"])
+    with pytest.raises(InputError, match="model.missing needs both branches"):
+        ppeye.build_model(ppeye.load_config(DEMO, ["model.missing.enabled=true", *NEURAL["patient_only"]]))
+    for name, extra in (("patient_only", patient_only_overrides(cfg)), ("weather_only", single_modality_overrides(cfg))):
+        assert "model.missing.enabled=false" in extra
+        model = ppeye.build_model(ppeye.load_config(DEMO, ["model.missing.enabled=true", *NEURAL[name], *extra]))
+        assert model.missing is None
+    assert single_modality_overrides(ppeye.load_config(DEMO)) == []

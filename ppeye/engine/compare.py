@@ -40,11 +40,17 @@ COLUMNS = ["split", "contender", "disease", "n", "cases", "roc_auc", "ci_low", "
            "diff_ci_low", "diff_ci_high", "p_value"]
 
 
+def single_modality_overrides(cfg):
+    """What any one-branch variant of ``cfg`` drops: missing-modality handling (``model.missing``
+    needs both branches; with one there is no modality to drop)."""
+    return ["model.missing.enabled=false"] if (cfg["model"].get("missing") or {}).get("enabled") else []
+
+
 def patient_only_overrides(cfg):
     """What a patient-only variant of ``cfg`` drops: the frozen-ResNet stage and its cache (it has no
-    ResNet), and a ``pretrained`` day encoder (``tools/pretrain_days.py``: nothing in it for a model
-    without the weather branch; a contrastive run's patient encoder is kept)."""
-    out = []
+    ResNet), a ``pretrained`` day encoder (``tools/pretrain_days.py``: nothing in it for a model
+    without the weather branch; a contrastive run's patient encoder is kept), and ``model.missing``."""
+    out = single_modality_overrides(cfg)
     ts = cfg["train"].get("two_stage") or {}
     if ts.get("frozen_epochs"):
         out.append("train.two_stage.frozen_epochs=0")
@@ -323,7 +329,7 @@ class Comparison:
     def _neural(self, name):
         from .runs import train_variant
 
-        extra = patient_only_overrides(self.cfg) if name == "patient_only" else []
+        extra = patient_only_overrides(self.cfg) if name == "patient_only" else single_modality_overrides(self.cfg)
         run_dir, cfg = train_variant(self.cfg, self.out_dir, name, NEURAL[name] + ["retrieval.enabled=false"] + extra,
                                      processes=self.processes, log=self.log)
         return (run_dir, cfg), self._evaluate(cfg, run_dir, os.path.join(run_dir, "eval"))
