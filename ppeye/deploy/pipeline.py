@@ -167,18 +167,23 @@ class FeaturePipeline:
         with np.errstate(invalid="ignore"):
             far = observed & continuous & (np.abs((raw - self.mean) / self.std) > IMPLAUSIBLE_SD)
         rows["implausible"] = {str(m["field"]): far[:, j] for j, m in enumerate(self.fields)}
-        mostly = (~observed).mean(axis=1) > MOSTLY_MISSING
-        flags = []
-        for i in range(len(frame)):
-            parts = [f"{kind}:{','.join(f for f, mask in rows.get(kind, {}).items() if mask[i])}"
-                     for kind in ("unreadable", "unknown_code", "unseen_category", "implausible")
-                     if any(mask[i] for mask in rows.get(kind, {}).values())]
+        missing = (~observed).sum(axis=1)
+        mostly = missing > MOSTLY_MISSING * len(self.fields)
+        kinds = [(kind, list(rows[kind]), np.stack(list(rows[kind].values()), axis=1))
+                 for kind in ("unreadable", "unknown_code", "unseen_category", "implausible") if rows.get(kind)]
+        flags = np.full(len(frame), "", dtype=object)
+        hit = mostly.copy()
+        for _, _, mask in kinds:
+            hit |= mask.any(axis=1)
+        for i in np.nonzero(hit)[0]:                 # a string only for the rows with something to say
+            parts = [f"{kind}:{','.join(f for f, m in zip(names, mask[i]) if m)}"
+                     for kind, names, mask in kinds if mask[i].any()]
             if mostly[i]:
-                parts.append(f"mostly_missing:{int((~observed[i]).sum())}/{len(self.fields)}")
-            flags.append("; ".join(parts))
+                parts.append(f"mostly_missing:{int(missing[i])}/{len(self.fields)}")
+            flags[i] = "; ".join(parts)
         values = self.imputer.transform(raw).astype(np.float32)
         tab = ((values - self.mean) / self.std).astype(np.float32)
-        return tab, observed.astype(np.float32), np.array(flags, dtype=object)
+        return tab, observed.astype(np.float32), flags
 
     def place(self, frame):
         """Site code per row (-1 when not placed) and the problem per row (None when placed)."""
