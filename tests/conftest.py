@@ -97,6 +97,25 @@ def tiny_work(tiny, tmp_path_factory):
     return preprocess(TINY, out, tmp_path_factory.mktemp("work"))
 
 
+def recohort(paths, work, extra):
+    """The converted data of ``paths`` (e.g. ``tiny_work``) with its cohort and imputation made
+    again in ``work`` under the settings ``extra`` (e.g. a ``ukb.temporal_split``), the weather
+    store linked; returns the path overrides. A cohort is used only under the settings it was
+    made with."""
+    import ppeye
+    from ppeye.data.ukb.cohort import build_cohort
+    from ppeye.data.ukb.impute import impute_cohort
+
+    source = next(o for o in paths if o.startswith("data.work_dir=")).split("=", 1)[1]
+    os.makedirs(work)
+    os.symlink(os.path.join(source, "era5.zarr"), os.path.join(work, "era5.zarr"))
+    moved = [o for o in paths if not o.startswith("data.work_dir=")] + [f"data.work_dir={work}"]
+    cfg = ppeye.load_config(DEMO, TINY + PIPE + moved + list(extra))
+    build_cohort(cfg)
+    impute_cohort(cfg)
+    return moved
+
+
 def resplit(work, chosen, name):
     """Move the people ``chosen`` (a mask over the cohort's rows) of the converted data in
     ``work`` to split ``name``, in the cohort and its imputed twin alike."""

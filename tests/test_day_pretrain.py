@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ppeye
-from conftest import DEMO, PIPE, TINY
+from conftest import DEMO, PIPE, TINY, recohort
 from ppeye.core.errors import ConfigError, InputError
 from ppeye.core.paddle_env import import_paddle
 from ppeye.data.dataset import OnsetDataset
@@ -172,7 +172,8 @@ def test_with_a_temporal_split_the_day_encoder_never_sees_the_held_out_periods_w
                                                                                         monkeypatch):
     import ppeye.engine.day_pretrain as dp
 
-    cfg = config(tiny_work, tmp_path, ["ukb.temporal_split=2019-05-01", "day_pretrain.epochs=1"])
+    split = ["ukb.temporal_split=2019-05-01"]
+    cfg = config(recohort(tiny_work, tmp_path / "work", split), tmp_path, split + ["day_pretrain.epochs=1"])
     store = OnsetDataset(cfg, "train").store
     end = dp.training_days_end(cfg, store)
     assert str(store.dates[end]) == "2019-05-01" and dp.training_days_end(config(tiny_work, tmp_path), store) is None

@@ -12,7 +12,9 @@ import os
 
 from ...core.errors import DataError
 
-DATA_KEYS = ("ukb_table", "sites", "start_date", "end_date", "window_days", "num_features")
+# data.window_days is left out: a longer window than the cohort's is the dataset's to handle (it
+# counts and leaves out, or keeps without weather, the people whose window leaves the store)
+DATA_KEYS = ("ukb_table", "sites", "start_date", "end_date", "num_features")
 UKB_KEYS_NOT_READ = ("warn_unreadable_share", "imputer")   # said or used after the cohort is made
 
 
