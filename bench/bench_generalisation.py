@@ -52,6 +52,8 @@ LEVERS = {
                               "model.missing.modality_dropout.weather=0.3"],
     "later_small_head": ["ukb.validation=later", "model.temporal.transformer.layers=1",
                          "model.temporal.afno.enabled=false", "model.temporal.transformer.moe.enabled=false"],
+    "offset": ["model.patient_offset.enabled=true"],                    # weather as a residual on a fitted
+    "later_offset": ["ukb.validation=later", "model.patient_offset.enabled=true"],   # patient-only regression
 }
 
 

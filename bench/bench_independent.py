@@ -13,6 +13,7 @@ effect) and for the three without one. Resumable: each step is skipped when its 
     python bench/bench_independent.py                       # data seed 20261201, seeds 20261201-03
     python bench/bench_independent.py --out output/independent --seeds 7,8,9
     python bench/bench_independent.py --day_target deviation_and_mean     # pretrain on deviations and box means
+    python bench/bench_independent.py --levers demo later_offset          # more levers of bench_generalisation.py
 """
 import argparse
 import csv
@@ -70,6 +71,8 @@ def main():
     p.add_argument("--seeds", default="20261201,20261202,20261203")
     p.add_argument("--day_target", default=None, choices=["volume", "deviation", "deviation_and_mean"],
                    help="the day pretraining's reconstruction target (default: the demo config's)")
+    p.add_argument("--levers", nargs="+", default=["demo"],
+                   help="levers of bench/bench_generalisation.py to run (default: the demo config as it is)")
     args = p.parse_args()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -90,17 +93,19 @@ def main():
     if not os.path.isdir(os.path.join(days, "checkpoints")):
         run("pretrain days", ["tools/pretrain_days.py", "-c", cfg, "-o", f"run_name={name}", *target], log)
     gen = os.path.join(out, "gen" + (f"_{args.day_target}" if args.day_target else ""))
-    run("model and patient-only over seeds", ["bench/bench_generalisation.py", "-c", cfg, "--levers", "demo",
+    run("model and patient-only over seeds", ["bench/bench_generalisation.py", "-c", cfg, "--levers", *args.levers,
                                               "--seeds", args.seeds, "--out", gen, "-o", f"pretrained={days}",
                                               *target], log)
-    rows = list(csv.DictReader(open(os.path.join(gen, "demo", "vs_patient_only", "results.csv"))))
-    print(f"\nseeds {args.seeds}; model minus its patient-only baseline, ROC-AUC: mean [pooled interval] "
-          f"(seeds the model led)")
-    for r in rows:
-        if r["contender"] == "patient_only":
-            print(f"{r['split']:<9} {r['disease']:<9} model {float(r['roc_auc_mean']) + float(r['diff_mean']):.3f}  "
-                  f"{float(r['diff_mean']):+.3f} [{float(r['diff_ci_low']):+.3f}, {float(r['diff_ci_high']):+.3f}]"
-                  f"  ({r['seeds_model_ahead']})")
+    for lever in args.levers:
+        (vs,) = [d for d in os.listdir(os.path.join(gen, lever)) if d.startswith("vs_")]
+        rows = list(csv.DictReader(open(os.path.join(gen, lever, vs, "results.csv"))))
+        print(f"\n{lever}: seeds {args.seeds}; model minus its patient-only baseline ({vs[3:]}), ROC-AUC: "
+              f"mean [pooled interval] (seeds the model led)")
+        for r in rows:
+            if r["contender"] == "patient_only":
+                print(f"{r['split']:<9} {r['disease']:<9} model {float(r['roc_auc_mean']) + float(r['diff_mean']):.3f}  "
+                      f"{float(r['diff_mean']):+.3f} [{float(r['diff_ci_low']):+.3f}, {float(r['diff_ci_high']):+.3f}]"
+                      f"  ({r['seeds_model_ahead']})")
     print(f"\nlog: {log}")
 
 

@@ -212,7 +212,7 @@ def test_the_comparison_says_plainly_when_the_model_is_below_its_patient_only_ba
 def test_single_modality_baselines_of_a_model_with_missing_modalities_can_be_built():
     """model.missing needs both branches: the patient-only and weather-only baselines of such a
     config drop it (they used to fail at their first step, so compare and the bench crashed)."""
-    from ppeye.engine.compare import NEURAL, patient_only_overrides, single_modality_overrides
+    from ppeye.engine.compare import NEURAL, patient_only_overrides, single_modality_overrides, weather_only_overrides
 
     missing = ["model.missing.enabled=true"]
 
@@ -224,7 +224,7 @@ def test_single_modality_baselines_of_a_model_with_missing_modalities_can_be_bui
     cfg = ppeye.load_config(DEMO, missing + ["pretrained=null"])
     with pytest.raises(InputError, match="model.missing needs both branches"):
         built([*missing, *NEURAL["patient_only"]])
-    for name, extra in (("patient_only", patient_only_overrides(cfg)), ("weather_only", single_modality_overrides(cfg))):
+    for name, extra in (("patient_only", patient_only_overrides(cfg)), ("weather_only", weather_only_overrides(cfg))):
         assert "model.missing.enabled=false" in extra
         model = built([*missing, *NEURAL[name], *extra])
         assert model.missing is None

@@ -46,6 +46,15 @@ def single_modality_overrides(cfg):
     return ["model.missing.enabled=false"] if (cfg["model"].get("missing") or {}).get("enabled") else []
 
 
+def weather_only_overrides(cfg):
+    """What a weather-only variant of ``cfg`` drops: ``model.missing`` and the patient offset (a
+    regression on the patient features it does not have)."""
+    out = single_modality_overrides(cfg)
+    if (cfg["model"].get("patient_offset") or {}).get("enabled"):
+        out.append("model.patient_offset.enabled=false")
+    return out
+
+
 def patient_only_overrides(cfg):
     """What a patient-only variant of ``cfg`` drops: the frozen-ResNet stage and its cache (it has no
     ResNet), a ``pretrained`` day encoder (``tools/pretrain_days.py``: nothing in it for a model
@@ -329,7 +338,7 @@ class Comparison:
     def _neural(self, name):
         from .runs import train_variant
 
-        extra = patient_only_overrides(self.cfg) if name == "patient_only" else single_modality_overrides(self.cfg)
+        extra = patient_only_overrides(self.cfg) if name == "patient_only" else weather_only_overrides(self.cfg)
         run_dir, cfg = train_variant(self.cfg, self.out_dir, name, NEURAL[name] + ["retrieval.enabled=false"] + extra,
                                      processes=self.processes, log=self.log)
         return (run_dir, cfg), self._evaluate(cfg, run_dir, os.path.join(run_dir, "eval"))

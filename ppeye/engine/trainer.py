@@ -215,6 +215,12 @@ class Trainer:
         emb = getattr(getattr(self.model, "tabular", None), "embedding", None)
         if emb is not None:
             emb.fit(self.train_set.tab, self.train_set.tab_mask)
+        if getattr(self.model, "patient_offset", None) is not None:   # fitted here, frozen; a checkpoint loaded below replaces it
+            from ..data.dataset import OnsetDataset
+            from .offset import fit_patient_offset
+
+            fit_patient_offset(self.model, self.train_set,
+                               self.val_set if self.val_set is not None else OnsetDataset(cfg, "val"), self.seed, self.log)
         if cfg.get("weights"):       # start from the weights of a run of this model (fine-tuning)
             self.log.info(f"initial weights from {load_weights(self.model, cfg['weights'])}")
         if cfg.get("pretrained"):    # start from the shared parts of a (contrastive or day) pretraining run

@@ -27,6 +27,16 @@ average-pooled to ``grid`` = (hours, rows, cols) per variable) and the mean squa
 times ``weight``, joins the training loss: the embedding has to keep what happened where in
 the box, which is what a weather effect localised in space needs and what a globally pooled
 CNN otherwise discards. Only in training with volumes (not from a day-feature cache).
+
+The patient offset (``model.patient_offset``). Trained jointly, the network can learn the
+patient features worse than a plain logistic regression does on them (measured on independent
+data: README "Results that hold up"), and then a weak weather effect cannot lift it above that
+baseline. With the section on, an L2 logistic regression on the patient features is fitted on
+the training split before training (its C per disease chosen on validation ROC-AUC: the
+``logistic`` baseline of tools/compare.py), folded into a frozen linear layer, and its logits are
+added to every member's; the classifier starts at zero, so the model starts as that regression
+and the network learns a residual: what the weather (and the patient features beyond a linear
+effect) add. It is saved and exported with the model like any layer.
 """
 from ..core.errors import InputError
 from ..core.paddle_env import import_paddle
@@ -64,7 +74,7 @@ class OnsetNet(nn.Layer):
 
     def __init__(self, input_shapes, width=512, backbone=None, temporal=None, tabular=None, fusion=None,
                  moe=None, weather_branch=True, patient_branch=True, missing=None, day_reconstruction=None,
-                 num_classes=len(DISEASES)):
+                 patient_offset=None, num_classes=len(DISEASES)):
         super().__init__()
         if not (weather_branch or patient_branch):
             raise InputError("model: weather_branch and patient_branch cannot both be off")
@@ -148,11 +158,30 @@ class OnsetNet(nn.Layer):
             if not isinstance(fu[key], bool):
                 raise InputError(f"model.fusion.{key} must be true or false, got {fu[key]!r}")
         self.fusion = CrossAttentionFusion(width, fu["heads"], fu["dropout"], fu["hidden_ratio"], moe_cfg(fu.get("moe")))
-        self.classifier = nn.Linear(width, num_classes)
+        po = _section(patient_offset, enabled=False, c_grid=[0.001, 0.01, 0.1, 1.0, 10.0])
+        if not isinstance(po["enabled"], bool):
+            raise InputError(f"model.patient_offset.enabled must be true or false, got {po['enabled']!r}")
+        self.patient_offset = None
+        if po["enabled"]:
+            if not self.patient_branch:
+                raise InputError("model.patient_offset needs the patient features: patient_branch must be on")
+            # fitted before training (ppeye.engine.offset.fit_patient_offset, which reads c_grid), then frozen
+            self.offset_c_grid = [float(c) for c in po["c_grid"]]
+            frozen = paddle.ParamAttr(trainable=False, initializer=nn.initializer.Constant(0.0))
+            self.patient_offset = nn.Linear(self.shapes["F"], num_classes, weight_attr=frozen,
+                                            bias_attr=paddle.ParamAttr(trainable=False,
+                                                                       initializer=nn.initializer.Constant(0.0)))
+        # with a patient offset the network is a residual on it and starts at zero (the classifier
+        # and branch heads; the lag head always does): the model begins as the fitted patient-only
+        # regression and learns only what it can add
+        zero = nn.initializer.Constant(0.0) if po["enabled"] else None
+        self.classifier = nn.Linear(width, num_classes, weight_attr=zero, bias_attr=zero)
         # branch heads: each branch's own linear logits added to the fused ones (the additive main
         # effects a late fusion has; the fusion then carries what the two say together)
-        self.patient_head = (nn.Linear(width, num_classes) if fu["branch_heads"] and self.patient_branch else None)
-        self.weather_head = (nn.Linear(width, num_classes) if fu["branch_heads"] and self.weather_branch else None)
+        self.patient_head = (nn.Linear(width, num_classes, weight_attr=zero, bias_attr=zero)
+                             if fu["branch_heads"] and self.patient_branch else None)
+        self.weather_head = (nn.Linear(width, num_classes, weight_attr=zero, bias_attr=zero)
+                             if fu["branch_heads"] and self.weather_branch else None)
         # lag head: a distributed-lag read-out of the day embeddings themselves (before the
         # temporal encoder), added to the logits; see layers/lag_head.py
         self.lag_head = (LagHead(width, self.shapes["T"], num_classes)
@@ -348,6 +377,8 @@ class OnsetNet(nn.Layer):
             member_logits = member_logits + self.patient_head(patient)          # per member
         if self.weather_head is not None:
             member_logits = member_logits + self.weather_head(seq.mean(axis=1)).unsqueeze(1)
+        if self.patient_offset is not None:                                     # frozen patient-only logits
+            member_logits = member_logits + self.patient_offset(tab).unsqueeze(1)
         if self.lag_head is not None:
             raw = paddle.gather(days, day_index.reshape([-1]).astype("int64")).reshape([-1, self.shapes["T"], self.width])
             lagged = self.lag_head(raw)                                         # [B, 4], from the days before positions
