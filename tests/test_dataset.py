@@ -109,7 +109,7 @@ def test_paddle_dataloader_with_workers_gives_the_same_batches(train):
 
 def test_mismatches_are_named(work, tmp_path):
     bad = ppeye.load_config(DEMO, TINY + PIPE + [f"data.work_dir={work.data.work_dir}", "data.num_features=19"])
-    with pytest.raises(DataError, match="data.num_features: 20 in the cohort, 19 in the config"):
+    with pytest.raises(DataError, match="the cohort.s -> this config.s: data.num_features: 20 -> 19"):
         OnsetDataset(bad, "train")
     bad = ppeye.load_config(DEMO, TINY + PIPE + [f"data.work_dir={work.data.work_dir}", "data.hours=4"])
     with pytest.raises(DataError, match=r"holds volumes \(4, 8, 8, 8\).*asks for \(4, 4, 8, 8\)"):
@@ -139,8 +139,8 @@ def test_a_cohort_made_with_other_settings_or_a_stale_imputation_is_refused(work
     # the cohort records the settings it was made with: a config asking for other splits is refused,
     # naming each setting, instead of training on the old splits under the new config's name
     with pytest.raises(DataError, match=r"cohort.parquet was made with other settings than this config "
-                                        r"\(ukb.temporal_split: None in the cohort, '2019-05-20' in the config; "
-                                        r"ukb.validation: 'random' in the cohort, 'later' in the config\)"):
+                                        r"\(the cohort's -> this config's: ukb.temporal_split: null -> \"2019-05-20\"; "
+                                        r"ukb.validation: \"random\" -> \"later\"\)"):
         OnsetDataset(ppeye.load_config(DEMO, TINY + PIPE + tiny_work + ["ukb.validation=later",
                                                                         "ukb.temporal_split=2019-05-20"]), "train")
     OnsetDataset(ppeye.load_config(DEMO, TINY + PIPE + tiny_work + ["ukb.imputer=mean"]), "val")  # read later

@@ -131,7 +131,7 @@ def test_the_fingerprint_ignores_settings_that_change_nothing():
 
 
 def test_config_differences_name_every_leaf_that_differs():
-    from ppeye.engine.results import config_differences
+    from ppeye.core.config import config_differences
 
     a = {"model": {"width": 64, "fusion": {"heads": 4}}, "train": {"epochs": 8}}
     b = {"model": {"width": 64, "fusion": {"heads": 4, "branch_heads": True}}, "train": {"epochs": 9}}

@@ -18,6 +18,7 @@ Rules (the same for every tool):
 import copy
 import datetime
 import difflib
+import json
 import os
 
 import yaml
@@ -364,3 +365,17 @@ def _coerce(path, old, new, raw, text, is_new):
                 )
         return out
     raise mismatch()
+
+
+def config_differences(theirs, mine, prefix=""):
+    """``["key.path: A -> B", ...]`` for every leaf where two config dicts differ (``absent`` for a
+    key one of them lacks), in key order."""
+    out = []
+    for key in sorted(set(theirs) | set(mine), key=str):
+        a, b = theirs.get(key, "absent"), mine.get(key, "absent")
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, name + ".")
+        elif a != b:
+            out.append(f"{name}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}")
+    return out

@@ -34,6 +34,7 @@ import time
 
 import numpy as np
 
+from ..core.config import config_differences
 from ..core.errors import InputError
 from ..core.io import atomic_write, digest, write_csv
 from ..core.launch import process_count
@@ -117,20 +118,6 @@ def legacy_fingerprint(cfg):
     """The fingerprint as ppeye wrote it before ``settings_that_act`` (every setting counted):
     directories written then are still recognised."""
     return digest(computation(cfg))
-
-
-def config_differences(theirs, mine, prefix=""):
-    """``["key.path: A -> B", ...]`` for every leaf where two config dicts differ (``absent`` for a
-    key one of them lacks), in key order."""
-    out = []
-    for key in sorted(set(theirs) | set(mine), key=str):
-        a, b = theirs.get(key, "absent"), mine.get(key, "absent")
-        name = f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += config_differences(a, b, name + ".")
-        elif a != b:
-            out.append(f"{name}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}")
-    return out
 
 
 class SeedRuns:

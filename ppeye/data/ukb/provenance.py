@@ -10,6 +10,7 @@ would otherwise train and evaluate on the splits of the old settings while its l
 import json
 import os
 
+from ...core.config import config_differences
 from ...core.errors import DataError
 
 # data.window_days is left out: a longer window than the cohort's is the dataset's to handle (it
@@ -27,16 +28,6 @@ def cohort_settings(cfg):
     return json.loads(json.dumps({"data": data, "ukb": ukb}, default=str))
 
 
-def _flat(tree, prefix=""):
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def check_cohort_settings(cfg, work_dir):
     """Refuse a cohort made with other settings than ``cfg``, naming each difference; a cohort
     of an earlier ppeye (no record) is accepted as it is."""
@@ -47,10 +38,8 @@ def check_cohort_settings(cfg, work_dir):
         made = json.load(f).get("made_with")
     if made is None:
         return
-    theirs, mine = _flat(made), _flat(cohort_settings(cfg))
-    differ = [f"{k}: {theirs.get(k, 'absent')!r} in the cohort, {mine.get(k, 'absent')!r} in the config"
-              for k in sorted(set(theirs) | set(mine)) if theirs.get(k, "absent") != mine.get(k, "absent")]
+    differ = config_differences(made, cohort_settings(cfg))
     if differ:
         raise DataError(f"{os.path.join(work_dir, 'cohort.parquet')} was made with other settings than this config "
-                        f"({'; '.join(differ)}): rerun tools/preprocess.py --stage ukb and --stage impute with it "
+                        f"(the cohort's -> this config's: {'; '.join(differ)}): rerun tools/preprocess.py --stage ukb and --stage impute with it "
                         f"(or use the config the cohort was made with)")
