@@ -12,7 +12,7 @@ RESULTS_ARGS ?=
 help:
 	@echo "make demo   install into $(VENV), make synthetic data, run every stage on $(DEMO_CONFIG)"
 	@echo "make test   install into $(VENV) and run the tests"
-	@echo "make results  the README's neural figures over 3 seeds (RESULTS_ARGS=--cv adds every centre held out)"
+	@echo "make results  the neural figures of docs/results.md over 3 seeds (RESULTS_ARGS=--cv adds every centre held out)"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make clean  remove $(VENV), data/demo and output/demo"
 

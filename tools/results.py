@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Regenerate the README's neural figures over seeds (what `make results` runs).
+"""Regenerate the neural figures of docs/results.md over seeds (what `make results` runs).
 
     python tools/results.py -c configs/demo.yaml                # 3 seeds: test, held-out period, Leeds
     python tools/results.py -c configs/demo.yaml --seeds 5 --cv  # + every centre held out in turn

@@ -13,7 +13,7 @@ a spatial *contrast* (more of a variable inside a region than outside it, the sy
 event), the gradient is positive inside and negative outside; Grad-CAM's average over the map
 cancels that sign pattern and the map points at whatever the channels light up, while
 HiResCAM's sum is, cell by cell, the first-order contribution of the cell to the logit
-(README, "Explanations": measured on an ideal read-out of the planted event).
+(docs/explanations.md: measured on an ideal read-out of the planted event).
 
 The layer may also be ``input``: A is then the weather volume itself (channels = variables),
 and each variable's own signed term, summed over the hours, is returned too (``by_variable``):

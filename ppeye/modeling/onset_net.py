@@ -30,7 +30,7 @@ CNN otherwise discards. Only in training with volumes (not from a day-feature ca
 
 The patient offset (``model.patient_offset``). Trained jointly, the network can learn the
 patient features worse than a plain logistic regression does on them (measured on independent
-data: README "Results that hold up"), and then a weak weather effect cannot lift it above that
+data: docs/results.md), and then a weak weather effect cannot lift it above that
 baseline. With the section on, an L2 logistic regression on the patient features is fitted on
 the training split before training (its C per disease chosen on validation ROC-AUC: the
 ``logistic`` baseline of tools/compare.py), folded into a frozen linear layer, and its logits are
