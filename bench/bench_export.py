@@ -48,7 +48,8 @@ def main():
     import ppeye
     from ppeye.core.paddle_env import import_paddle
     from ppeye.data.dataset import OnsetDataset, WeatherCollator
-    from ppeye.deploy.export import create_predictor, export_model, run_predictor
+    from ppeye.deploy.export import export_model
+    from ppeye.deploy.predictor import create_predictor, run_predictor
     from ppeye.deploy.infer import infer_table
     from ppeye.deploy.sample import scoring_table
     from ppeye.engine.checkpoint import load_weights

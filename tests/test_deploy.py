@@ -291,7 +291,7 @@ def test_outputs_that_would_replace_an_input_or_a_run_are_refused_and_change_not
 
 def test_every_file_of_the_bundle_is_verified_before_any_is_read(exported, tmp_path):
     cfg, out, info = exported
-    from ppeye.deploy.export import bundle_files
+    from ppeye.deploy.predictor import bundle_files
 
     assert set(info["files"]) == set(bundle_files(out)) and "features/imputer.joblib" in info["files"]
     copy = tmp_path / "copy"

@@ -27,7 +27,8 @@ def main():
 
     def run():
         cfg = cli.config_from_args(args, flags={"use_vdl": args.use_vdl or None, "vdl_log_dir": args.vdl_log_dir})
-        from ppeye.engine.evaluator import Evaluator, run_dir_of
+        from ppeye.engine.checkpoint import run_dir_of
+        from ppeye.engine.evaluator import Evaluator
         from ppeye.engine.checkpoint import resolve
 
         if not cfg.get("weights"):

@@ -37,7 +37,7 @@ def main():
 
         fingerprint = None
         if args.config:
-            from ppeye.engine.trainer import config_fingerprint
+            from ppeye.core.fingerprint import config_fingerprint
 
             fingerprint = config_fingerprint(cli.config_from_args(args))
         if args.batch_size < 1:

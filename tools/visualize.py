@@ -44,7 +44,7 @@ def main():
         if not cfg.get("weights"):
             raise cli.PpeyeError("no weights to explain: add -o weights=<run directory or checkpoint>")
         from ppeye.engine.checkpoint import resolve
-        from ppeye.engine.evaluator import run_dir_of
+        from ppeye.engine.checkpoint import run_dir_of
         from ppeye.explain import Explainer
 
         run_dir = run_dir_of(resolve(cfg["weights"]))

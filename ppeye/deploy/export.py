@@ -15,7 +15,6 @@ equal the evaluation's). Before the directory is put in place, the exported netw
 loaded with Paddle Inference and compared with the dygraph model on a validation batch;
 the largest difference is recorded in ``infer_cfg.yml``.
 """
-import json
 import os
 import shutil
 import time
@@ -28,12 +27,10 @@ from ..core.errors import DataError, InputError
 from ..core.io import atomic_directory, sha256
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
+from .predictor import CFG_FILE, FORMAT_VERSION, MODEL_FILES, bundle_files, create_predictor, run_predictor
 
 paddle = import_paddle()
 
-FORMAT_VERSION = 2        # 2: every file of the bundle checksummed; participant-level content listed
-CFG_FILE = "infer_cfg.yml"
-MODEL_FILES = ("model.json", "model.pdiparams")
 CHECK_TOLERANCE = 1e-4
 
 
@@ -65,32 +62,6 @@ def _check_batch(ds, names, size=3):
     return [batch[n] for n in names]
 
 
-def create_predictor(model_dir, device="cpu", onednn=True, threads=None):
-    """A Paddle Inference predictor for ``model_dir`` (GPU when asked, oneDNN on CPU)."""
-    from paddle import inference
-
-    config = inference.Config(os.path.join(model_dir, MODEL_FILES[0]), os.path.join(model_dir, MODEL_FILES[1]))
-    if device.startswith("gpu"):
-        gpu_id = int(device.split(":")[1]) if ":" in device else 0
-        config.enable_use_gpu(256, gpu_id)
-    else:
-        config.disable_gpu()
-        config.set_cpu_math_library_num_threads(int(threads or os.environ.get("OMP_NUM_THREADS") or os.cpu_count()))
-        config.enable_mkldnn() if onednn else config.disable_mkldnn()
-    config.disable_glog_info()
-    return inference.create_predictor(config)
-
-
-def run_predictor(predictor, arrays):
-    from ..core.paddle_env import native_stdout_filtered
-
-    for name, value in zip(predictor.get_input_names(), arrays):
-        predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(value))
-    with native_stdout_filtered():
-        predictor.run()
-    return [predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()]
-
-
 def refuse_to_replace(out_dir, inputs=()):
     """An export replaces ``out_dir`` whole: refuse unless it is absent, empty or an earlier
     export (it holds ``infer_cfg.yml``), and unless it is apart from every input path (the run,
@@ -114,8 +85,10 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
     from ..core.config import save_config
     from ..data.ukb.centres import resolve_sites
     from ..engine.checkpoint import load_weights
-    from ..engine.evaluator import THRESHOLD_RULE, run_dir_of
-    from ..engine.trainer import config_fingerprint, select_device
+    from ..core.device import select_device
+    from ..core.fingerprint import config_fingerprint
+    from ..engine.checkpoint import run_dir_of
+    from ..metrics import THRESHOLD_RULE
     from ..metrics.multilabel import DISEASES, choose_thresholds
     from .nets import export_layer, output_names
     from .pipeline import FeaturePipeline
@@ -239,17 +212,6 @@ def _retrieval_for(cfg, run_dir, checkpoint, log):
     return index
 
 
-def bundle_files(directory):
-    """Every file of an export directory but ``infer_cfg.yml``, as sorted relative paths."""
-    out = []
-    for root, _, files in os.walk(directory):
-        for name in files:
-            rel = os.path.relpath(os.path.join(root, name), directory)
-            if rel != CFG_FILE:
-                out.append(rel.replace(os.sep, "/"))
-    return sorted(out)
-
-
 def participant_level_content(retrieval, pipeline):
     """What an export carries about individual training participants, one sentence per file."""
     carried = []
@@ -264,32 +226,3 @@ def participant_level_content(retrieval, pipeline):
         carried.append(f"features/imputer.joblib: {len(rows)} training participants' patient-feature rows "
                        f"(the {type(pipeline.imputer).__name__} keeps them)")
     return carried
-
-
-def load_infer_cfg(model_dir):
-    """Read and check ``infer_cfg.yml``: format version and the model files' hashes."""
-    path = os.path.join(model_dir, CFG_FILE)
-    if not os.path.isfile(path):
-        raise InputError(f"{model_dir} is not an export directory: {CFG_FILE} is missing (run tools/export.py)")
-    with open(path) as f:
-        info = yaml.safe_load(f)
-    if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{path}: export format {info.get('format_version') if isinstance(info, dict) else None} "
-                         f"but this ppeye reads format {FORMAT_VERSION}: re-export with tools/export.py")
-    # every file is verified before any is read (joblib and numpy files can run code when loaded)
-    unlisted = sorted(set(bundle_files(model_dir)) - set(info["files"]))
-    if unlisted:
-        raise InputError(f"{model_dir}: {', '.join(unlisted[:5])} not written by this export (not in {CFG_FILE}): "
-                         f"remove them or re-export")
-    for name, digest in info["files"].items():
-        p = os.path.join(model_dir, name)
-        if not os.path.isfile(p):
-            raise InputError(f"{model_dir}: {name} is missing")
-        if sha256(p) != digest:
-            raise InputError(f"{p} is not the file this export wrote (hash differs from {CFG_FILE}): "
-                             f"the directory mixes files of different exports, or the file was altered")
-    return info
-
-
-def describe(info):
-    return json.dumps({k: info[k] for k in ("config", "ppeye_version", "paddle_version", "inputs", "outputs")})

@@ -22,12 +22,12 @@ import pandas as pd
 from ..core.errors import DataError, InputError
 from ..core.io import atomic_write, save_npz
 from ..core.logger import get_logger
-from .export import create_predictor, load_infer_cfg
+from .predictor import create_predictor, load_infer_cfg, run_predictor
 from .pipeline import FEATURE_FLAGS, PROBLEMS, FeaturePipeline, index_dates
 
 
 def _device(name):
-    from ..engine.trainer import resolve_device
+    from ..core.device import resolve_device
 
     if name not in (None, "auto", "cpu") and not name.startswith("gpu"):
         raise InputError(f"--device must be auto, cpu, gpu or gpu:N, got {name!r}")
@@ -90,7 +90,6 @@ class ExportedModel:
 
     def run(self, arrays):
         """``{output name: array}`` for a dict of input arrays."""
-        from .export import run_predictor
 
         self.check(arrays)
         outs = run_predictor(self.predictor, [arrays[i["name"]] for i in self.inputs])

@@ -235,3 +235,9 @@ def load_checkpoint(path, model, optimizer=None):
             raise CheckpointError(f"{ckpt} has no {OPT_FILE}: it cannot be resumed, only evaluated")
         optimizer.set_state_dict(_load_file(opt_path))
     return json.load(open(os.path.join(ckpt, STATE_FILE)))
+
+
+def run_dir_of(checkpoint):
+    """``<run>`` for ``<run>/checkpoints/epoch_NNNN``; else the checkpoint's own directory."""
+    parent = os.path.dirname(os.path.abspath(checkpoint))
+    return os.path.dirname(parent) if os.path.basename(parent) == "checkpoints" else os.path.abspath(checkpoint)

@@ -315,7 +315,7 @@ class Comparison:
         """The reference: the given weights, evaluated (unless the run's eval/ already holds
         these weights' predictions for ``splits``), or a model trained here."""
         from .checkpoint import resolve
-        from .evaluator import run_dir_of
+        from .checkpoint import run_dir_of
         from .runs import train_variant
 
         weights = self.cfg.get("weights")

@@ -132,7 +132,7 @@ def pretrain_days(cfg, log=None):
     if not (cfg["model"].get("day_reconstruction") or {}).get("enabled"):
         raise ConfigError("day pretraining trains the day encoder through the day decoder: set "
                           "model.day_reconstruction.enabled: true (target: deviation, standardise: true recommended)")
-    from .trainer import select_device
+    from ..core.device import select_device
 
     drop_summary = bool(((cfg["model"].get("backbone") or {}).get("summary") or {}).get("enabled"))
     if drop_summary:

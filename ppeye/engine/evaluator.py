@@ -41,24 +41,15 @@ from ..core.io import atomic_write, save_npz, write_csv
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..data.dataset import OnsetDataset, shared_window_days
-from ..metrics import DISEASES, bootstrap_metrics, calibration_table, choose_thresholds
+from ..metrics import DISEASES, THRESHOLD_RULE, bootstrap_metrics, calibration_table, choose_thresholds
 from ..metrics.clinical import clinical_report, confusion_rows, net_benefit
 from ..metrics.plots import decision_curve_figure, save_curves, save_figure
-from .checkpoint import load_weights, resolve
+from .checkpoint import load_weights, resolve, run_dir_of
 from .predict import predict
 
 paddle = import_paddle()
 SPLITS = ("val", "test", "external", "period", "period_2")
 HELD_OUT = ("external", "period", "period_2")   # splits that exist only with ukb.external_centres / temporal_split
-THRESHOLD_RULE = "per disease, the probability maximising F1 on the validation split (ties: the lowest)"
-
-
-def run_dir_of(checkpoint):
-    """``<run>`` for ``<run>/checkpoints/epoch_NNNN``; else the checkpoint's own directory."""
-    parent = os.path.dirname(os.path.abspath(checkpoint))
-    return os.path.dirname(parent) if os.path.basename(parent) == "checkpoints" else os.path.abspath(checkpoint)
-
-
 def split_available(cfg, split):
     """Whether the cohort has anyone in ``split`` (the external split exists only with
     ``ukb.external_centres``, the period splits only with ``ukb.temporal_split``)."""
@@ -259,7 +250,7 @@ class Evaluator(Reporter):
 
     def __init__(self, cfg, weights=None, model=None, out_dir=None, log=None, vdl=None):
         from .. import build_model
-        from .trainer import select_device
+        from ..core.device import select_device
 
         self.cfg = cfg
         weights = weights or cfg.get("weights")

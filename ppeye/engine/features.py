@@ -133,7 +133,7 @@ class FeatureCache:
 
 def _export_encoder(model, cfg, tmp):
     from .. import input_shapes
-    from ..deploy.export import MODEL_FILES
+    from ..deploy.predictor import MODEL_FILES
 
     s = input_shapes(cfg)
     spec = paddle.static.InputSpec([None, s["C"], s["D"], s["H"], s["W"]], "float32", "weather_unique")
@@ -155,9 +155,9 @@ def extract_day_features(cfg, out, weights=None, batch_size=64, device="auto", o
     from .. import build_model
     from ..core.seed import seed_everything
     from ..data.store import Era5Store
-    from ..deploy.export import create_predictor, run_predictor
+    from ..deploy.predictor import create_predictor, run_predictor
     from .checkpoint import load_pretrained, load_weights
-    from .trainer import resolve_device
+    from ..core.device import resolve_device
 
     log = log or get_logger("ppeye.extract")
     if int(batch_size) < 1:
@@ -236,7 +236,7 @@ def extract_people(cfg, out_dir, weights=None, splits=None, log=None):
     from ..data.dataset import OnsetDataset
     from .checkpoint import load_weights
     from .predict import predict
-    from .trainer import select_device
+    from ..core.device import select_device
 
     log = log or get_logger("ppeye.extract")
     weights = weights or cfg.get("weights")

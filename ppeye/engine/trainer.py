@@ -23,55 +23,21 @@ import numpy as np
 from paddle.base.unique_name import UniqueNameGenerator
 
 from ..core.config import save_config
+from ..core.device import init_distributed, select_device
 from ..core.errors import ConfigError, PpeyeError
-from ..core.io import atomic_write, digest
+from ..core.fingerprint import config_fingerprint
+from ..core.io import atomic_write
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..core.runlock import DirectoryLock
 from ..core.seed import seed_everything
-from ..metrics import DISEASES, multilabel_metrics
+from ..metrics import multilabel_metrics
 from .callbacks import LogCallback, VisualDLCallback
 from .checkpoint import (CheckpointError, load_checkpoint, load_pretrained, load_weights, read_state,
                          save_checkpoint)
 from .predict import check_weather_presence, make_loader, predict, to_tensors
 
 paddle = import_paddle()
-
-# Keys that change how a run is watched or where it writes, not what it computes.
-RUNTIME_KEYS = ("output_dir", "run_name", "weights", "log_iter", "use_vdl", "vdl_log_dir", "fleet", "num_threads",
-                "device", "train.eval", "loader.num_workers", "train.checkpoint_every", "train.keep_checkpoints",
-                "evaluation", "retrieval", "compare", "sweep")
-
-
-def resolve_device(name="auto"):
-    """'auto' -> 'gpu' when Paddle has CUDA and sees a GPU, else 'cpu'; a GPU asked for but
-    absent is an error."""
-    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
-    if name in (None, "auto"):
-        name = "gpu" if has_gpu else "cpu"
-    if name.startswith("gpu") and not has_gpu:
-        raise ConfigError(f"device: {name} was asked for but Paddle sees no GPU; use device: auto or cpu")
-    return name
-
-
-def select_device(name="auto"):
-    """Set Paddle's device by ``resolve_device``'s rule; returns its name."""
-    name = resolve_device(name)
-    paddle.set_device(name)
-    return name
-
-
-def config_fingerprint(cfg):
-    """A hash of everything in ``cfg`` that changes the computation (not paths or logging)."""
-    data = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
-    for key in RUNTIME_KEYS:
-        node, *rest = key.split(".")
-        if rest and isinstance(data.get(node), dict):
-            data[node] = {k: v for k, v in data[node].items() if k != rest[0]}
-        elif not rest:
-            data.pop(node, None)
-    return digest(data)
-
 
 def build_optimizer(cfg, model, steps_per_epoch, scheduler=None):
     """(optimizer, scheduler) from cfg.optimizer / cfg.scheduler over the model's trainable
@@ -126,19 +92,6 @@ def _optimizer(cfg, model, sched):
     else:
         raise ConfigError(f"optimizer.type must be Adam, AdamW or SGD, got {name!r}")
     return opt
-
-
-def init_distributed(cfg):
-    """(world, rank): start fleet when asked for or when launched by fleetrun/launch."""
-    launched = int(os.environ.get("PADDLE_TRAINERS_NUM", "1")) > 1
-    if not (cfg.get("fleet") or launched):
-        return 1, 0
-    from paddle.distributed import fleet
-
-    if not getattr(init_distributed, "done", False):
-        fleet.init(is_collective=True)
-        init_distributed.done = True
-    return fleet.worker_num(), fleet.worker_index()
 
 
 class EarlyStopping:

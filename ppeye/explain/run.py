@@ -27,7 +27,7 @@ class Explainer:
     def __init__(self, cfg, weights=None, model=None, log=None):
         from .. import build_model
         from ..engine.checkpoint import load_weights
-        from ..engine.trainer import select_device
+        from ..core.device import select_device
 
         self.cfg, self.log = cfg, log or get_logger("ppeye.explain")
         select_device(cfg.get("device", "auto"))

@@ -3,6 +3,6 @@
 ``plots.py`` (ROC / PR / reliability figures)."""
 from .bootstrap import bootstrap_metrics
 from .calibration import calibration_table
-from .multilabel import DISEASES, choose_thresholds, multilabel_metrics
+from .multilabel import DISEASES, THRESHOLD_RULE, choose_thresholds, multilabel_metrics
 
-__all__ = ["DISEASES", "bootstrap_metrics", "calibration_table", "choose_thresholds", "multilabel_metrics"]
+__all__ = ["DISEASES", "THRESHOLD_RULE", "bootstrap_metrics", "calibration_table", "choose_thresholds", "multilabel_metrics"]

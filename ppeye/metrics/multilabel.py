@@ -27,6 +27,9 @@ def _check(y_true, y_prob):
     return y_true, y_prob
 
 
+THRESHOLD_RULE = "per disease, the probability maximising F1 on the validation split (ties: the lowest)"
+
+
 def choose_thresholds(y_true, y_prob):
     """Per disease, the F1-maximising threshold on these (validation) predictions."""
     y_true, y_prob = _check(y_true, y_prob)

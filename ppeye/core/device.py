@@ -1,0 +1,39 @@
+"""Where Paddle runs: the device (``auto``: a GPU when Paddle has CUDA and sees one, else the CPU)
+and the distributed context (fleet, when asked for or when launched by fleetrun / launch)."""
+import os
+
+from .errors import ConfigError
+from .paddle_env import import_paddle
+
+paddle = import_paddle()
+
+
+def resolve_device(name="auto"):
+    """'auto' -> 'gpu' when Paddle has CUDA and sees a GPU, else 'cpu'; a GPU asked for but
+    absent is an error."""
+    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    if name in (None, "auto"):
+        name = "gpu" if has_gpu else "cpu"
+    if name.startswith("gpu") and not has_gpu:
+        raise ConfigError(f"device: {name} was asked for but Paddle sees no GPU; use device: auto or cpu")
+    return name
+
+
+def select_device(name="auto"):
+    """Set Paddle's device by ``resolve_device``'s rule; returns its name."""
+    name = resolve_device(name)
+    paddle.set_device(name)
+    return name
+
+
+def init_distributed(cfg):
+    """(world, rank): start fleet when asked for or when launched by fleetrun/launch."""
+    launched = int(os.environ.get("PADDLE_TRAINERS_NUM", "1")) > 1
+    if not (cfg.get("fleet") or launched):
+        return 1, 0
+    from paddle.distributed import fleet
+
+    if not getattr(init_distributed, "done", False):
+        fleet.init(is_collective=True)
+        init_distributed.done = True
+    return fleet.worker_num(), fleet.worker_index()

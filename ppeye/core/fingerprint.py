@@ -1,0 +1,19 @@
+"""The fingerprint of a run's config: a hash of every setting that changes the computation."""
+from .io import digest
+
+# Keys that change how a run is watched or where it writes, not what it computes.
+RUNTIME_KEYS = ("output_dir", "run_name", "weights", "log_iter", "use_vdl", "vdl_log_dir", "fleet", "num_threads",
+                "device", "train.eval", "loader.num_workers", "train.checkpoint_every", "train.keep_checkpoints",
+                "evaluation", "retrieval", "compare", "sweep")
+
+
+def config_fingerprint(cfg):
+    """A hash of everything in ``cfg`` that changes the computation (not paths or logging)."""
+    data = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    for key in RUNTIME_KEYS:
+        node, *rest = key.split(".")
+        if rest and isinstance(data.get(node), dict):
+            data[node] = {k: v for k, v in data[node].items() if k != rest[0]}
+        elif not rest:
+            data.pop(node, None)
+    return digest(data)
