@@ -119,7 +119,8 @@ def test_values_are_checked_at_load_naming_every_bad_key():
                                           r"optimizer\.learning_rate must be a number > 0, got -0\.1; "
                                           r"loader\.num_workers must be an integer >= 0, got -1"):
         load_config(demo, ["train.epochs=0", "optimizer.learning_rate=-0.1", "loader.num_workers=-1"])
-    for bad in ("loader.batch_size=0", "train.epochs=null", "evaluation.ci_level=1.0", "data.window_days=0"):
+    for bad in ("loader.batch_size=0", "train.epochs=null", "evaluation.ci_level=1.0", "data.window_days=0",
+                "data.box=[8]", "data.box=[8, 0]", "data.box=[8, 8, 8]"):
         with pytest.raises(ConfigError, match=bad.split("=")[0].replace(".", "\\.") + " must be"):
             load_config(demo, [bad])
     assert load_config(demo, ["train.epochs=1", "log_iter=0"]).train.epochs == 1
