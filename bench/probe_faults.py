@@ -193,24 +193,25 @@ def main():
         params = os.path.join(run_copy, "checkpoints", ckpts[-1], "model.pdparams")
         with open(params, "r+b") as f:
             f.truncate(os.path.getsize(params) // 2)
-        pr.case("evaluation from a truncated checkpoint", ["tools/eval.py", "-c", cfg, "-o", *pr.paths(),
+        own = os.path.join(pr.run_dir, "config.yaml")       # what a user evaluates and exports a run with
+        pr.case("evaluation from a truncated checkpoint", ["tools/eval.py", "-c", own, "-o",
                                                            f"weights={os.path.join(run_copy, 'checkpoints', ckpts[-1])}"],
                 "model.pdparams", protect=[run_copy], test="tests/test_trainer.py")
         run_resume = pr.copy(pr.run_dir, "run_resume")
         pr.case("-r with a changed config (more epochs)",
-                [*train, "-r", run_resume, "-o", *pr.paths(), f"output_dir={tmp}", "run_name=run_resume",
-                 "train.epochs=20"], "config", protect=[os.path.join(run_resume, "config.yaml"),
+                ["tools/train.py", "-c", os.path.join(run_resume, "config.yaml"), "-r", run_resume, "-o",
+                 f"output_dir={tmp}", "run_name=run_resume", "train.epochs=20"], "config", protect=[os.path.join(run_resume, "config.yaml"),
                                                         os.path.join(run_resume, "meta.csv")],
                 test="tests/test_trainer.py")
         not_export = pr.copy(pr.run_dir, "not_an_export")
         pr.case("export over a directory that is not an export",
-                ["tools/export.py", "-c", cfg, "-o", *pr.paths(), f"weights={pr.run_dir}",
+                ["tools/export.py", "-c", own, "-o", f"weights={pr.run_dir}",
                  "--output_dir", not_export], "not a ppeye export", protect=[not_export], test="tests/test_deploy.py")
-        scoring = pr.copy(os.path.join(pr.run_dir, "to_score.csv"), "to_score.csv")
+        scoring = pr.copy(os.path.join(pr.run_dir, "to_score.csv"), "to_score.csv")   # make demo's table to score
         store = os.path.join(pr.work, "era5.zarr")
         pr.case("infer --output equal to --table",
                 ["tools/infer.py", "--model_dir", pr.export, "--table", scoring, "--era5", store, "--output", scoring],
-                "--table", protect=[scoring], test="tests/test_deploy.py")
+                "input table", protect=[scoring], test="tests/test_deploy.py")
         crafted = pr.copy(pr.export, "crafted_export")
         imputer = os.path.join(crafted, "features", "imputer.joblib")
         if os.path.exists(imputer):
