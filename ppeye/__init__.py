@@ -7,7 +7,7 @@ The stable public interface::
     model = ppeye.build_model(cfg)
 """
 from .core.config import load_config
-from .core.errors import ConfigError, StageNotAvailable
+from .core.errors import ConfigError
 
 __version__ = "0.1.0"
 

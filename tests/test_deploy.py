@@ -13,6 +13,7 @@ from test_trainer import SMALL_MODEL
 from ppeye.core.errors import DataError, InputError
 from ppeye.core.paddle_env import import_paddle
 from ppeye.data.dataset import OnsetDataset, WeatherCollator
+from ppeye.data.ukb.fields import DISEASES
 from ppeye.deploy.export import export_model
 from ppeye.deploy.infer import ExportedModel, infer_table
 from ppeye.deploy.sample import scoring_table
@@ -21,7 +22,6 @@ from ppeye.engine.evaluator import Evaluator
 from ppeye.engine.predict import predict
 
 paddle = import_paddle()
-DISEASES = ("glaucoma", "cataract", "amd", "dr")
 
 
 @pytest.fixture(scope="module")

@@ -54,5 +54,11 @@ def test_a_name_cannot_be_taken_twice(reg):
         reg.register(lambda: None, name="wide")
 
 
-def test_shared_registries_exist():
-    assert MODELS.kind == "model"
+def test_the_model_of_every_config_is_registered_and_built_by_name():
+    import ppeye
+    from conftest import DEMO
+
+    assert type(ppeye.build_model(ppeye.load_config(DEMO))).__name__ == "OnsetNet"
+    assert "OnsetNet" in MODELS
+    with pytest.raises(RegistryError, match="OnsetNet"):      # an unknown name lists the registered ones
+        MODELS.build({"type": "OnsetNett"})

@@ -55,17 +55,6 @@ def test_compare_refuses_bad_seed_and_design_flags_before_any_work(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_a_stage_that_is_not_built_says_so_and_exits_3():
-    from ppeye.core import cli
-
-    def run():
-        cli.not_available("teleportation", issue=99)
-
-    with pytest.raises(SystemExit) as e:
-        cli.main(run)
-    assert e.value.code == 3
-
-
 def test_export_and_infer_from_the_command_line(trained, tmp_path):
     root, overrides = trained
     base = ["-c", "configs/demo.yaml", "-o", *overrides]

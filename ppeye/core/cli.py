@@ -9,14 +9,14 @@ A tool is a short script::
     ...call one package function...
 
 and runs ``cli.main(run)`` so that a user error prints one clear line instead of
-a traceback (exit code 2), and a stage that is not built yet says so (exit 3).
+a traceback (exit code 2),.
 """
 import argparse
 import os
 import sys
 
 from .config import Config, ConfigError, load_config
-from .errors import PpeyeError, StageNotAvailable  # noqa: F401  (re-exported for tools)
+from .errors import PpeyeError
 
 OVERRIDE_HELP = """\
 overrides:
@@ -86,19 +86,10 @@ def config_from_args(args, flags=None):
     return cfg
 
 
-def not_available(stage, issue, detail=""):
-    """Stop a tool whose stage is not built yet, saying where it is planned."""
-    extra = f" {detail}" if detail else ""
-    raise StageNotAvailable(f"{stage} is not built yet (planned in issue #{issue}); nothing was run.{extra}")
-
-
 def main(run):
     """Call ``run()`` and turn ppeye's user errors into a message and an exit code."""
     try:
         result = run()
-    except StageNotAvailable as e:
-        print(f"not available: {e}", file=sys.stderr)
-        sys.exit(StageNotAvailable.exit_code)
     except PpeyeError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -108,4 +99,4 @@ def main(run):
     sys.exit(0 if result is None else int(result))
 
 
-__all__ = ["Config", "make_parser", "config_from_args", "set_existing", "not_available", "main"]
+__all__ = ["Config", "make_parser", "config_from_args", "set_existing", "main"]

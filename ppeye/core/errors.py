@@ -20,11 +20,5 @@ class DataError(PpeyeError, ValueError):
     """Input data that does not follow its contract (names the file and field)."""
 
 
-class StageNotAvailable(PpeyeError):
-    """A pipeline stage whose implementation has not been built yet."""
-
-    exit_code = 3
-
-
 class InputError(PpeyeError, ValueError):
     """A tensor given to a model with the wrong rank, size, dtype or values (names the input)."""

@@ -95,9 +95,8 @@ def _check_kwargs(kind, name, target, kwargs):
         raise RegistryError(f"{kind} '{name}' needs {', '.join(repr(m) for m in missing)} in its config section")
 
 
+# What is built by name from a config section. Optimizers and schedulers are chosen by
+# ``optimizer.type`` / ``scheduler.type`` in ppeye/engine/trainer.py (four and three kinds).
 MODELS = Registry("model")
-DATASETS = Registry("dataset")
 LOSSES = Registry("loss")
-OPTIMIZERS = Registry("optimizer")
-SCHEDULERS = Registry("scheduler")
 CALLBACKS = Registry("callback")

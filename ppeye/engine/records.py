@@ -20,8 +20,8 @@ import platform
 import numpy as np
 
 from ..core.io import digest, sha256, write_csv
+from ..data.ukb.fields import DISEASES
 
-DISEASES = ("glaucoma", "cataract", "amd", "dr")
 
 
 def split_rows(cohort):

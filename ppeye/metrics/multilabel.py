@@ -13,8 +13,8 @@ import numpy as np
 from sklearn import metrics as skm
 
 from ..core.errors import InputError
+from ..data.ukb.fields import DISEASES  # noqa: F401  (ppeye.metrics.DISEASES)
 
-DISEASES = ("glaucoma", "cataract", "amd", "dr")
 
 
 def _check(y_true, y_prob):

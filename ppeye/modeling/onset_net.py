@@ -41,6 +41,7 @@ effect) add. It is saved and exported with the model like any layer.
 from ..core.errors import InputError
 from ..core.paddle_env import import_paddle
 from ..core.registry import MODELS
+from ..data.ukb.fields import DISEASES
 from .backbones.resnet3d import ResNet3D
 from .layers.afno import AFNOBlock
 from .layers.day_decoder import DayDecoder
@@ -55,7 +56,6 @@ paddle = import_paddle()
 nn = paddle.nn
 F = paddle.nn.functional
 
-DISEASES = ("glaucoma", "cataract", "amd", "dr")
 
 
 def _section(cfg, **defaults):

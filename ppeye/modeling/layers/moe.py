@@ -23,7 +23,6 @@ appended to every expert's batch so no expert ever runs on an empty batch (Paddl
 gradient fails on empty inputs); its output is discarded. This works on CPU and GPU and
 exports with ``paddle.jit.save``.
 """
-import math
 
 from ...core.errors import InputError
 from ...core.paddle_env import import_paddle
@@ -146,7 +145,3 @@ def apply_ffn(ffn, x):
         return ffn(x)
     return ffn(x), None
 
-
-def expected_capacity(capacity_factor, num_tokens, top_k, num_experts):
-    """Tokens each expert takes per call under ``capacity_factor`` (as MoE computes it)."""
-    return math.ceil(capacity_factor * num_tokens * top_k / num_experts)
