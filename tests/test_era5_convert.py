@@ -228,7 +228,7 @@ def test_units_values_and_the_land_mask_are_checked_and_name_the_file_and_variab
 
 
 def test_the_month_fingerprint_is_the_content_not_the_size_and_time(tiny, tmp_path):
-    from ppeye.data.era5.convert import _fingerprint
+    from ppeye.data.era5.reader import source_fingerprint as _fingerprint
 
     f = tmp_path / "a.nc"
     f.write_bytes(b"0123456789")

@@ -44,37 +44,16 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ...core.errors import ConfigError, DataError
-from ...core.io import atomic_directory, atomic_write, sha256
+from ...core.io import atomic_directory, atomic_write
 from ...core.logger import get_logger
 from ..ukb.centres import resolve_sites
-from .grid import site_box
-from .reader import deaccumulate, open_raw, step_type
+from .grid import box_index, check_covers, nearest_fill_indices, regrid, site_box, source_resolution
+from .reader import month_files, read_month, source_fingerprint
+from .values import daily_values
 from .variables import resolve_variables
 
 STORE_NAME = "era5.zarr"
 FORMAT_VERSION = 1
-# Physical ranges per variable in ERA5-Land's file units (accumulated: the amount of one hour),
-# generous: beyond them a value is a wrong unit or a damaged file (Earth's records: 184-330 K,
-# 0.305 m of rain in an hour, solar constant 1361 W m-2 = 4.9e6 J m-2 in an hour). Short-wave
-# allows 4x that: the demo's planted sunshine events, louder than physics on purpose, reach 1.3e7;
-# a day's accumulation left undifferenced (up to ~3e7) is still caught.
-PLAUSIBLE = {
-    **{k: (170.0, 345.0) for k in ("t2m", "d2m", "skt", "stl1", "stl2", "stl3", "stl4", "tsn",
-                                    "lblt", "lict", "lmlt", "ltlt")},
-    "sp": (30000.0, 110000.0), "u10": (-120.0, 120.0), "v10": (-120.0, 120.0),
-    **{k: (0.0, 1.0) for k in ("swvl1", "swvl2", "swvl3", "swvl4", "fal", "asn")},
-    "snowc": (0.0, 100.0), "tp": (0.0, 0.35), "sf": (0.0, 0.35), "ssrd": (0.0, 2.0e7), "ssr": (0.0, 2.0e7),
-    "strd": (0.0, 3.0e6), "str": (-2.0e6, 1.0e6), "slhf": (-5.0e6, 5.0e6), "sshf": (-5.0e6, 5.0e6),
-}
-UNIT_CONVERSIONS = {  # (units in the file, accumulated) -> (store units, scale, offset)
-    ("K", False): ("degC", 1.0, -273.15),
-    ("Pa", False): ("hPa", 0.01, 0.0),
-    ("m", True): ("mm h**-1", 1000.0, 0.0),
-    ("m of water equivalent", True): ("mm h**-1", 1000.0, 0.0),
-    ("J m**-2", True): ("W m**-2", 1.0 / 3600.0, 0.0),
-}
-
-
 class Spec:
     """What the store must contain, from the config's data section."""
 
@@ -119,163 +98,7 @@ class Spec:
         }
 
 
-def month_files(raw_dir):
-    """``{(year, month): [paths]}`` from the ``<YYYY>/<MM>/<group>.*`` layout."""
-    if not os.path.isdir(raw_dir):
-        raise DataError(f"data.era5_raw_dir {raw_dir} does not exist (run tools/download.py or tools/make_synthetic.py)")
-    out = {}
-    for year in sorted(os.listdir(raw_dir)):
-        ydir = os.path.join(raw_dir, year)
-        if not (year.isdigit() and len(year) == 4 and os.path.isdir(ydir)):
-            continue
-        for month in sorted(os.listdir(ydir)):
-            mdir = os.path.join(ydir, month)
-            if not (month.isdigit() and os.path.isdir(mdir)):
-                continue
-            files = sorted(os.path.join(mdir, f) for f in os.listdir(mdir)
-                           if not f.startswith(".") and f.lower().endswith((".zip", ".nc", ".grib", ".grb", ".grib2")))
-            if files:
-                out[(int(year), int(month))] = files
-    return out
-
-
-def _fingerprint(files, hashes=None):
-    """``[[name, size, sha256 of the content], ...]``: a file replaced by another of the same size
-    and modification time still changes it. ``hashes`` ({path: [size, mtime_ns, ctime_ns, inode,
-    sha256]}, updated in place) spares rehashing a file whose status has not changed."""
-    hashes = {} if hashes is None else hashes
-    out = []
-    for f in files or []:
-        st = os.stat(f)
-        status = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-        known = hashes.get(f)
-        if not known or known[:4] != status:
-            known = status + [sha256(f)]
-            hashes[f] = known
-        out.append([os.path.basename(f), st.st_size, known[4]])
-    return out
-
-
 # ------------------------------------------------------------------------------ one month
-
-
-def read_month(files, variables, label, month=None):
-    """All variables of one month's files merged; an error names what is missing. ``month``
-    (a ``pandas.Period``): every file must hold times of that month (its folder's)."""
-    parts = [open_raw(f) for f in files]
-    if month is not None:
-        lo, hi = month.start_time, (month + 1).start_time
-        for f, part in zip(files, parts):
-            t = pd.DatetimeIndex(part["time"].values)
-            outside = int(((t < lo) | (t >= hi)).sum())
-            if outside:
-                raise DataError(f"{f}: {outside} of its {len(t)} time steps ({t.min():%Y-%m-%d %H:%M} .. "
-                                f"{t.max():%Y-%m-%d %H:%M}) are outside {month}, the month of its folder: a file "
-                                f"in the wrong folder?")
-    try:
-        ds = xr.merge(parts, join="outer", compat="no_conflicts")
-    except (ValueError, xr.MergeError) as e:
-        raise DataError(f"{label}: the files {[os.path.basename(f) for f in files]} do not fit together ({e})") from None
-    missing = [v.short for v in variables if v.short not in ds.data_vars]
-    if missing:
-        raise DataError(f"{label}: variables {missing} are in none of {[os.path.basename(f) for f in files]}")
-    return ds[[v.short for v in variables]]
-
-
-def _source_resolution(ds, label):
-    lat = ds.latitude.values
-    if len(lat) < 2:
-        raise DataError(f"{label}: the grid has a single latitude row")
-    return float(np.round(abs(np.median(np.diff(lat))), 6))
-
-
-def _check_covers(ds, box, centre, label, res):
-    lat, lon = ds.latitude.values, ds.longitude.values
-    need = box.area  # N, W, S, E
-    tol = res / 2 + 1e-6
-    if need[0] > lat.max() + tol or need[2] < lat.min() - tol or need[1] < lon.min() - tol or need[3] > lon.max() + tol:
-        raise DataError(
-            f"{label}: the grid (lat {lat.min():.2f}..{lat.max():.2f}, lon {lon.min():.2f}..{lon.max():.2f}) does not "
-            f"cover the {box.height}x{box.width} box of {centre.name} (N {need[0]}, W {need[1]}, S {need[2]}, E {need[3]})"
-        )
-
-
-def _box_index(ds, box):
-    """Rows and columns of ``ds``'s grid that hold the box's cells (same resolution)."""
-    rows = np.searchsorted(-ds.latitude.values, -box.lats)
-    cols = np.searchsorted(ds.longitude.values, box.lons)
-    rows, cols = np.clip(rows, 0, ds.sizes["latitude"] - 1), np.clip(cols, 0, ds.sizes["longitude"] - 1)
-    if not (np.allclose(ds.latitude.values[rows], box.lats, atol=1e-4)
-            and np.allclose(ds.longitude.values[cols], box.lons, atol=1e-4)):
-        raise DataError("the file's grid cells are not on the data.resolution grid (shifted grid?)")
-    return rows[:, None], cols[None, :]
-
-
-def _nearest_fill_indices(land):
-    """For each cell, the (row, col) of the nearest land cell; None when all cells are land."""
-    from scipy import ndimage
-
-    if land.all():
-        return None
-    _, (ri, ci) = ndimage.distance_transform_edt(~land, return_indices=True)
-    return ri, ci
-
-
-def _regrid(values, src_lat, src_lon, box):
-    """Bilinear interpolation of [n, lat, lon] (no NaN) to the box cells."""
-    src = xr.DataArray(values, dims=("t", "latitude", "longitude"), coords={"latitude": src_lat, "longitude": src_lon})
-    return src.interp(latitude=box.lats, longitude=box.lons, method="linear").values
-
-
-def _daily(ds, acc, inst, var, spec, n_days, label):
-    """One variable of the month as [n_days, D, lat, lon] in store units, and those units."""
-    kind = step_type(ds, var.short)
-    step = 24 // spec.hours
-    if kind == "accum":
-        series = acc[var.short]
-        if spec.product == "era5-land":  # starts at 01 UTC: the accumulation restarts, no earlier value needed
-            series = deaccumulate(series, sign=var.sign, label=f"{label} {var.short}")
-        values = series.values.reshape(n_days, spec.hours, step, *series.shape[1:]).mean(axis=2)
-    else:
-        values = inst[var.short].values.reshape(n_days, 24, *inst[var.short].shape[1:])[:, ::step]
-    units = ds[var.short].attrs.get("units")
-    if units is None:
-        raise DataError(f"{label} {var.short}: the file gives no units; ppeye expects ERA5-Land's {var.units!r} and "
-                        f"does not assume them")
-    if normalise_units(units) != normalise_units(var.units):
-        raise DataError(f"{label} {var.short}: units {units!r} in the file, expected ERA5-Land's {var.units!r}; "
-                        f"ppeye converts from ERA5-Land's own units only and does not guess others")
-    check_plausible(values, var, label)
-    store_units, scale, offset = UNIT_CONVERSIONS.get((var.units, kind == "accum"), (var.units, 1.0, 0.0))
-    return values * scale + offset, store_units
-
-
-def normalise_units(text):
-    """Unit strings compared loosely: ``m s**-1`` = ``m s-1``; the dimensionless spellings are one."""
-    u = " ".join(str(text).replace("**", "").replace("^", "").split())
-    if u in ("(0 - 1)", "(0-1)", "1", "dimensionless", "~", "Proportion", "0-1"):
-        return "1"
-    return "m" if u == "m of water equivalent" else u
-
-
-def check_plausible(values, var, label):
-    """Every value finite (NaN marks sea or a gap; +-inf is an error), and inside the physical
-    range of ``PLAUSIBLE`` for the variable (in its file units, per hour for accumulated ones)."""
-    bad = np.isinf(values)
-    if bad.any():
-        raise DataError(f"{label} {var.short}: {int(bad.sum())} values are infinite")
-    bounds = PLAUSIBLE.get(var.short)
-    if bounds is None:
-        return
-    lo, hi = bounds
-    tol = 1e-6 * max(1.0, abs(hi - lo))
-    with np.errstate(invalid="ignore"):
-        out = (values < lo - tol) | (values > hi + tol)
-    if out.any():
-        vals = values[out]
-        raise DataError(f"{label} {var.short}: {int(out.sum())} values outside the plausible range {lo}..{hi} "
-                        f"{var.units}{' per hour' if var.accumulated else ''} (from {np.nanmin(vals):.6g} to "
-                        f"{np.nanmax(vals):.6g}): wrong units or a damaged file?")
 
 
 def convert_month(year, month, files, next_files, spec):
@@ -300,38 +123,38 @@ def convert_month(year, month, files, next_files, spec):
         if np.datetime64(following) in nxt.time.values:
             acc_source = xr.concat([ds, nxt.sel(time=[following])], dim="time")
     acc = acc_source.reindex(time=hours + pd.Timedelta(hours=1))  # hours ending 01 .. the next 00 UTC
-    res = _source_resolution(ds, label)
+    res = source_resolution(ds, label)
     same_grid = abs(res - spec.resolution) < 1e-6
     for centre, box in zip(spec.sites, spec.boxes):
-        _check_covers(ds, box, centre, label, res)
+        check_covers(ds, box, centre, label, res)
     S, C, D, (H, W) = len(spec.sites), len(spec.variables), spec.hours, spec.box
     weather = np.full((S, n_days, C, D, H, W), np.nan, dtype=np.float32)
     land = np.ones((S, H, W), dtype=bool)
     units = []
     for c, var in enumerate(spec.variables):
-        values, unit = _daily(ds, acc, inst, var, spec, n_days, label)
+        values, unit = daily_values(ds, acc, inst, var, spec, n_days, label)
         units.append(unit)
         sea_src = np.isnan(values).all(axis=(0, 1))  # never a value this month: sea (ERA5-Land is land-only)
         for s, box in enumerate(spec.boxes):
             if same_grid:
                 try:
-                    rows, cols = _box_index(ds, box)
+                    rows, cols = box_index(ds, box)
                 except DataError as e:
                     raise DataError(f"{label}: {e}") from None
                 cube, sea = values[..., rows, cols], sea_src[rows, cols]
             else:
-                fill = _nearest_fill_indices(~sea_src)
+                fill = nearest_fill_indices(~sea_src)
                 src = values if fill is None else values[..., fill[0], fill[1]]
-                cube = _regrid(src.reshape(-1, *src.shape[-2:]), ds.latitude.values, ds.longitude.values, box)
+                cube = regrid(src.reshape(-1, *src.shape[-2:]), ds.latitude.values, ds.longitude.values, box)
                 cube = cube.reshape(n_days, D, H, W)
-                near = _regrid(sea_src[None].astype(np.float32), ds.latitude.values, ds.longitude.values, box)[0]
+                near = regrid(sea_src[None].astype(np.float32), ds.latitude.values, ds.longitude.values, box)[0]
                 sea = near > 0.5
             land[s] &= ~sea
             weather[s, :, c] = cube
     for s in range(S):
         if not land[s].any():
             raise DataError(f"{label}: the box of {spec.sites[s].name} has no land cell in the data")
-        fill = _nearest_fill_indices(land[s])
+        fill = nearest_fill_indices(land[s])
         if fill is not None:
             weather[s] = weather[s][..., fill[0], fill[1]]
     valid = ~np.isnan(weather).any(axis=(2, 3, 4, 5))
@@ -426,7 +249,7 @@ def convert_era5(cfg, progress=False, log=None):
         if not files:
             missing_months.append(key)
             continue
-        fingerprint = {"files": _fingerprint(files, hashes), "next": _fingerprint(next_files, hashes)}
+        fingerprint = {"files": source_fingerprint(files, hashes), "next": source_fingerprint(next_files, hashes)}
         if months_done.get(key, {}).get("fingerprint") == fingerprint:
             skipped.append(key)
             continue

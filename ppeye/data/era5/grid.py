@@ -13,8 +13,9 @@ Conventions (used by the converter, the store and the synthetic generator alike)
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
 
-from ...core.errors import ConfigError
+from ...core.errors import ConfigError, DataError
 
 ERA5_LAND_RESOLUTION = 0.1
 
@@ -93,3 +94,51 @@ def union_box(boxes, margin=0):
     row1 = max(b.row0 + b.height for b in boxes) + margin
     col1 = max(b.col0 + b.width for b in boxes) + margin
     return Box(row0, col0, row1 - row0, col1 - col0, res)
+
+
+# ------------------------------------------------------------------ a source grid to the box
+
+
+def source_resolution(ds, label):
+    lat = ds.latitude.values
+    if len(lat) < 2:
+        raise DataError(f"{label}: the grid has a single latitude row")
+    return float(np.round(abs(np.median(np.diff(lat))), 6))
+
+
+def check_covers(ds, box, centre, label, res):
+    lat, lon = ds.latitude.values, ds.longitude.values
+    need = box.area  # N, W, S, E
+    tol = res / 2 + 1e-6
+    if need[0] > lat.max() + tol or need[2] < lat.min() - tol or need[1] < lon.min() - tol or need[3] > lon.max() + tol:
+        raise DataError(
+            f"{label}: the grid (lat {lat.min():.2f}..{lat.max():.2f}, lon {lon.min():.2f}..{lon.max():.2f}) does not "
+            f"cover the {box.height}x{box.width} box of {centre.name} (N {need[0]}, W {need[1]}, S {need[2]}, E {need[3]})"
+        )
+
+
+def box_index(ds, box):
+    """Rows and columns of ``ds``'s grid that hold the box's cells (same resolution)."""
+    rows = np.searchsorted(-ds.latitude.values, -box.lats)
+    cols = np.searchsorted(ds.longitude.values, box.lons)
+    rows, cols = np.clip(rows, 0, ds.sizes["latitude"] - 1), np.clip(cols, 0, ds.sizes["longitude"] - 1)
+    if not (np.allclose(ds.latitude.values[rows], box.lats, atol=1e-4)
+            and np.allclose(ds.longitude.values[cols], box.lons, atol=1e-4)):
+        raise DataError("the file's grid cells are not on the data.resolution grid (shifted grid?)")
+    return rows[:, None], cols[None, :]
+
+
+def nearest_fill_indices(land):
+    """For each cell, the (row, col) of the nearest land cell; None when all cells are land."""
+    from scipy import ndimage
+
+    if land.all():
+        return None
+    _, (ri, ci) = ndimage.distance_transform_edt(~land, return_indices=True)
+    return ri, ci
+
+
+def regrid(values, src_lat, src_lon, box):
+    """Bilinear interpolation of [n, lat, lon] (no NaN) to the box cells."""
+    src = xr.DataArray(values, dims=("t", "latitude", "longitude"), coords={"latitude": src_lat, "longitude": src_lon})
+    return src.interp(latitude=box.lats, longitude=box.lons, method="linear").values

@@ -19,9 +19,11 @@ import threading
 import zipfile
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ...core.errors import DataError
+from ...core.io import sha256
 from .variables import BY_SHORT
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
@@ -202,3 +204,66 @@ def deaccumulate(da, previous=None, sign=0, label=""):
             )
         amounts[wrong] = 0.0
     return xr.DataArray(amounts.astype(np.float32), coords=da.coords, dims=da.dims, name=da.name, attrs=da.attrs)
+
+
+# ------------------------------------------------------------------ the raw directory, a month
+
+
+def month_files(raw_dir):
+    """``{(year, month): [paths]}`` from the ``<YYYY>/<MM>/<group>.*`` layout."""
+    if not os.path.isdir(raw_dir):
+        raise DataError(f"data.era5_raw_dir {raw_dir} does not exist (run tools/download.py or tools/make_synthetic.py)")
+    out = {}
+    for year in sorted(os.listdir(raw_dir)):
+        ydir = os.path.join(raw_dir, year)
+        if not (year.isdigit() and len(year) == 4 and os.path.isdir(ydir)):
+            continue
+        for month in sorted(os.listdir(ydir)):
+            mdir = os.path.join(ydir, month)
+            if not (month.isdigit() and os.path.isdir(mdir)):
+                continue
+            files = sorted(os.path.join(mdir, f) for f in os.listdir(mdir)
+                           if not f.startswith(".") and f.lower().endswith((".zip", ".nc", ".grib", ".grb", ".grib2")))
+            if files:
+                out[(int(year), int(month))] = files
+    return out
+
+
+def source_fingerprint(files, hashes=None):
+    """``[[name, size, sha256 of the content], ...]``: a file replaced by another of the same size
+    and modification time still changes it. ``hashes`` ({path: [size, mtime_ns, ctime_ns, inode,
+    sha256]}, updated in place) spares rehashing a file whose status has not changed."""
+    hashes = {} if hashes is None else hashes
+    out = []
+    for f in files or []:
+        st = os.stat(f)
+        status = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        known = hashes.get(f)
+        if not known or known[:4] != status:
+            known = status + [sha256(f)]
+            hashes[f] = known
+        out.append([os.path.basename(f), st.st_size, known[4]])
+    return out
+
+
+def read_month(files, variables, label, month=None):
+    """All variables of one month's files merged; an error names what is missing. ``month``
+    (a ``pandas.Period``): every file must hold times of that month (its folder's)."""
+    parts = [open_raw(f) for f in files]
+    if month is not None:
+        lo, hi = month.start_time, (month + 1).start_time
+        for f, part in zip(files, parts):
+            t = pd.DatetimeIndex(part["time"].values)
+            outside = int(((t < lo) | (t >= hi)).sum())
+            if outside:
+                raise DataError(f"{f}: {outside} of its {len(t)} time steps ({t.min():%Y-%m-%d %H:%M} .. "
+                                f"{t.max():%Y-%m-%d %H:%M}) are outside {month}, the month of its folder: a file "
+                                f"in the wrong folder?")
+    try:
+        ds = xr.merge(parts, join="outer", compat="no_conflicts")
+    except (ValueError, xr.MergeError) as e:
+        raise DataError(f"{label}: the files {[os.path.basename(f) for f in files]} do not fit together ({e})") from None
+    missing = [v.short for v in variables if v.short not in ds.data_vars]
+    if missing:
+        raise DataError(f"{label}: variables {missing} are in none of {[os.path.basename(f) for f in files]}")
+    return ds[[v.short for v in variables]]
