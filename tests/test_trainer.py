@@ -212,7 +212,7 @@ def test_metrics_and_the_f1_threshold_rule():
 
 
 def test_early_stopping_counts_epochs_without_improvement():
-    from ppeye.engine.trainer import EarlyStopping
+    from ppeye.engine.optim import EarlyStopping
 
     es = EarlyStopping(patience=2)
     assert es.update(0.6) == (True, False)
@@ -224,7 +224,7 @@ def test_early_stopping_counts_epochs_without_improvement():
 
 
 def test_schedules_warmup_cosine_step_and_plateau(work, tmp_path):
-    from ppeye.engine.trainer import build_optimizer
+    from ppeye.engine.optim import build_optimizer
 
     model = paddle.nn.Linear(2, 2)
     cfg = config(work, tmp_path, ["train.epochs=4", "optimizer.learning_rate=0.1", "scheduler.min_lr=0.0"])
