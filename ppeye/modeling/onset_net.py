@@ -19,30 +19,15 @@ Branches switch off in the config for ablations and baselines: ``weather_branch:
 (weather-only: a learned patient token, k = 1), ``temporal.transformer.enabled`` /
 ``temporal.afno.enabled``, and ``moe.enabled: false`` turns every mixture of experts off.
 
-The day reconstruction (``model.day_reconstruction``). The onset labels teach the day encoder
-slowly: one noisy binary outcome per person, its gradient spread over the window's days. The
-weather itself is a dense signal on every (site, day) the batch encodes. With the section on, a
-linear decoder maps each day embedding back to a coarse copy of its volume (the input
-average-pooled to ``grid`` = (hours, rows, cols) per variable) and the mean squared error,
-times ``weight``, joins the training loss: the embedding has to keep what happened where in
-the box, which is what a weather effect localised in space needs and what a globally pooled
-CNN otherwise discards. Only in training with volumes (not from a day-feature cache).
-
-The patient offset (``model.patient_offset``). Trained jointly, the network can learn the
-patient features worse than a plain logistic regression does on them (measured on independent
-data: docs/results.md), and then a weak weather effect cannot lift it above that
-baseline. With the section on, an L2 logistic regression on the patient features is fitted on
-the training split before training (its C per disease chosen on validation ROC-AUC: the
-``logistic`` baseline of tools/compare.py), folded into a frozen linear layer, and its logits are
-added to every member's; the classifier starts at zero, so the model starts as that regression
-and the network learns a residual: what the weather (and the patient features beyond a linear
-effect) add. It is saved and exported with the model like any layer.
+The day reconstruction (``model.day_reconstruction``) and the patient offset
+(``model.patient_offset``) are described, with why they exist, in docs/model.md.
 """
 from ..core.errors import InputError
 from ..core.paddle_env import import_paddle
 from ..core.registry import MODELS
 from ..data.ukb.fields import DISEASES
 from .backbones.resnet3d import ResNet3D
+from .inputs import check_inputs
 from .layers.afno import AFNOBlock
 from .layers.day_decoder import DayDecoder
 from .layers.fusion import CrossAttentionFusion
@@ -212,39 +197,9 @@ class OnsetNet(nn.Layer):
         (``ppeye.modeling.layers.day_decoder``; the target carries no gradient)."""
         return self.day_decoder.loss(days, weather_unique)
 
-    # ------------------------------------------------------------------ inputs
     def _check_inputs(self, weather_unique, day_index, tab, tab_mask):
-        s = self.shapes
-        if tab is None or len(tab.shape) != 2 or int(tab.shape[1]) != s["F"]:
-            raise InputError(f"tab must be [B, F={s['F']}], got {None if tab is None else list(tab.shape)}")
-        if tab_mask is not None and (len(tab_mask.shape) != 2 or int(tab_mask.shape[1]) != s["F"]):
-            raise InputError(f"tab_mask must have the shape of tab {list(tab.shape)}, got {list(tab_mask.shape)}")
-        if not self.weather_branch:
-            return
-        expect = [s["C"], s["D"], s["H"], s["W"]]
-        cached = len(weather_unique.shape) == 2
-        if cached and int(weather_unique.shape[1]) != self.backbone.out_channels:
-            raise InputError(f"cached day features must be [U, {self.backbone.out_channels}] (the ResNet's pooled "
-                             f"width), got {list(weather_unique.shape)}: a cache of another backbone?")
-        if not cached and (len(weather_unique.shape) != 5 or [int(v) for v in weather_unique.shape[1:]] != expect):
-            raise InputError(f"weather_unique must be [U, C, D, H, W] = [U, {', '.join(map(str, expect))}], "
-                             f"got {list(weather_unique.shape)}")
-        if len(day_index.shape) != 2 or int(day_index.shape[1]) != s["T"]:
-            raise InputError(f"day_index must be [B, T={s['T']}], got {list(day_index.shape)}")
-        if day_index.dtype not in (paddle.int64, paddle.int32):
-            raise InputError(f"day_index must be int64 (or int32), got {day_index.dtype}")
-        if not paddle.in_dynamic_mode():  # batch sizes are symbolic while tracing for export
-            return
-        if int(day_index.shape[0]) != int(tab.shape[0]):
-            raise InputError(f"day_index and tab disagree on the batch size: {day_index.shape[0]} vs {tab.shape[0]}")
-        if tab_mask is not None and int(tab_mask.shape[0]) != int(tab.shape[0]):
-            raise InputError(f"tab_mask must have the shape of tab {list(tab.shape)}, got {list(tab_mask.shape)}")
-        if day_index.size > 0:
-            u = int(weather_unique.shape[0])
-            lo, hi = int(day_index.min().item()), int(day_index.max().item())
-            if lo < 0 or hi >= u:
-                raise InputError(f"day_index values must index weather_unique's {u} volumes (0..{u - 1}), "
-                                 f"got values from {lo} to {hi}")
+        check_inputs(self.shapes, self.backbone.out_channels if self.weather_branch else None,
+                     weather_unique, day_index, tab, tab_mask)
 
     # ------------------------------------------------------------------ branches
     def encode_days(self, weather_unique):

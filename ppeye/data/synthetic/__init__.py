@@ -27,7 +27,8 @@ from ..era5.variables import resolve_variables
 from ..ukb import fields as F
 from ..ukb.centres import resolve_sites
 from . import cohort, signals
-from .weather import SiteGeometry, WeatherGenerator, land_mask, month_list, write_manifest, write_month
+from .raw_files import month_list, write_manifest, write_month
+from .weather import SiteGeometry, WeatherGenerator, land_mask
 
 FIRST_OCCURRENCE_CATARACT_OTHER = 0.2  # share of cataract cases recorded under H26 (131166)
 HOSPITAL_RECORD_RATE = 0.7  # share of cases that also have a hospital ICD-10 diagnosis

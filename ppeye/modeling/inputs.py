@@ -1,0 +1,40 @@
+"""The inputs OnsetNet takes, checked before anything runs (shapes, dtypes, indices)."""
+from ..core.errors import InputError
+from ..core.paddle_env import import_paddle
+
+paddle = import_paddle()
+
+
+def check_inputs(s, pooled_width, weather_unique, day_index, tab, tab_mask):
+    """Raise an InputError naming the input, the expected and the actual shape (``s``: the model's
+    input sizes; ``pooled_width``: the ResNet's pooled width, None without the weather branch)."""
+    if tab is None or len(tab.shape) != 2 or int(tab.shape[1]) != s["F"]:
+        raise InputError(f"tab must be [B, F={s['F']}], got {None if tab is None else list(tab.shape)}")
+    if tab_mask is not None and (len(tab_mask.shape) != 2 or int(tab_mask.shape[1]) != s["F"]):
+        raise InputError(f"tab_mask must have the shape of tab {list(tab.shape)}, got {list(tab_mask.shape)}")
+    if pooled_width is None:       # patient-only: no weather inputs
+        return
+    expect = [s["C"], s["D"], s["H"], s["W"]]
+    cached = len(weather_unique.shape) == 2
+    if cached and int(weather_unique.shape[1]) != pooled_width:
+        raise InputError(f"cached day features must be [U, {pooled_width}] (the ResNet's pooled "
+                         f"width), got {list(weather_unique.shape)}: a cache of another backbone?")
+    if not cached and (len(weather_unique.shape) != 5 or [int(v) for v in weather_unique.shape[1:]] != expect):
+        raise InputError(f"weather_unique must be [U, C, D, H, W] = [U, {', '.join(map(str, expect))}], "
+                         f"got {list(weather_unique.shape)}")
+    if len(day_index.shape) != 2 or int(day_index.shape[1]) != s["T"]:
+        raise InputError(f"day_index must be [B, T={s['T']}], got {list(day_index.shape)}")
+    if day_index.dtype not in (paddle.int64, paddle.int32):
+        raise InputError(f"day_index must be int64 (or int32), got {day_index.dtype}")
+    if not paddle.in_dynamic_mode():  # batch sizes are symbolic while tracing for export
+        return
+    if int(day_index.shape[0]) != int(tab.shape[0]):
+        raise InputError(f"day_index and tab disagree on the batch size: {day_index.shape[0]} vs {tab.shape[0]}")
+    if tab_mask is not None and int(tab_mask.shape[0]) != int(tab.shape[0]):
+        raise InputError(f"tab_mask must have the shape of tab {list(tab.shape)}, got {list(tab_mask.shape)}")
+    if day_index.size > 0:
+        u = int(weather_unique.shape[0])
+        lo, hi = int(day_index.min().item()), int(day_index.max().item())
+        if lo < 0 or hi >= u:
+            raise InputError(f"day_index values must index weather_unique's {u} volumes (0..{u - 1}), "
+                             f"got values from {lo} to {hi}")
