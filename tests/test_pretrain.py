@@ -113,8 +113,8 @@ def test_an_onset_model_starts_from_the_pretrained_encoders(pretrained, tiny_wor
     wider = ppeye.build_model(ppeye.load_config(DEMO, base + ["model.width=24"]))
     with pytest.raises(CheckpointError, match="shared parameters differ in shape .*day_proj"):
         load_pretrained(wider, f"{out}/p")
-    with pytest.raises(ConfigError, match=r"label_fraction must be in \(0, 1\]"):
-        Trainer(ppeye.load_config(DEMO, base + ["data.label_fraction=0"]), callbacks=[])
+    with pytest.raises(ConfigError, match=r"data.label_fraction must be a number in \(0, 1\], got 0"):
+        ppeye.load_config(DEMO, base + ["data.label_fraction=0"])          # at load, before any data is read
 
 
 def test_a_cache_of_the_pretrained_resnet_serves_runs_that_start_from_it(pretrained, tiny_work, tmp_path):

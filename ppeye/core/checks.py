@@ -44,6 +44,8 @@ RULES = {
     "evaluation.bootstrap": _int_at_least(0),
     "evaluation.ci_level": _OPEN_UNIT,
     "log_iter": _int_at_least(0),               # 0: no per-step lines
+    "data.label_fraction": ((lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1),
+                            "a number in (0, 1]"),
     "data.box": ((lambda v: isinstance(v, (list, tuple)) and len(v) == 2
                   and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v)),
                  "two positive integers [rows, cols] (cells of the box around each site)"),

@@ -37,3 +37,17 @@ def init_distributed(cfg):
         fleet.init(is_collective=True)
         init_distributed.done = True
     return fleet.worker_num(), fleet.worker_index()
+
+
+def average_batchnorm_statistics(model, world):
+    """Average BatchNorm running statistics over ranks: each rank tracks them on its own
+    batches (gradients are all-reduced, buffers are not), and the checkpoint should hold
+    the statistics of the whole training set, the same on every rank."""
+    if world == 1:
+        return
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.layer.norm._BatchNormBase):
+            for buf in (layer._mean, layer._variance):
+                total = buf.clone()
+                paddle.distributed.all_reduce(total)
+                buf.set_value(total / world)

@@ -241,3 +241,15 @@ def run_dir_of(checkpoint):
     """``<run>`` for ``<run>/checkpoints/epoch_NNNN``; else the checkpoint's own directory."""
     parent = os.path.dirname(os.path.abspath(checkpoint))
     return os.path.dirname(parent) if os.path.basename(parent) == "checkpoints" else os.path.abspath(checkpoint)
+
+
+def keep_previous_checkpoints(run_dir, log):
+    """A new run in an old run's directory: its checkpoints move one generation back, to
+    ``<run>/previous_checkpoints`` (an older generation there is removed)."""
+    root = os.path.join(run_dir, "checkpoints")
+    if os.path.isdir(root) and os.listdir(root):
+        previous = os.path.join(run_dir, "previous_checkpoints")
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(root, previous)
+        log.warning(f"{run_dir} held checkpoints of an earlier run: moved to {previous} "
+                    f"(use -r {run_dir} to resume instead)")

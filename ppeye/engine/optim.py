@@ -80,3 +80,17 @@ class EarlyStopping:
         else:
             self.bad += 1
         return improved, self.enabled and self.bad >= self.patience
+
+
+def frozen_epochs(cfg):
+    """``train.two_stage.frozen_epochs``, checked against the rest of the config."""
+    ts = cfg["train"].get("two_stage") or {}
+    frozen, epochs = int(ts.get("frozen_epochs") or 0), int(cfg["train"]["epochs"])
+    if not 0 <= frozen <= epochs:
+        raise ConfigError(f"train.two_stage.frozen_epochs must be in [0, train.epochs={epochs}], got {frozen}")
+    if frozen and not cfg["model"].get("weather_branch", True):
+        raise ConfigError("train.two_stage.frozen_epochs > 0 freezes the ResNet, but model.weather_branch is false")
+    if ts.get("cache") and not frozen:
+        raise ConfigError(f"train.two_stage.cache is set ({ts['cache']}) but frozen_epochs is 0: the cache would "
+                          f"not be used; set frozen_epochs or remove the cache")
+    return frozen

@@ -19,7 +19,7 @@ import platform
 
 import numpy as np
 
-from ..core.io import digest, sha256, write_csv
+from ..core.io import atomic_write, digest, sha256, write_csv
 from ..data.ukb.fields import DISEASES
 
 
@@ -80,3 +80,14 @@ def write_run_records(cfg, run_dir, fingerprint=None, extra=None):
         write_csv(os.path.join(run_dir, "split.csv"), split_rows(pd.read_parquet(path, columns=cols)),
                   ["split", "n", *DISEASES])
     write_csv(os.path.join(run_dir, "meta.csv"), meta_rows(cfg, fingerprint, extra), ["key", "value"])
+
+
+def write_history(run_dir, history):
+    """``metrics.json`` and ``metrics.csv``: one row per epoch (atomically)."""
+    with atomic_write(os.path.join(run_dir, "metrics.json")) as f:
+        json.dump(history, f, indent=1)
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    with atomic_write(os.path.join(run_dir, "metrics.csv")) as f:
+        f.write(",".join(keys) + "\n")
+        for row in history:
+            f.write(",".join("" if row.get(k) is None else str(row.get(k)) for k in keys) + "\n")

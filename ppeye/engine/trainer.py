@@ -13,30 +13,28 @@ so every rank computes the same metrics and takes the same early-stopping decisi
 0 writes checkpoints, logs, metrics and VisualDL.
 """
 import contextlib
-import json
 import math
 import os
-import shutil
 import time
 
 import numpy as np
 from paddle.base.unique_name import UniqueNameGenerator
 
 from ..core.config import save_config
-from ..core.device import init_distributed, select_device
+from ..core.device import average_batchnorm_statistics, init_distributed, select_device
 from ..core.errors import ConfigError, PpeyeError
 from ..core.fingerprint import config_fingerprint
-from ..core.io import atomic_write
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..core.runlock import DirectoryLock
 from ..core.seed import seed_everything
 from ..metrics import multilabel_metrics
 from .callbacks import LogCallback, VisualDLCallback
-from .checkpoint import (CheckpointError, load_checkpoint, load_pretrained, load_weights, read_state,
-                         save_checkpoint)
-from .optim import EarlyStopping, build_optimizer, build_scheduler
+from .checkpoint import (CheckpointError, keep_previous_checkpoints, load_checkpoint, load_pretrained, load_weights,
+                         read_state, save_checkpoint)
+from .optim import EarlyStopping, build_optimizer, build_scheduler, frozen_epochs
 from .predict import check_weather_presence, make_loader, predict, to_tensors
+from .records import write_history, write_run_records
 
 paddle = import_paddle()
 
@@ -57,17 +55,14 @@ class Trainer:
         self.device = select_device(cfg.get("device", "auto"))
         if self.world > 1 and self.device.startswith("gpu"):
             self.device = select_device(f"gpu:{int(os.environ.get('FLAGS_selected_gpus', '0').split(',')[0])}")
-        run = str(cfg.get("run_name") or "run")   # a YAML run_name may be a number
-        self.run_dir = os.path.join(cfg["output_dir"], run)
+        self.run_dir = os.path.join(cfg["output_dir"], str(cfg.get("run_name") or "run"))   # a YAML run_name may be a number
         if self.rank == 0:
             os.makedirs(self.run_dir, exist_ok=True)
         self.log = log or get_logger("ppeye.engine", output_dir=self.run_dir if self.rank == 0 else None,
                                      rank=self.rank)
         self.seed = seed_everything(cfg["seed"])
         self.train_set = OnsetDataset(cfg, "train")
-        fraction = float(cfg["data"].get("label_fraction", 1.0))
-        if not 0 < fraction <= 1:
-            raise ConfigError(f"data.label_fraction must be in (0, 1], got {fraction}")
+        fraction = float(cfg["data"].get("label_fraction", 1.0))          # checked at load: in (0, 1]
         if fraction < 1:   # a seeded share of the training people (limited-label experiments)
             keep = np.sort(np.random.default_rng(self.seed).permutation(len(self.train_set))
                            [: max(1, int(round(fraction * len(self.train_set))))])
@@ -121,7 +116,7 @@ class Trainer:
         prevalence = self.train_set.labels.mean(0)
         self.criterion = build_loss(cfg, prevalence=prevalence.tolist())
         check_weather_presence(self.model, self.train_set)
-        self.frozen_epochs = self._two_stage(cfg)
+        self.frozen_epochs = frozen_epochs(cfg)
         # frozen epochs read cached day features when there is a cache (checked against this
         # model's backbone and store), else they run the frozen ResNet on the volumes
         self.cache = open_cache(cfg, self.model, self.train_set.store) if self.frozen_epochs else None
@@ -153,19 +148,6 @@ class Trainer:
         self.frozen = None
         self._enter_stage(self.frozen_epochs > 0)
         self.fingerprint = config_fingerprint(cfg)
-
-    def _two_stage(self, cfg):
-        """``train.two_stage.frozen_epochs``, checked against the rest of the config."""
-        ts = cfg["train"].get("two_stage") or {}
-        frozen, epochs = int(ts.get("frozen_epochs") or 0), int(cfg["train"]["epochs"])
-        if not 0 <= frozen <= epochs:
-            raise ConfigError(f"train.two_stage.frozen_epochs must be in [0, train.epochs={epochs}], got {frozen}")
-        if frozen and not self.model.weather_branch:
-            raise ConfigError("train.two_stage.frozen_epochs > 0 freezes the ResNet, but model.weather_branch is false")
-        if ts.get("cache") and not frozen:
-            raise ConfigError(f"train.two_stage.cache is set ({ts['cache']}) but frozen_epochs is 0: the cache would "
-                              f"not be used; set frozen_epochs or remove the cache")
-        return frozen
 
     def _enter_stage(self, frozen):
         """Switch between the frozen-encoder stage (ResNet without gradients, BatchNorm statistics
@@ -254,19 +236,12 @@ class Trainer:
             raise CheckpointError(f"{resume} was trained with a different config (model, data, loss or "
                                   f"optimizer settings differ): resume with the run's own config.yaml")
         if self.rank == 0:
-            from .records import write_run_records
-
             save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
             write_run_records(cfg, self.run_dir, self.fingerprint, {"world_size": self.world,
                                                                    "device": paddle.device.get_device()})
         start, step, history = 0, 0, []
-        if not resume and self.rank == 0 and os.path.isdir(ckpt_root) and os.listdir(ckpt_root):
-            # a new run in an old run's directory: keep the old checkpoints one generation back
-            previous = os.path.join(self.run_dir, "previous_checkpoints")
-            shutil.rmtree(previous, ignore_errors=True)
-            os.replace(ckpt_root, previous)
-            self.log.warning(f"{self.run_dir} held checkpoints of an earlier run: moved to {previous} "
-                             f"(use -r {self.run_dir} to resume instead)")
+        if not resume and self.rank == 0:
+            keep_previous_checkpoints(self.run_dir, self.log)
         self._barrier()
         if resume:
             # the checkpoint's optimizer belongs to the stage it was taken in
@@ -301,7 +276,7 @@ class Trainer:
                 paddle.distributed.all_reduce(totals)
                 loss_sum, batches, samples = totals.numpy().tolist()
             train_loss = loss_sum / max(batches, 1)
-            self._sync_norm_statistics()
+            average_batchnorm_statistics(self.model, self.world)
             row = {"epoch": epoch + 1, "step": step, "train_loss": train_loss, "lr": self.optimizer.get_lr(),
                    "samples_per_s": samples / max(time.perf_counter() - t0, 1e-9)}
             if self.val_set is not None:
@@ -318,7 +293,7 @@ class Trainer:
                 save_checkpoint(ckpt_root, epoch, self.model, self.optimizer, self._state(epoch, step, stopper, history),
                                 best=improved or (self.val_set is None), keep=int(tc.get("keep_checkpoints", 3)))
             if self.rank == 0:
-                self._write_history(history)
+                write_history(self.run_dir, history)
             self._barrier()
             shown = f", val {stopper.metric} {score:.4f}" if score is not None else ""
             self.log.info(f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}{shown}, "
@@ -336,19 +311,6 @@ class Trainer:
                                                              history[-1]["epoch"] == epochs):
             self.build_retrieval(ckpt_root)
         return history
-
-    def _sync_norm_statistics(self):
-        """Average BatchNorm running statistics over ranks: each rank tracks them on its own
-        batches (gradients are all-reduced, buffers are not), and the checkpoint should hold
-        the statistics of the whole training set, the same on every rank."""
-        if self.world == 1:
-            return
-        for layer in self.model.sublayers():
-            if isinstance(layer, paddle.nn.layer.norm._BatchNormBase):
-                for buf in (layer._mean, layer._variance):
-                    total = buf.clone()
-                    paddle.distributed.all_reduce(total)
-                    buf.set_value(total / self.world)
 
     def build_retrieval(self, ckpt_root):
         """Index the training set with the weights evaluation will use (best, else latest)."""
@@ -435,12 +397,3 @@ class Trainer:
                                                          else r["dropped"])}
                                 for place, r in (ex.get("routing") or {}).items()}})
         return step, total, count, samples
-
-    def _write_history(self, history):
-        with atomic_write(os.path.join(self.run_dir, "metrics.json")) as f:
-            json.dump(history, f, indent=1)
-        keys = list(dict.fromkeys(k for row in history for k in row))
-        with atomic_write(os.path.join(self.run_dir, "metrics.csv")) as f:
-            f.write(",".join(keys) + "\n")
-            for row in history:
-                f.write(",".join("" if row.get(k) is None else str(row.get(k)) for k in keys) + "\n")
