@@ -46,8 +46,9 @@ TINY = [
     "pretrained=null", "train.two_stage.frozen_epochs=0",
     # no held-out period (the demo's date lies outside these six months)
     "ukb.temporal_split=null",
-    # the fusion the tests' measured ranges were recorded with (the demo adds branch heads)
-    "model.fusion.branch_heads=false",
+    # the fusion the tests' measured ranges were recorded with (the demo adds branch heads and the
+    # patient offset; tests/test_patient_offset.py tests the offset)
+    "model.fusion.branch_heads=false", "model.patient_offset.enabled=false",
 ]
 SMALL = [o for o in TINY if not o.startswith(("data.end_date", "synthetic.num_participants"))]
 SMALL += ["data.end_date=2019-03-15", "synthetic.num_participants=60"]

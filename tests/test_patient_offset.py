@@ -7,6 +7,7 @@ import ppeye
 from conftest import DEMO
 from ppeye.baselines import fit_logistic
 from ppeye.core.errors import InputError
+from ppeye.deploy.export import export_model
 from ppeye.engine import Trainer
 from ppeye.engine.checkpoint import load_weights
 from test_trainer import config, weights
@@ -42,6 +43,18 @@ def test_the_model_starts_as_the_logistic_baseline_and_trains_a_residual_on_it(w
     load_weights(model, str(tmp_path / "r" / "checkpoints" / "epoch_0000"))
     for k, v in weights(model).items():
         np.testing.assert_array_equal(v, after[k], err_msg=k)
+
+
+def test_a_model_with_a_patient_offset_exports_and_paddle_inference_gives_its_risks(work, tmp_path):
+    Trainer(config(work, tmp_path, OFFSET + ["train.epochs=1", "train.eval=true", "retrieval.enabled=false"])).train()
+    run = tmp_path / "r"
+    cfg = ppeye.load_config(str(run / "config.yaml"), [f"weights={run}"])
+    info = export_model(cfg, out_dir=str(tmp_path / "m"))
+    # the traced network (the frozen offset layer in it) run by Paddle Inference, against the dygraph model
+    assert info["self_check"]["max_abs_diff"] < 1e-4
+    model = ppeye.build_model(cfg)
+    load_weights(model, str(run))
+    assert np.abs(model.patient_offset.weight.numpy()).sum() > 0     # the fitted regression, not zeros
 
 
 def test_a_weather_only_model_cannot_have_a_patient_offset_and_its_baseline_drops_it():
