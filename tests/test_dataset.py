@@ -1,4 +1,5 @@
 """Samples, shared-day batches and the grouping sampler over a real converted store."""
+import json
 import os
 
 import numpy as np
@@ -155,3 +156,8 @@ def test_a_cohort_made_with_other_settings_or_a_stale_imputation_is_refused(work
         OnsetDataset(moved, "train")
     resplit(tmp_path / "w", cohort.split == "train", "train")  # both tables alike: accepted
     assert len(OnsetDataset(moved, "train")) > len(OnsetDataset(work, "train"))
+    # a cohort of an earlier ppeye that recorded data.window_days too is not refused for it
+    report = json.load(open(tmp_path / "w" / "cohort_report.json"))
+    report["made_with"]["data"]["window_days"] = 999
+    json.dump(report, open(tmp_path / "w" / "cohort_report.json", "w"))
+    assert len(OnsetDataset(moved, "train")) > 0

@@ -38,6 +38,10 @@ def check_cohort_settings(cfg, work_dir):
         made = json.load(f).get("made_with")
     if made is None:
         return
+    # only what this ppeye records is compared: a cohort of an earlier one that recorded more
+    # (data.window_days, before it was left to the dataset) is not refused for it
+    made = {section: {k: v for k, v in (made.get(section) or {}).items()
+                      if section != "data" or k in DATA_KEYS} for section in ("data", "ukb")}
     differ = config_differences(made, cohort_settings(cfg))
     if differ:
         raise DataError(f"{os.path.join(work_dir, 'cohort.parquet')} was made with other settings than this config "
