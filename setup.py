@@ -4,11 +4,40 @@ from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-
-def requirements():
-    with open(os.path.join(HERE, "requirements.txt")) as f:
-        return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
-
+# Ranges here; the exact versions the test suite runs against are in requirements.txt (what
+# `make` installs). PaddlePaddle is not among them: install the build for your machine first,
+# the CPU build from PyPI (`pip install 'ppeye[cpu]'` does it) or a GPU build from Paddle's own
+# package index (README, "Paddle on GPUs"); pip would otherwise put the CPU build beside it.
+INSTALL_REQUIRES = [
+    "numpy>=2.0,<2.4",            # 2.4 breaks float() on paddle tensors
+    "pandas>=2.2,<3",
+    "pyyaml>=6.0",
+    "xarray>=2025.1",             # zarr 3 support
+    "netCDF4>=1.7",
+    "tqdm>=4.66",
+    "zarr>=3.0,<4",               # era5.zarr is zarr format 3
+    "numcodecs>=0.15",
+    "dask>=2024.8",
+    "scipy>=1.13",
+    "pyarrow>=16",
+    "matplotlib>=3.8",
+    "pyparsing>=3.1",
+    "scikit-learn>=1.5",
+    "joblib>=1.4",
+    "protobuf>=4.21,<7",          # Paddle's; VisualDL's hparams need < 7
+    "packaging>=23",
+]
+EXTRAS = {
+    "cpu": ["paddlepaddle>=3.2,<4"],
+    "xgboost": ["xgboost-cpu>=2.1"],      # GPU machines may install xgboost instead (350 MB more, NCCL)
+    "grib": ["cfgrib>=0.9.14", "eccodes>=2.38"],
+    "download": ["cdsapi>=0.7.5"],
+    "vdl": ["visualdl>=2.5.3"],
+    "retrieval": ["faiss-cpu>=1.8"],
+    "cluster": ["distributed>=2024.8"],
+    "test": ["pytest>=8"],
+}
+EXTRAS["all"] = sorted({r for name, reqs in EXTRAS.items() if name not in ("cpu", "test") for r in reqs})
 
 setup(
     name="ppeye",
@@ -18,7 +47,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["ppeye", "ppeye.*"]),
     python_requires=">=3.11",
-    install_requires=requirements(),
-    extras_require={"test": ["pytest==8.4.2"], "cluster": ["distributed==2025.7.0"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
     include_package_data=True,
 )

@@ -71,7 +71,9 @@ XGBOOST_DEFAULTS = {"n_estimators": 500, "learning_rate": 0.05, "max_depth": 3, 
 def fit_xgboost(X_train, Y_train, X_val, Y_val, params=None, seed=0):
     """Gradient-boosted trees (histogram method; NaN is a value the trees route), early-stopped
     on the validation log-loss; ``params`` override :data:`XGBOOST_DEFAULTS`."""
-    import xgboost
+    from ..core.optional import require
+
+    xgboost = require("xgboost")
 
     _check(X_train, Y_train, X_val, Y_val, "xgboost", allow_nan=True)
     unknown = sorted(set(params or {}) - set(XGBOOST_DEFAULTS))

@@ -38,7 +38,15 @@ def import_paddle(num_threads=None):
     captured = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stderr(captured):
         warnings.filterwarnings("ignore", message="No ccache found")
-        import paddle
+        try:
+            import paddle
+        except ImportError as e:
+            from .errors import ConfigError
+
+            raise ConfigError(f"PaddlePaddle is not installed ({e}): on a CPU, pip install 'ppeye[cpu]' (or "
+                              f"paddlepaddle); on GPUs, paddlepaddle-gpu 3.x from Paddle's own package index, e.g. "
+                              f"pip install paddlepaddle-gpu -i https://www.paddlepaddle.org.cn/packages/stable/cu126/ "
+                              f"(README, 'Paddle on GPUs'). The PyPI package named 'paddle' is another project.") from None
     rest = [line for line in captured.getvalue().splitlines()
             if not line.startswith(("WARNING: OMP_NUM_THREADS set to", "PLEASE USE OMP_NUM_THREADS WISELY"))]
     if rest:

@@ -109,7 +109,9 @@ class VisualDLCallback(Callback):
     """Writes a VisualDL log directory (``visualdl --logdir DIR`` to watch it)."""
 
     def __init__(self, log_dir, log_iter=20):
-        from visualdl import LogWriter
+        from ..core.optional import require
+
+        LogWriter = require("visualdl").LogWriter
 
         os.makedirs(log_dir, exist_ok=True)
         self.log_dir = log_dir

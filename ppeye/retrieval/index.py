@@ -23,9 +23,9 @@ INDEX_FILE, LABELS_FILE, PARAMS_FILE = "index.faiss", "labels.npy", "params.json
 
 
 def _faiss():
-    import faiss
+    from ..core.optional import require
 
-    return faiss
+    return require("faiss")
 
 
 class RetrievalIndex:

@@ -245,7 +245,9 @@ CLIENT_RETRIES, CLIENT_SLEEP_MAX, CLIENT_TIMEOUT = 1, 10, 60
 def cds_client(retry_max=CLIENT_RETRIES, sleep_max=CLIENT_SLEEP_MAX, timeout=CLIENT_TIMEOUT):
     """The real CDS client (cdsapi reads ~/.cdsapirc or CDSAPI_URL / CDSAPI_KEY), with its own
     retrying bounded (see CLIENT_RETRIES)."""
-    import cdsapi
+    from ...core.optional import require
+
+    cdsapi = require("cdsapi")
 
     return cdsapi.Client(quiet=True, progress=False, retry_max=retry_max, sleep_max=sleep_max, timeout=timeout)
 

@@ -101,7 +101,9 @@ def _open_grib(path, label):
 
 
 def _cfgrib_datasets(path):
-    import cfgrib
+    from ...core.optional import require
+
+    cfgrib = require("cfgrib")
 
     return [ds.load() for ds in cfgrib.open_datasets(path, backend_kwargs={"indexpath": ""})]
 

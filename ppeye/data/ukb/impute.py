@@ -87,7 +87,9 @@ class FeatureImputer:
         return np.where(np.isnan(X), self.fallback[None, :], X)
 
     def _fit_trees(self, X):
-        import xgboost as xgb
+        from ...core.optional import require
+
+        xgb = require("xgboost")
 
         filled = self._initial_fill(X)
         # a second copy of the rows with 20% of the inputs reset to their fill value, so each

@@ -1,0 +1,72 @@
+"""Packaging: ranges in setup.py, exact pins in requirements.txt that satisfy them, Paddle and the
+heavy or optional packages behind extras, and a clear error naming the extra when one is missing."""
+import ast
+import os
+import re
+import sys
+
+import pytest
+from packaging.requirements import Requirement
+
+from ppeye.core.errors import ConfigError
+from ppeye.core.optional import OPTIONAL, require
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def setup_lists():
+    """INSTALL_REQUIRES and EXTRAS as setup.py writes them (read, not run)."""
+    tree = ast.parse(open(os.path.join(ROOT, "setup.py")).read())
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id in ("INSTALL_REQUIRES", "EXTRAS"):
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+    return found["INSTALL_REQUIRES"], found["EXTRAS"]
+
+
+def name(req):
+    return re.sub(r"[-_.]+", "-", Requirement(req).name).lower()
+
+
+def test_setup_gives_ranges_and_keeps_paddle_and_the_optional_packages_out_of_the_core():
+    core, extras = setup_lists()
+    for req in core + [r for reqs in extras.values() for r in reqs]:
+        assert "==" not in req, f"{req}: setup.py gives ranges; exact pins live in requirements.txt"
+    core_names = {name(r) for r in core}
+    assert not {"paddlepaddle", "paddlepaddle-gpu"} & core_names      # a GPU user's build is never replaced
+    assert not {"faiss-cpu", "visualdl", "cdsapi", "cfgrib", "eccodes", "xgboost-cpu"} & core_names
+    assert {extra for extra, _ in OPTIONAL.values()} <= set(extras)  # every optional import names a real extra
+
+
+def test_every_pin_of_requirements_txt_is_declared_and_inside_its_range():
+    core, extras = setup_lists()
+    declared = {name(r): Requirement(r) for r in core + [r for reqs in extras.values() for r in reqs]}
+    pins = [line.split("#")[0].strip() for line in open(os.path.join(ROOT, "requirements.txt"))]
+    pins = [Requirement(p) for p in pins if p]
+    assert len(pins) > 20
+    for pin in pins:
+        key = re.sub(r"[-_.]+", "-", pin.name).lower()
+        assert key in declared, f"requirements.txt pins {pin.name}, which setup.py does not declare"
+        (version,) = [s.version for s in pin.specifier]
+        assert declared[key].specifier.contains(version, prereleases=True), \
+            f"{pin.name}=={version} (requirements.txt) is outside setup.py's {declared[key]}"
+
+
+def test_a_missing_optional_package_names_the_extra_that_installs_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)          # import faiss now raises ImportError
+    with pytest.raises(ConfigError, match=r"retrieval-augmented inference .* needs the faiss package.*"
+                                          r"pip install 'ppeye\[retrieval\]'"):
+        require("faiss")
+
+
+def test_without_paddle_the_error_says_how_to_install_it():
+    import subprocess
+
+    code = ("import sys; sys.modules['paddle'] = None\n"
+            "from ppeye.core.paddle_env import import_paddle\n"
+            "from ppeye.core.errors import ConfigError\n"
+            "try:\n    import_paddle()\nexcept ConfigError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert "PaddlePaddle is not installed" in out.stdout and "ppeye[cpu]" in out.stdout, out.stderr[-2000:]
+    assert "paddlepaddle.org.cn/packages/stable" in out.stdout
