@@ -25,15 +25,32 @@ def test_every_tool_prints_help(name):
 
 def test_train_has_the_flags_paddledetection_users_expect():
     out = run_tool("train", "-h").stdout
-    for flag in ["--config", "--opt", "--eval", "--resume", "--use_vdl", "--vdl_log_dir", "--fleet", "--output_dir"]:
+    for flag in ["--config", "--opt", "--eval", "--resume", "--use_vdl", "--vdl_log_dir", "--fleet", "--output_dir", "--amp"]:
         assert flag in out
     assert "key.path=value" in out  # the override help
 
 
-def test_boolean_flags_take_no_value():
-    # `--use_vdl False` must not silently mean True: argparse rejects the extra word
-    res = run_tool("train", "-c", "configs/demo.yaml", "--use_vdl", "False")
-    assert res.returncode == 2 and "unrecognized arguments: False" in res.stderr
+def test_boolean_flags_take_no_value_or_the_paddledetection_value():
+    from ppeye.core import cli
+
+    parser = cli.make_parser("t")
+    cli.add_switch(parser, "--eval", help="x")
+    seen = {tuple(argv): parser.parse_args(["-c", "c.yaml", *argv]).eval
+            for argv in ([], ["--eval"], ["--eval=True"], ["--eval", "false"], ["--eval=0"])}
+    assert seen == {(): None, ("--eval",): True, ("--eval=True",): True, ("--eval", "false"): False, ("--eval=0",): False}
+    # `--use_vdl maybe` is refused, never taken for true
+    res = run_tool("train", "-c", "configs/demo.yaml", "--use_vdl", "maybe")
+    assert res.returncode == 2 and "expected true or false, got 'maybe'" in res.stderr
+
+
+def test_keys_paddledetection_users_type_get_ppeyes_name_not_an_invitation_to_add_them():
+    res = run_tool("train", "-c", "configs/demo.yaml", "-o", "use_gpu=true")
+    assert res.returncode == 2 and "ppeye's name for PaddleDetection's 'use_gpu' is device" in res.stderr
+    assert "+use_gpu" not in res.stderr
+    res = run_tool("train", "-c", "configs/demo.yaml", "-o", "LearningRate.base_lr=0.01")
+    assert "is optimizer.learning_rate" in res.stderr
+    out = run_tool("train", "-h").stdout               # the help's example is a real key
+    assert "model.temporal.afno.enabled=false" in out and "model.afno" not in out
 
 
 def test_unknown_override_is_a_clear_error_without_traceback():

@@ -20,13 +20,13 @@ def main():
     parser = cli.make_parser(__doc__)
     parser.add_argument("--split", default="all", choices=["val", "test", "external", "period", "period_2", "all"],
                         help="which split to evaluate (all: val, test and the held-out splits the cohort has)")
-    parser.add_argument("--use_vdl", action="store_true", help="also write curves and figures to VisualDL")
+    cli.add_switch(parser, "--use_vdl", help="also write curves and figures to VisualDL")
     parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log directory (default: <run>/vdl)")
     parser.add_argument("--output_dir", default=None, help="where the results go (default: <run>/eval)")
     args = parser.parse_args()
 
     def run():
-        cfg = cli.config_from_args(args, flags={"use_vdl": args.use_vdl or None, "vdl_log_dir": args.vdl_log_dir})
+        cfg = cli.config_from_args(args, flags={"use_vdl": args.use_vdl, "vdl_log_dir": args.vdl_log_dir})
         from ppeye.engine.checkpoint import run_dir_of
         from ppeye.engine.evaluator import Evaluator
         from ppeye.engine.checkpoint import resolve

@@ -16,23 +16,24 @@ from ppeye.core import cli
 
 def main():
     parser = cli.make_parser(__doc__)
-    parser.add_argument("--eval", action="store_true", help="evaluate on the validation split every epoch")
+    cli.add_switch(parser, "--eval", help="evaluate on the validation split every epoch")
     parser.add_argument("-r", "--resume", default=None,
                         help="run directory or checkpoint to resume from (restores model, optimizer, "
                              "schedule, epoch, RNG and early-stopping state)")
-    parser.add_argument("--use_vdl", action="store_true", help="log to VisualDL")
+    cli.add_switch(parser, "--use_vdl", help="log to VisualDL")
     parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log directory (default: <run>/vdl)")
-    parser.add_argument("--fleet", action="store_true",
-                        help="collective training with paddle.distributed.fleet (implied under fleetrun)")
+    cli.add_switch(parser, "--fleet", help="collective training with paddle.distributed.fleet (implied under fleetrun)")
+    cli.add_switch(parser, "--amp", help="mixed precision on GPUs (train.amp; nothing on a CPU)")
     parser.add_argument("--output_dir", default=None, help="where run directories go (default: output_dir)")
     args = parser.parse_args()
 
     def run():
         cfg = cli.config_from_args(args, flags={
-            "train.eval": args.eval or None,
-            "use_vdl": args.use_vdl or None,
+            "train.eval": args.eval,
+            "use_vdl": args.use_vdl,
             "vdl_log_dir": args.vdl_log_dir,
-            "fleet": args.fleet or None,
+            "fleet": args.fleet,
+            "train.amp": args.amp,
             "output_dir": args.output_dir,
         })
         if not cfg.get("run_name"):

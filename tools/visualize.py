@@ -32,7 +32,7 @@ def main():
                         help="how a window's days add up into a person's map (default: explain.day_weighting)")
     parser.add_argument("--max_people", type=int, default=None, help="stop after this many people")
     parser.add_argument("--clusters", type=int, default=4, help="k-means clusters of MoE routing vectors")
-    parser.add_argument("--use_vdl", action="store_true", help="also log the figures to VisualDL")
+    cli.add_switch(parser, "--use_vdl", help="also log the figures to VisualDL")
     args = parser.parse_args()
 
     def run():
@@ -40,7 +40,7 @@ def main():
         unknown = [w for w in wanted if w not in WHAT]
         if unknown:
             raise cli.PpeyeError(f"--what: unknown {', '.join(unknown)}; choose from {', '.join(WHAT)}")
-        cfg = cli.config_from_args(args, flags={"use_vdl": args.use_vdl or None})
+        cfg = cli.config_from_args(args, flags={"use_vdl": args.use_vdl})
         if not cfg.get("weights"):
             raise cli.PpeyeError("no weights to explain: add -o weights=<run directory or checkpoint>")
         from ppeye.engine.checkpoint import resolve

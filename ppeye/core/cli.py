@@ -21,7 +21,7 @@ from .errors import PpeyeError
 OVERRIDE_HELP = """\
 overrides:
   -o key.path=value [key.path=value ...]   may be repeated; all groups apply in order.
-  Values are YAML: -o train.epochs=5 data.box=[16,16] model.afno.enabled=false
+  Values are YAML: -o train.epochs=5 data.box=[16,16] model.temporal.afno.enabled=false
   An unknown key is an error that suggests the nearest keys; prefix a key with +
   to add it on purpose: -o +model.note=baseline
 """
@@ -57,6 +57,22 @@ def make_parser(description, config_required=True, config_default=DEFAULT_CONFIG
         help="override config keys (see 'overrides' below)",
     )
     return parser
+
+
+def _truth(text):
+    word = str(text).strip().lower()
+    if word in ("true", "1", "yes", "on"):
+        return True
+    if word in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_switch(parser, *names, help):
+    """A boolean flag that takes no value (``--eval``) or one the PaddleDetection way
+    (``--eval=True``, ``--use_vdl false``); None when not given, so the config decides."""
+    parser.add_argument(*names, nargs="?", const=True, default=None, type=_truth, metavar="BOOL",
+                        help=f"{help} (no value: true)")
 
 
 def set_existing(cfg, path, value):
@@ -99,4 +115,4 @@ def main(run):
     sys.exit(0 if result is None else int(result))
 
 
-__all__ = ["Config", "make_parser", "config_from_args", "set_existing", "main"]
+__all__ = ["Config", "make_parser", "config_from_args", "set_existing", "add_switch", "main"]

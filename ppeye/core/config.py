@@ -25,6 +25,7 @@ import yaml
 
 from .checks import check_values
 from .errors import ConfigError
+from .habits import habit_hint
 from .io import atomic_write
 
 BASE_KEY = "_BASE_"
@@ -167,9 +168,9 @@ def _checked_keys(root, base, data, path, prefix=""):
         full = f"{prefix}{name}"
         if key not in base:
             near = _suggest(root, full)
-            hint = f" Did you mean: {', '.join(near)}?" if near else ""
-            raise ConfigError(f"{path}: unknown config key '{full}' (not in its {BASE_KEY} files).{hint} "
-                              f"To add a new key on purpose write {NEW_KEY_PREFIX}{name}:")
+            hint = habit_hint(full) or (f" Did you mean: {', '.join(near)}?" if near else "")
+            raise ConfigError(f"{path}: unknown config key '{full}' (not in its {BASE_KEY} files).{hint}"
+                              + ("" if habit_hint(full) else f" To add a new key on purpose write {NEW_KEY_PREFIX}{name}:"))
         if isinstance(value, dict) and isinstance(base[key], dict):
             out[key] = _checked_keys(root, base[key], value, path, full + ".")
         else:
@@ -267,6 +268,8 @@ def _suggest(cfg, path):
 
 
 def _unknown_key(cfg, path, text):
+    if habit_hint(path):
+        return ConfigError(f"override {text!r}: unknown config key '{path}'.{habit_hint(path)}")
     near = _suggest(cfg, path)
     hint = f" Did you mean: {', '.join(near)}?" if near else ""
     return ConfigError(
