@@ -19,8 +19,6 @@ from .gradcam import GradCAM3D, person_maps, pointing_game, region_energy_ratio,
 
 paddle = import_paddle()
 WHAT = ("gradcam", "attention", "afno", "moe")
-EVENT_DISEASES = ("cataract", "amd")        # the planted weather events act on these
-PERIODIC_DISEASE = "glaucoma"              # the planted oscillation acts on this (winter)
 
 
 class Explainer:
@@ -296,9 +294,13 @@ class Explainer:
         figures.line_profiles(np.arange(T), series, os.path.join(out_dir, "attention_days.png"),
                               "attention of the patient over the window's days", "window position (0 = oldest day)",
                               "attention share", marks)
-        top = np.argsort(-got["probs"][:, DISEASES.index("cataract")])[:20]
+        # the people of highest risk of the disease the planted event acts on most (with a ground
+        # truth), else of the first disease
+        focus = max(truth["gt"]["event"]["effects"], key=lambda d: max(truth["gt"]["event"]["effects"][d].values())) \
+            if truth is not None else DISEASES[0]
+        top = np.argsort(-got["probs"][:, DISEASES.index(focus)])[:20]
         figures.day_heatmap(imp[top], os.path.join(out_dir, "attention_people.png"),
-                            "patient-to-weather attention, 20 highest cataract risks", attrs["_index_date"][top],
+                            f"patient-to-weather attention, 20 highest {focus} risks", attrs["_index_date"][top],
                             window)
         arrays = {"importance": imp}
         if "head_maps" in got:
@@ -310,17 +312,19 @@ class Explainer:
 
     def _afno(self, got, labels, attrs, truth, T, out_dir):
         res, series = {}, {}
-        g = DISEASES.index(PERIODIC_DISEASE)
+        # the disease the planted oscillation acts on (with a ground truth), else the first
+        periodic = next(iter(truth["gt"]["periodic"]["effects"])) if truth is not None else DISEASES[0]
+        g = DISEASES.index(periodic)
         cases = labels[:, g] == 1
         winter_cases = cases & (attrs["season"] == "winter")
         rows = []
         for i, (e_in, e_out) in enumerate(got["spectra"]):
             s = spectrum.summarise(e_in, e_out, T, winter_cases if winter_cases.any() else cases)
             series[f"block {i} gain"] = s["gain"][1:]
-            res[f"block{i}_top_periods_kept_energy_{PERIODIC_DISEASE}_cases"] = \
+            res[f"block{i}_top_periods_kept_energy_{periodic}_cases"] = \
                 [round(float(p), 1) for p in spectrum.ranked_periods(e_out[cases].mean(0) if cases.any() else s["energy_out"], T, 5)]
             if "case_control_ratio" in s:
-                res[f"block{i}_top_periods_case_control_{PERIODIC_DISEASE}_winter"] = \
+                res[f"block{i}_top_periods_case_control_{periodic}_winter"] = \
                     [round(float(p), 1) for p in spectrum.ranked_periods(s["case_control_ratio"], T, 5)]
             if truth is not None:
                 period = truth["gt"]["periodic"]["period_days"]
