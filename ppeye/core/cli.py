@@ -26,7 +26,6 @@ overrides:
   to add it on purpose: -o +model.note=baseline
 """
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_CONFIG = os.path.join("configs", "demo.yaml")
 
 

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 
-from ..core.cli import PROJECT_ROOT
 from ..core.config import apply_overrides, save_config
 from ..core.errors import PpeyeError
 from ..core.launch import launch_prefix
@@ -40,7 +39,9 @@ def train_variant(cfg, output_dir, run_name, overrides=(), processes="auto", log
     config_path = os.path.join(output_dir, f"{run_name}.yaml")
     save_config(variant, config_path)
     launch = launch_prefix(os.path.join(run_dir, "launch"), processes)
-    argv = [sys.executable, *launch, os.path.join(PROJECT_ROOT, "tools", "train.py"), "-c", config_path]
+    from ..tools import train as entry          # inside the package: there after a normal install too
+
+    argv = [sys.executable, *launch, os.path.abspath(entry.__file__), "-c", config_path]
     if log:
         log.info(f"{run_name}: python {' '.join(argv[1:])}")
     code = subprocess.call(argv, env=child_environment())
