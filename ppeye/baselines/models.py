@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from ..core.errors import DataError, InputError
+from ..core.optional import require
 from ..metrics import DISEASES
 
 
@@ -71,8 +72,6 @@ XGBOOST_DEFAULTS = {"n_estimators": 500, "learning_rate": 0.05, "max_depth": 3, 
 def fit_xgboost(X_train, Y_train, X_val, Y_val, params=None, seed=0):
     """Gradient-boosted trees (histogram method; NaN is a value the trees route), early-stopped
     on the validation log-loss; ``params`` override :data:`XGBOOST_DEFAULTS`."""
-    from ..core.optional import require
-
     xgboost = require("xgboost")
 
     _check(X_train, Y_train, X_val, Y_val, "xgboost", allow_nan=True)

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from ..core.optional import require
 from ..core.registry import CALLBACKS
 from ..metrics import DISEASES
 
@@ -109,8 +110,6 @@ class VisualDLCallback(Callback):
     """Writes a VisualDL log directory (``visualdl --logdir DIR`` to watch it)."""
 
     def __init__(self, log_dir, log_iter=20):
-        from ..core.optional import require
-
         LogWriter = require("visualdl").LogWriter
 
         os.makedirs(log_dir, exist_ok=True)

@@ -28,10 +28,12 @@ from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..core.runlock import DirectoryLock
 from ..core.seed import seed_everything
+from ..data.dataset import OnsetDataset
 from ..metrics import multilabel_metrics
 from .callbacks import LogCallback, VisualDLCallback
 from .checkpoint import (CheckpointError, keep_previous_checkpoints, load_checkpoint, load_pretrained, load_weights,
                          read_state, save_checkpoint)
+from .offset import fit_patient_offset
 from .optim import EarlyStopping, build_optimizer, build_scheduler, frozen_epochs
 from .predict import check_weather_presence, make_loader, predict, to_tensors
 from .records import write_history, write_run_records
@@ -47,7 +49,6 @@ class Trainer:
 
     def __init__(self, cfg, log=None, callbacks=None):
         from .. import build_model
-        from ..data.dataset import OnsetDataset
         from ..modeling import build_loss
 
         self.cfg = cfg
@@ -91,9 +92,6 @@ class Trainer:
         if emb is not None:
             emb.fit(self.train_set.tab, self.train_set.tab_mask)
         if getattr(self.model, "patient_offset", None) is not None:   # fitted here, frozen; a checkpoint loaded below replaces it
-            from ..data.dataset import OnsetDataset
-            from .offset import fit_patient_offset
-
             fit_patient_offset(self.model, self.train_set,
                                self.val_set if self.val_set is not None else OnsetDataset(cfg, "val"), self.seed, self.log)
         if cfg.get("weights"):       # start from the weights of a run of this model (fine-tuning)

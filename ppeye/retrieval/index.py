@@ -17,14 +17,13 @@ import numpy as np
 
 from ..core.errors import ConfigError, InputError
 from ..core.io import atomic_directory
+from ..core.optional import require
 from ..metrics import multilabel_metrics
 
 INDEX_FILE, LABELS_FILE, PARAMS_FILE = "index.faiss", "labels.npy", "params.json"
 
 
 def _faiss():
-    from ..core.optional import require
-
     return require("faiss")
 
 

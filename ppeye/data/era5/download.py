@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from ...core.errors import ConfigError, DataError, PpeyeError
 from ...core.logger import get_logger
+from ...core.optional import require
 from ...core.runlock import DirectoryLock
 from ..ukb.centres import resolve_sites
 from .grid import site_box, union_box
@@ -245,8 +246,6 @@ CLIENT_RETRIES, CLIENT_SLEEP_MAX, CLIENT_TIMEOUT = 1, 10, 60
 def cds_client(retry_max=CLIENT_RETRIES, sleep_max=CLIENT_SLEEP_MAX, timeout=CLIENT_TIMEOUT):
     """The real CDS client (cdsapi reads ~/.cdsapirc or CDSAPI_URL / CDSAPI_KEY), with its own
     retrying bounded (see CLIENT_RETRIES)."""
-    from ...core.optional import require
-
     cdsapi = require("cdsapi")
 
     return cdsapi.Client(quiet=True, progress=False, retry_max=retry_max, sleep_max=sleep_max, timeout=timeout)

@@ -24,6 +24,7 @@ import xarray as xr
 
 from ...core.errors import DataError
 from ...core.io import sha256
+from ...core.optional import require
 from .variables import BY_SHORT
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
@@ -101,8 +102,6 @@ def _open_grib(path, label):
 
 
 def _cfgrib_datasets(path):
-    from ...core.optional import require
-
     cfgrib = require("cfgrib")
 
     return [ds.load() for ds in cfgrib.open_datasets(path, backend_kwargs={"indexpath": ""})]

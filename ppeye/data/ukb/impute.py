@@ -23,6 +23,7 @@ dominates by its units. The fitted imputer is saved with joblib as
 import numpy as np
 
 from ...core.errors import ConfigError, DataError
+from ...core.optional import require
 
 METHODS = ("mean", "median", "mice", "knn", "xgboost")
 
@@ -87,8 +88,6 @@ class FeatureImputer:
         return np.where(np.isnan(X), self.fallback[None, :], X)
 
     def _fit_trees(self, X):
-        from ...core.optional import require
-
         xgb = require("xgboost")
 
         filled = self._initial_fill(X)
