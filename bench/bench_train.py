@@ -49,11 +49,7 @@ def worker(args):
         if i == args.warmup + args.steps:
             break
         t0 = time.perf_counter()
-        loss, _ = trainer._forward_loss(to_tensors(batch))
-        loss.backward()
-        trainer.optimizer.step()
-        trainer.optimizer.clear_grad()
-        loss.item()
+        trainer.train_step(to_tensors(batch))       # forward, loss, backward, optimizer step
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
             samples += int(batch["labels"].shape[0])

@@ -46,11 +46,7 @@ def step_rate(trainer, steps, warmup):
     for i, batch in enumerate(trainer.loader):
         if i == warmup + steps:
             break
-        loss, _ = trainer._forward_loss(to_tensors(batch))
-        loss.backward()
-        trainer.optimizer.step()
-        trainer.optimizer.clear_grad()
-        loss.item()
+        trainer.train_step(to_tensors(batch))       # forward, loss, backward, optimizer step
         if i >= warmup:
             elapsed += time.perf_counter() - t0
             samples += int(batch["labels"].shape[0])

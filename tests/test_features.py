@@ -86,7 +86,7 @@ def test_cached_features_train_exactly_like_the_frozen_resnet_on_volumes(tiny_wo
         t.train_mode()
         batch = to_tensors(next(iter(t.loader)))
         paddle.seed(3)   # the same gate noise and dropout in both
-        loss, _ = t._forward_loss(batch)
+        loss, _ = t.forward_loss(batch)
         loss.backward()
         grads = {n: p.grad.numpy().copy() for n, p in t.model.named_parameters() if p.grad is not None}
         results.append((loss.item(), grads, batch["weather_unique"].shape))
@@ -206,7 +206,7 @@ def test_a_cache_with_the_coarse_summary_holds_each_days_cell_means_and_trains_l
         t.train_mode()
         batch = to_tensors(next(iter(t.loader)))
         paddle.seed(3)
-        losses.append(t._forward_loss(batch)[0].item())
+        losses.append(t.forward_loss(batch)[0].item())
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import ppeye
-from ppeye.core.errors import ConfigError, InputError
+from ppeye.core.errors import ConfigError, InputError, PpeyeError
 from ppeye.core.paddle_env import import_paddle
 
 paddle = import_paddle()
@@ -307,7 +307,8 @@ def test_day_reconstruction_adds_its_loss_in_training_only_and_learns_the_coarse
                        (["model.day_reconstruction.weight=-1"], "weight must be a number >= 0"),
                        (["+model.day_reconstruction.size=3"], "unknown key"),
                        (["model.day_reconstruction.target=anomaly"], "target must be one of")):
-        with pytest.raises(InputError, match=match):
+        # at config load (keys, types, choices: ppeye/core/model_config.py) or at build (sizes)
+        with pytest.raises(PpeyeError, match=match):
             tiny_model(["model.day_reconstruction.enabled=true"] + bad)
 
 

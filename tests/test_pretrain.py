@@ -12,6 +12,7 @@ from ppeye.engine import Trainer
 from ppeye.engine.checkpoint import CheckpointError, load_pretrained
 from ppeye.engine.pretrain import topk_accuracy
 from ppeye.modeling import ContrastivePretrainer, InfoNCE
+from ppeye.modeling.outputs import EXPLAIN_KEYS
 
 paddle = import_paddle()
 PRETRAIN = ROOT + "/configs/demo_pretrain.yaml"
@@ -58,6 +59,7 @@ def test_pretrainer_gives_unit_projections_and_square_similarities(pool):
     loss.backward()
     assert model.logit_scale.grad is not None and float(np.abs(model.backbone.stem[0].weight.grad.numpy()).sum()) > 0
     assert ex["logit_scale"].item() == pytest.approx(1 / 0.07, rel=1e-5)
+    assert set(ex) <= EXPLAIN_KEYS, sorted(set(ex) - EXPLAIN_KEYS)
 
 
 def test_bad_pretraining_settings_are_clear_errors():

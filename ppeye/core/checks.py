@@ -3,7 +3,8 @@ of late in a run (``train.epochs: 0`` used to exit 0 with no checkpoint; a negat
 or ``loader.num_workers`` crashed after the data were loaded). Keys a config lacks are skipped."""
 import datetime
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
+from .model_config import ModelConfig
 
 
 def _int_at_least(low):
@@ -85,6 +86,12 @@ def _date_problems(cfg):
 def check_values(cfg):
     """Raise ConfigError naming every key whose value breaks its rule (all of them at once)."""
     bad = _date_problems(cfg)
+    model = cfg.get("model") if isinstance(cfg, dict) else None
+    if isinstance(model, dict) and model.get("type") == "OnsetNet":
+        try:  # every model key typed against its one source of defaults (ppeye/core/model_config.py)
+            ModelConfig.from_dict(model.to_dict() if hasattr(model, "to_dict") else model)
+        except InputError as e:
+            bad.append(str(e))
     for path, (ok, expected) in RULES.items():
         node, found = cfg, True
         for part in path.split("."):
@@ -96,3 +103,4 @@ def check_values(cfg):
             bad.append(f"{path} must be {expected}, got {node!r}")
     if bad:
         raise ConfigError("bad config value" + ("s" if len(bad) > 1 else "") + ": " + "; ".join(bad))
+

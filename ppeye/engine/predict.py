@@ -86,8 +86,7 @@ def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, 
             if drop is not None:
                 key = "weather_present" if drop == "weather" else "tab_mask"
                 b[key] = paddle.zeros_like(b[key])
-            out = model(b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"], return_explain=with_embeddings,
-                        weather_present=b["weather_present"])
+            out = model(b, return_explain=with_embeddings)
             logits, ex = out if with_embeddings else (out, None)
             probs.append(paddle.nn.functional.sigmoid(logits).numpy().astype(np.float64))
             for k in keys:

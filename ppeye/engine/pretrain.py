@@ -25,7 +25,7 @@ def embed_pairs(model, dataset, cfg, store=None):
     with paddle.no_grad():
         for batch in loader:
             b = to_tensors(batch)
-            _, ex = model(b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"], return_explain=True)
+            _, ex = model(b, return_explain=True)
             zp.append(ex["patient_projection"].numpy())
             zw.append(ex["weather_projection"].numpy())
     out_p, out_w = np.empty((len(dataset), zp[0].shape[1]), np.float32), np.empty((len(dataset), zw[0].shape[1]), np.float32)

@@ -20,6 +20,7 @@ import time
 import numpy as np
 from paddle.base.unique_name import UniqueNameGenerator
 
+from .. import build_model
 from ..core.config import save_config
 from ..core.device import average_batchnorm_statistics, init_distributed, select_device
 from ..core.errors import ConfigError, PpeyeError
@@ -30,6 +31,8 @@ from ..core.runlock import DirectoryLock
 from ..core.seed import seed_everything
 from ..data.dataset import OnsetDataset
 from ..metrics import multilabel_metrics
+from ..modeling import build_loss, total_loss
+from ..retrieval import build_index
 from .callbacks import LogCallback, VisualDLCallback
 from .checkpoint import (CheckpointError, keep_previous_checkpoints, load_checkpoint, load_pretrained, load_weights,
                          read_state, save_checkpoint)
@@ -48,9 +51,6 @@ class Trainer:
     """
 
     def __init__(self, cfg, log=None, callbacks=None):
-        from .. import build_model
-        from ..modeling import build_loss
-
         self.cfg = cfg
         self.world, self.rank = init_distributed(cfg)
         self.device = select_device(cfg.get("device", "auto"))
@@ -268,7 +268,7 @@ class Trainer:
             self.loader.ppeye_sampler.set_epoch(epoch)
             t0 = time.perf_counter()
             with paddle.utils.unique_name.guard(self._opt_names):
-                step, loss_sum, batches, samples = self._epoch(epoch, step, ckpt_root)
+                step, loss_sum, batches, samples = self._epoch(epoch, step)
             if self.world > 1:              # the epoch's figures over all ranks, not rank 0's share
                 totals = paddle.to_tensor([loss_sum, float(batches), float(samples)], dtype="float64")
                 paddle.distributed.all_reduce(totals)
@@ -312,27 +312,66 @@ class Trainer:
 
     def build_retrieval(self, ckpt_root):
         """Index the training set with the weights evaluation will use (best, else latest)."""
-        from ..retrieval import build_from_trainer
-
         last = {k: v.clone() for k, v in self.model.state_dict().items()}
         ckpt = load_weights(self.model, ckpt_root)
         try:
-            index = build_from_trainer(self, checkpoint=os.path.abspath(ckpt))
+            index = build_index(lambda dataset: self.predict(dataset, with_embeddings=True), self.train_set,
+                                self.val_set, self.cfg["retrieval"], self.seed)
         finally:
             self.model.set_state_dict(last)     # the trainer's model stays the last epoch's
+        if self.rank == 0:
+            index.save(os.path.join(self.run_dir, "retrieval"),
+                       {"checkpoint": os.path.abspath(ckpt), "config_fingerprint": self.fingerprint})
         self.log.info(f"retrieval index of {index.params['n']} training people ({index.metric}, {index.kind}); "
                       f"on validation k={index.k}, alpha={index.alpha:.2f}")
         self._barrier()
         return index
 
-    def _forward_loss(self, b):
-        from ..modeling import total_loss
-
+    def forward_loss(self, batch):
+        """(training loss, explanation dict) of one batch of tensors (``to_tensors`` of what the
+        loader yields), through ``self.net``; no backward."""
         with paddle.amp.auto_cast(enable=self.amp, level="O1"):
-            _, ex = self.net(b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"], return_explain=True,
-                             weather_present=b["weather_present"])
-            loss = total_loss(self.criterion, ex, b["labels"])
+            _, ex = self.net(batch, return_explain=True)
+            loss = total_loss(self.criterion, ex, batch["labels"])
         return loss, ex
+
+    def train_step(self, batch, update=True, group=1, where=""):
+        """One training step on a batch of tensors: forward, loss, backward (scaled by 1 / ``group``,
+        the micro-batches of this update), then, if ``update``, the optimizer (and a per-step
+        schedule) steps. Returns (loss value, explanation dict), or None when a non-finite loss is
+        skipped (``train.nan_policy: skip``); raises with ``nan_policy: stop``. Ranks agree on a bad
+        loss. ``where`` names the step in messages (e.g. "epoch 3 batch 7")."""
+        ckpt_root = os.path.join(self.run_dir, "checkpoints")
+        sync = contextlib.nullcontext() if update or self.world == 1 else self.net.no_sync()
+        with sync:
+            loss, ex = self.forward_loss(batch)
+            value = loss.item()
+            if self.world > 1:   # every rank must take the same decision about a bad loss
+                flag = paddle.to_tensor([0.0 if np.isfinite(value) else 1.0])
+                paddle.distributed.all_reduce(flag)
+                value = value if flag.item() == 0 else float("nan")
+            if not np.isfinite(value):
+                if self.cfg["train"].get("nan_policy", "stop") == "skip":
+                    self.log.warning(f"{where or 'step'}: loss is {value}; step skipped (nan_policy: skip)")
+                    self.optimizer.clear_grad()
+                    return None
+                raise PpeyeError(f"{where or 'step'}: the loss is {value}; training stopped "
+                                 f"(nan_policy: stop). The last good checkpoint in {ckpt_root} is intact; "
+                                 f"try a lower optimizer.learning_rate or nan_policy: skip")
+            scaled = loss / group
+            if self.scaler is not None:
+                scaled = self.scaler.scale(scaled)
+            scaled.backward()
+        if update:
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.optimizer.clear_grad()
+            if not self.per_epoch_schedule:
+                self.scheduler.step()
+        return value, ex
 
     def train_mode(self):
         """The network in training mode, except a frozen ResNet (its BatchNorm keeps the running
@@ -341,46 +380,20 @@ class Trainer:
         if self.frozen:
             self.model.backbone.eval()
 
-    def _epoch(self, epoch, step, ckpt_root):
+    def _epoch(self, epoch, step):
         self.train_mode()
-        policy = self.cfg["train"].get("nan_policy", "stop")
         total, count, samples = 0.0, 0, 0
         n = len(self.loader)
         for i, batch in enumerate(self.loader):
             b = to_tensors(batch)
             update = (i + 1) % self.accum == 0 or i + 1 == n
-            sync = contextlib.nullcontext() if update or self.world == 1 else self.net.no_sync()
-            with sync:
-                loss, ex = self._forward_loss(b)
-                value = loss.item()
-                if self.world > 1:   # every rank must take the same decision about a bad loss
-                    flag = paddle.to_tensor([0.0 if np.isfinite(value) else 1.0])
-                    paddle.distributed.all_reduce(flag)
-                    value = value if flag.item() == 0 else float("nan")
-                if not np.isfinite(value):
-                    if policy == "skip":
-                        self.log.warning(f"epoch {epoch + 1} batch {i + 1}: loss is {value}; step skipped "
-                                         f"(nan_policy: skip)")
-                        self.optimizer.clear_grad()
-                        continue
-                    raise PpeyeError(f"epoch {epoch + 1} batch {i + 1}: the loss is {value}; training stopped "
-                                     f"(nan_policy: stop). The last good checkpoint in {ckpt_root} is intact; "
-                                     f"try a lower optimizer.learning_rate or nan_policy: skip")
-                # the mean over the update's micro-batches (a last, shorter group is not diluted)
-                group = min(self.accum, n - (i // self.accum) * self.accum)
-                scaled = loss / group
-                if self.scaler is not None:
-                    scaled = self.scaler.scale(scaled)
-                scaled.backward()
+            # the mean over the update's micro-batches (a last, shorter group is not diluted)
+            group = min(self.accum, n - (i // self.accum) * self.accum)
+            done = self.train_step(b, update, group, where=f"epoch {epoch + 1} batch {i + 1}")
+            if done is None:
+                continue
+            value, ex = done
             if update:
-                if self.scaler is not None:
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                else:
-                    self.optimizer.step()
-                self.optimizer.clear_grad()
-                if not self.per_epoch_schedule:
-                    self.scheduler.step()
                 step += 1
             bs = int(b["labels"].shape[0])
             total, count, samples = total + value, count + 1, samples + bs

@@ -84,7 +84,7 @@ class GradCAM3D:
         self.layer = layers.get(self.layer_name)            # None for the input
         self.map_shape = None
 
-    def __call__(self, weather_unique, day_index, tab, tab_mask, diseases=(0, 1, 2, 3)):
+    def __call__(self, weather_unique, day_index, tab, tab_mask, diseases=(0, 1, 2, 3), weather_present=None):
         """{"cam": [J, U, D, H, W] (upsampled, >= 0), "logits": [B, 4], "day_weights": [B, T],
         "explain": the forward's explain dict}; at the ``input`` also "by_variable":
         [J, U, C, H, W], each variable's own signed term (weight x input, hours summed, no ReLU:
@@ -99,7 +99,8 @@ class GradCAM3D:
         weather_unique = weather_unique.detach()
         weather_unique.stop_gradient = False       # a gradient path even if the layer had no parameters
         try:
-            logits, ex = self.model(weather_unique, day_index, tab, tab_mask, return_explain=True)
+            logits, ex = self.model(weather_unique, day_index, tab, tab_mask, return_explain=True,
+                                    weather_present=weather_present)
         finally:
             if handle is not None:
                 handle.remove()

@@ -57,9 +57,9 @@ class Explainer:
         spectra, spans, seen = [], None, 0
         for idx, batch in zip(loader.ppeye_sampler, loader):
             b = to_tensors(batch)
-            args = (b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"])
             if cam is not None:
-                r = cam(*args)
+                r = cam(b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"],
+                        weather_present=b["weather_present"])
                 ex, logits = r["explain"], r["logits"]
                 day_index = batch["day_index"].numpy() if hasattr(batch["day_index"], "numpy") else np.asarray(batch["day_index"])
                 s, h = person_maps(r["cam"], day_index, r["day_weights"])
@@ -69,7 +69,7 @@ class Explainer:
                     got["by_variable"].append(window_sum(r["by_variable"], day_index, r["day_weights"]).astype(np.float32))
             else:
                 with paddle.no_grad():
-                    logits, ex = self.model(*args, return_explain=True)
+                    logits, ex = self.model(b, return_explain=True)
                 logits = logits.numpy()
             got["index"].append(np.asarray(idx))
             got["probs"].append(1 / (1 + np.exp(-logits)))

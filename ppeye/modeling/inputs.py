@@ -4,6 +4,20 @@ from ..core.paddle_env import import_paddle
 
 paddle = import_paddle()
 
+REQUIRED_BATCH_KEYS = ("weather_unique", "day_index", "tab")
+
+
+def unpack_batch(batch):
+    """The model's inputs from a batch dict, as ``ppeye.engine.predict.to_tensors`` makes of what
+    the loader yields: (weather_unique, day_index, tab, tab_mask or None, weather_present or None).
+    ``model(batch)`` calls this, so no caller unpacks a batch by hand (or forgets a key)."""
+    missing = [k for k in REQUIRED_BATCH_KEYS if k not in batch]
+    if missing:
+        raise InputError(f"a model batch needs the keys {', '.join(REQUIRED_BATCH_KEYS)} (tab_mask and "
+                         f"weather_present optional); missing: {', '.join(missing)}")
+    return (batch["weather_unique"], batch["day_index"], batch["tab"], batch.get("tab_mask"),
+            batch.get("weather_present"))
+
 
 def check_inputs(s, pooled_width, weather_unique, day_index, tab, tab_mask):
     """Raise an InputError naming the input, the expected and the actual shape (``s``: the model's

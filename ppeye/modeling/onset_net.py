@@ -27,7 +27,8 @@ from ..core.paddle_env import import_paddle
 from ..core.registry import MODELS
 from ..data.ukb.fields import DISEASES
 from .backbones.resnet3d import ResNet3D
-from .inputs import check_inputs
+from ..core.model_config import ModelConfig
+from .inputs import check_inputs, unpack_batch
 from .layers.afno import AFNOBlock
 from .layers.day_decoder import DayDecoder
 from .layers.fusion import CrossAttentionFusion
@@ -42,13 +43,6 @@ nn = paddle.nn
 F = paddle.nn.functional
 
 
-
-def _section(cfg, **defaults):
-    out = dict(defaults)
-    out.update(cfg or {})
-    return out
-
-
 @MODELS.register
 class OnsetNet(nn.Layer):
     """The model of ``configs/_base_/model/onset_net.yaml``; ``input_shapes`` from ``ppeye.input_shapes``.
@@ -57,32 +51,25 @@ class OnsetNet(nn.Layer):
     logits [B, 4], or ``(logits, explain)``; see ``forward``.
     """
 
-    def __init__(self, input_shapes, width=512, backbone=None, temporal=None, tabular=None, fusion=None,
-                 moe=None, weather_branch=True, patient_branch=True, missing=None, day_reconstruction=None,
-                 patient_offset=None, num_classes=len(DISEASES)):
+    def __init__(self, input_shapes, num_classes=len(DISEASES), **settings):
         super().__init__()
-        if not (weather_branch or patient_branch):
+        cfg = self.config = ModelConfig.from_dict(dict(settings, type="OnsetNet"))
+        width, missing = cfg.width, cfg.missing
+        if not (cfg.weather_branch or cfg.patient_branch):
             raise InputError("model: weather_branch and patient_branch cannot both be off")
         self.shapes = {k: int(v) for k, v in input_shapes.items()}
         self.width, self.num_classes = width, num_classes
-        self.weather_branch, self.patient_branch = bool(weather_branch), bool(patient_branch)
-        moe_defaults = _section(moe, enabled=True, gate_noise=True, capacity_factor=None, aux_loss_weight=0.01)
-        self.aux_loss_weight = float(moe_defaults["aux_loss_weight"])
+        self.weather_branch, self.patient_branch = cfg.weather_branch, cfg.patient_branch
+        self.aux_loss_weight = float(cfg.moe.aux_loss_weight)
 
-        def moe_cfg(section):
-            section = _section(section, enabled=False)
-            merged = {k: moe_defaults[k] for k in ("gate_noise", "capacity_factor")}
-            merged.update(section)
-            merged["enabled"] = bool(moe_defaults["enabled"] and section["enabled"])
-            return merged
+        def moe_cfg(place):
+            return dict(place.to_dict(), enabled=cfg.moe.enabled and place.enabled,
+                        gate_noise=cfg.moe.gate_noise, capacity_factor=cfg.moe.capacity_factor)
 
         t = self.shapes["T"]
         if self.weather_branch:
-            bb = _section(backbone, type="ResNet3D", depth=18, base_width=64, stem_stride=1,
-                          strides=[1, 2, 2, 1], recompute=False, pool="avg", pool_heads=4, coords=False,
-                          summary=None)
-            if bb.pop("type") != "ResNet3D":
-                raise InputError(f"model.backbone.type: only ResNet3D is available, got {backbone.get('type')!r}")
+            bb = cfg.backbone.to_dict()
+            del bb["type"]
             self.backbone = ResNet3D(self.shapes["C"], **bb, input_size=(self.shapes["D"], self.shapes["H"], self.shapes["W"]))
             self.day_proj = nn.Linear(self.backbone.features, width)
             # the coarse summary's own projection, zero at the start: a run from a pretrained day
@@ -90,33 +77,27 @@ class OnsetNet(nn.Layer):
             self.summary_proj = (nn.Linear(self.backbone.summary_width, width, bias_attr=False,
                                            weight_attr=nn.initializer.Constant(0.0))
                                  if self.backbone.summary_width else None)
-            tc = _section(temporal, positions="learned")
-            tr = _section(tc.get("transformer"), enabled=True, layers=2, heads=8, ffn_ratio=4, dropout=0.1,
-                          recompute=False)
-            af = _section(tc.get("afno"), enabled=True, layers=1, num_blocks=8, sparsity_threshold=0.01,
-                          hard_thresholding_fraction=1.0, mlp_ratio=2, dropout=0.0)
-            self.positions = build_positions(tc["positions"], t, width)
+            tr, af = cfg.temporal.transformer, cfg.temporal.afno
+            self.positions = build_positions(cfg.temporal.positions, t, width)
             self.transformer = None
-            if tr["enabled"]:
-                self.transformer = TemporalTransformer(width, tr["layers"], tr["heads"], tr["ffn_ratio"], tr["dropout"],
-                                                       moe_cfg(tr.get("moe")), tr["recompute"])
+            if tr.enabled:
+                self.transformer = TemporalTransformer(width, tr.layers, tr.heads, tr.ffn_ratio, tr.dropout,
+                                                       moe_cfg(tr.moe), tr.recompute)
             self.afno = None
-            if af["enabled"]:
+            if af.enabled:
                 self.afno = nn.LayerList([
-                    AFNOBlock(width, af["num_blocks"], af["sparsity_threshold"], af["hard_thresholding_fraction"],
-                              af["mlp_ratio"], af["dropout"], moe_cfg(af.get("moe")))
-                    for _ in range(af["layers"])])
+                    AFNOBlock(width, af.num_blocks, af.sparsity_threshold, af.hard_thresholding_fraction,
+                              af.mlp_ratio, af.dropout, moe_cfg(af.moe))
+                    for _ in range(af.layers)])
             self.temporal_mix = nn.Linear(2 * width, width) if (self.transformer and self.afno) else None
-            self.day_decoder, self.day_weight = self._day_reconstruction(day_reconstruction, width)
+            self.day_decoder, self.day_weight = self._day_reconstruction(cfg.day_reconstruction, width)
         else:
             self.null_weather = self.create_parameter([1, 1, width], default_initializer=nn.initializer.TruncatedNormal(std=0.02))
 
         if self.patient_branch:
-            tb = _section(tabular, type="TabM", variant="tabm", k=32, layers=3, hidden=512, dropout=0.1,
-                          num_embeddings=None, use_mask=True)
-            if tb.pop("type") != "TabM":
-                raise InputError(f"model.tabular.type: only TabM is available, got {tabular.get('type')!r}")
-            tab_moe = moe_cfg(tb.pop("moe", None))
+            tb = cfg.tabular.to_dict()
+            del tb["type"], tb["moe"]
+            tab_moe = moe_cfg(cfg.tabular.moe)
             self.k = int(tb["k"])
             self.tabular = TabM(self.shapes["F"], **tb)
             if tab_moe["enabled"]:
@@ -127,31 +108,25 @@ class OnsetNet(nn.Layer):
             self.k = 1
             self.null_patient = self.create_parameter([1, 1, width], default_initializer=nn.initializer.TruncatedNormal(std=0.02))
 
-        ms = _section(missing, enabled=False, modality_dropout=None, reconstruct=True, reconstruct_weight=1.0,
-                      weighting=True, blocks=[])
         self.missing = None
-        if ms.pop("enabled"):
+        if missing.enabled:
             if not (self.weather_branch and self.patient_branch):
                 raise InputError("model.missing needs both branches (weather_branch and patient_branch on)")
-            if isinstance(ms["blocks"], str):
+            if isinstance(missing.blocks, str):
                 raise InputError(f"model.missing.blocks must be resolved to lists of feature indices before the "
-                                 f"model is built (ppeye.build_model does it), got {ms['blocks']!r}")
+                                 f"model is built (ppeye.build_model does it), got {missing.blocks!r}")
+            ms = missing.to_dict()
+            del ms["enabled"]
             self.missing = MissingModalities(width, self.k, self.shapes["F"], **ms)
 
-        fu = _section(fusion, heads=8, dropout=0.1, hidden_ratio=2, branch_heads=False, lag_head=False)
-        for key in ("branch_heads", "lag_head"):
-            if not isinstance(fu[key], bool):
-                raise InputError(f"model.fusion.{key} must be true or false, got {fu[key]!r}")
-        self.fusion = CrossAttentionFusion(width, fu["heads"], fu["dropout"], fu["hidden_ratio"], moe_cfg(fu.get("moe")))
-        po = _section(patient_offset, enabled=False, c_grid=[0.001, 0.01, 0.1, 1.0, 10.0])
-        if not isinstance(po["enabled"], bool):
-            raise InputError(f"model.patient_offset.enabled must be true or false, got {po['enabled']!r}")
+        fu, po = cfg.fusion, cfg.patient_offset
+        self.fusion = CrossAttentionFusion(width, fu.heads, fu.dropout, fu.hidden_ratio, moe_cfg(fu.moe))
         self.patient_offset = None
-        if po["enabled"]:
+        if po.enabled:
             if not self.patient_branch:
                 raise InputError("model.patient_offset needs the patient features: patient_branch must be on")
             # fitted before training (ppeye.engine.offset.fit_patient_offset, which reads c_grid), then frozen
-            self.offset_c_grid = [float(c) for c in po["c_grid"]]
+            self.offset_c_grid = [float(c) for c in po.c_grid]
             frozen = paddle.ParamAttr(trainable=False, initializer=nn.initializer.Constant(0.0))
             self.patient_offset = nn.Linear(self.shapes["F"], num_classes, weight_attr=frozen,
                                             bias_attr=paddle.ParamAttr(trainable=False,
@@ -159,38 +134,29 @@ class OnsetNet(nn.Layer):
         # with a patient offset the network is a residual on it and starts at zero (the classifier
         # and branch heads; the lag head always does): the model begins as the fitted patient-only
         # regression and learns only what it can add
-        zero = nn.initializer.Constant(0.0) if po["enabled"] else None
+        zero = nn.initializer.Constant(0.0) if po.enabled else None
         self.classifier = nn.Linear(width, num_classes, weight_attr=zero, bias_attr=zero)
         # branch heads: each branch's own linear logits added to the fused ones (the additive main
         # effects a late fusion has; the fusion then carries what the two say together)
         self.patient_head = (nn.Linear(width, num_classes, weight_attr=zero, bias_attr=zero)
-                             if fu["branch_heads"] and self.patient_branch else None)
+                             if fu.branch_heads and self.patient_branch else None)
         self.weather_head = (nn.Linear(width, num_classes, weight_attr=zero, bias_attr=zero)
-                             if fu["branch_heads"] and self.weather_branch else None)
+                             if fu.branch_heads and self.weather_branch else None)
         # lag head: a distributed-lag read-out of the day embeddings themselves (before the
         # temporal encoder), added to the logits; see layers/lag_head.py
         self.lag_head = (LagHead(width, self.shapes["T"], num_classes)
-                         if fu["lag_head"] and self.weather_branch else None)
+                         if fu.lag_head and self.weather_branch else None)
 
-    def _day_reconstruction(self, section, width):
-        rec = _section(section, enabled=False, weight=1.0, grid=[1, 4, 4], target="volume", standardise=False)
-        unknown = set(rec) - {"enabled", "weight", "grid", "target", "standardise"}
-        if unknown:
-            raise InputError(f"model.day_reconstruction: unknown key(s) {sorted(unknown)} "
-                             f"(use enabled, weight, grid, target, standardise)")
-        if not rec["enabled"]:
+    def _day_reconstruction(self, rec, width):
+        if not rec.enabled:
             return None, 0.0
-        grid, limit = rec["grid"], [self.shapes[k] for k in ("D", "H", "W")]
-        if (not isinstance(grid, (list, tuple)) or len(grid) != 3
-                or not all(isinstance(g, int) and 1 <= g <= n for g, n in zip(grid, limit))):
+        grid, limit = rec.grid, [self.shapes[k] for k in ("D", "H", "W")]
+        if (len(grid) != 3 or not all(isinstance(g, int) and 1 <= g <= n for g, n in zip(grid, limit))):
             raise InputError(f"model.day_reconstruction.grid must be 3 integers (hours, rows, cols) between 1 and the "
                              f"day's {limit}, got {grid!r}")
-        weight = rec["weight"]
-        if not isinstance(weight, (int, float)) or weight < 0:
-            raise InputError(f"model.day_reconstruction.weight must be a number >= 0, got {weight!r}")
-        if not isinstance(rec["standardise"], bool):
-            raise InputError(f"model.day_reconstruction.standardise must be true or false, got {rec['standardise']!r}")
-        return DayDecoder(width, self.shapes["C"], grid, rec["target"], rec["standardise"]), float(weight)
+        if rec.weight < 0:
+            raise InputError(f"model.day_reconstruction.weight must be a number >= 0, got {rec.weight!r}")
+        return DayDecoder(width, self.shapes["C"], grid, rec.target, rec.standardise), float(rec.weight)
 
     def day_reconstruction_loss(self, days, weather_unique):
         """The day decoder's mean squared error for day embeddings [U, E] of volumes [U, C, D, H, W]
@@ -251,7 +217,8 @@ class OnsetNet(nn.Layer):
     # ------------------------------------------------------------------ forward
     def forward(self, weather_unique, day_index=None, tab=None, tab_mask=None, return_explain=False,
                 weather_present=None):
-        """Risks of the 4 diseases.
+        """Risks of the 4 diseases: ``model(batch)`` or ``model(batch, return_explain=True)`` with a
+        batch dict of tensors (``ppeye.modeling.inputs.unpack_batch``), or the tensors themselves.
 
         Args:
             weather_unique: [U, C, D, H, W] distinct (site, day) volumes, or a plain
@@ -273,8 +240,11 @@ class OnsetNet(nn.Layer):
         block of {"in", "out"} [B, T//2+1]), ``routing`` ({place: MoE routing}),
         ``embedding`` [B, E] (fused, member mean), ``patient_embedding`` and
         ``weather_embedding`` [B, E], ``day_embeddings`` [U, E] and ``weather_features``
-        (the ResNet's last feature map, for Grad-CAM). Keys of switched-off parts are absent.
+        (the ResNet's last feature map, for Grad-CAM). Keys of switched-off parts are absent;
+        every key is declared in ``ppeye.modeling.outputs.Explain``.
         """
+        if isinstance(weather_unique, dict):
+            weather_unique, day_index, tab, tab_mask, weather_present = unpack_batch(weather_unique)
         if not self.weather_branch:
             weather_unique = day_index = None   # patient-only: the weather inputs may be None
         elif day_index is None:

@@ -22,6 +22,7 @@ import math
 from ..core.errors import InputError
 from ..core.paddle_env import import_paddle
 from ..core.registry import LOSSES, MODELS
+from .inputs import unpack_batch
 from .layers.attention import MultiHeadAttention
 from .onset_net import OnsetNet
 
@@ -84,6 +85,8 @@ class ContrastivePretrainer(OnsetNet):
 
     def forward(self, weather_unique, day_index=None, tab=None, tab_mask=None, return_explain=False,
                 weather_present=None):
+        if isinstance(weather_unique, dict):     # model(batch), as OnsetNet
+            weather_unique, day_index, tab, tab_mask, weather_present = unpack_batch(weather_unique)
         if day_index is None:
             raise InputError("contrastive pretraining takes shared-day batches (weather_unique, day_index)")
         self._check_inputs(weather_unique, day_index, tab, tab_mask)

@@ -184,19 +184,18 @@ class RetrievalIndex:
         return self
 
 
-def build_from_trainer(trainer, checkpoint=None):
-    """Index the training set's embeddings with ``trainer.model``, choose k/alpha on validation,
-    save to ``<run>/retrieval``; returns the index."""
-    rc = trainer.cfg["retrieval"]
-    train_pred = trainer.predict(trainer.train_set, with_embeddings=True)
-    index = RetrievalIndex.from_config(rc, trainer.seed).build(train_pred.embeddings, train_pred.labels)
-    if trainer.val_set is not None:
-        val_pred = trainer.predict(trainer.val_set, with_embeddings=True)
+def build_index(predict, train_set, val_set, rc, seed):
+    """Index the training people's embeddings and choose k / alpha on validation.
+
+    ``predict(dataset)`` returns a prediction with ``probs``, ``embeddings`` and ``labels`` (e.g.
+    ``Trainer.predict(dataset, with_embeddings=True)``, or any model's); ``rc``: the ``retrieval``
+    config section; ``val_set`` None keeps the first k and alpha 0 (the model alone)."""
+    train_pred = predict(train_set)
+    index = RetrievalIndex.from_config(rc, seed).build(train_pred.embeddings, train_pred.labels)
+    if val_set is not None:
+        val_pred = predict(val_set)
         index.choose(val_pred.probs, val_pred.embeddings, val_pred.labels, rc["k_grid"], rc["alpha_grid"],
                      rc.get("select_metric", "macro_roc_auc"))
     else:
         index.k, index.alpha = int(rc["k_grid"][0]), 0.0
-    if trainer.rank == 0:
-        index.save(os.path.join(trainer.run_dir, "retrieval"),
-                   {"checkpoint": checkpoint, "config_fingerprint": trainer.fingerprint})
     return index

@@ -116,7 +116,7 @@ def output_size(size, stem_stride, strides, depth):
 class ResNet3D(nn.Layer):
     """ResNet3D-{10, 18, 34} with stages of base_width x (1, 2, 4, 8) channels."""
 
-    def __init__(self, in_channels, depth=18, base_width=64, stem_stride=1, strides=(1, 2, 2, 1), recompute=False,
+    def __init__(self, in_channels, depth=18, base_width=64, stem_stride=(1, 1, 1), strides=(1, 2, 2, 1), recompute=False,
                  pool="avg", pool_heads=4, coords=False, input_size=None, summary=None):
         super().__init__()
         if depth not in STAGE_BLOCKS:

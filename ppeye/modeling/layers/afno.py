@@ -95,7 +95,13 @@ class AFNO1D(nn.Layer):
 
 
 class AFNOBlock(nn.Layer):
-    """``x + AFNO1D(LN(x))``, then ``x + MLP(LN(x))`` (MLP or MoE). [B, T, E] -> [B, T, E]."""
+    """``x + AFNO1D(LN(x))``, then ``x + MLP(LN(x))`` (MLP or MoE). [B, T, E] -> [B, T, E].
+
+    >>> block = AFNOBlock(16, num_blocks=4)
+    >>> y, spectrum, routing = block(paddle.randn([2, 10, 16]))
+    >>> list(y.shape), list(spectrum["in"].shape), routing is None
+    ([2, 10, 16], [2, 6], True)
+    """
 
     def __init__(self, dim, num_blocks=8, sparsity_threshold=0.01, hard_thresholding_fraction=1.0,
                  mlp_ratio=2, dropout=0.0, moe=None):

@@ -31,7 +31,7 @@ class MultiHeadAttention(nn.Layer):
 
     >>> attn = MultiHeadAttention(16, 4)
     >>> out, w = attn(paddle.randn([2, 5, 16]), paddle.randn([2, 7, 16]))
-    >>> out.shape, w.shape
+    >>> list(out.shape), list(w.shape)
     ([2, 5, 16], [2, 4, 5, 7])
     """
 

@@ -16,7 +16,13 @@ nn = paddle.nn
 
 
 class CrossAttentionFusion(nn.Layer):
-    """(patient [B, k, E], weather [B, T, E]) -> (fused [B, k, E], maps, routing or None)."""
+    """(patient [B, k, E], weather [B, T, E]) -> (fused [B, k, E], maps, routing or None).
+
+    >>> fusion = CrossAttentionFusion(16, heads=4)
+    >>> fused, maps, routing = fusion(paddle.randn([2, 3, 16]), paddle.randn([2, 10, 16]))
+    >>> list(fused.shape), list(maps["patient_to_weather"].shape), list(maps["weather_to_patient"].shape)
+    ([2, 3, 16], [2, 4, 3, 10], [2, 4, 1, 3])
+    """
 
     def __init__(self, dim, heads=8, dropout=0.1, hidden_ratio=2, moe=None):
         super().__init__()

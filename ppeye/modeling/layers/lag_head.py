@@ -20,7 +20,13 @@ nn = paddle.nn
 
 
 class LagHead(nn.Layer):
-    """``LagHead(width, T, num_classes)(days [B, T, width]) -> [B, num_classes]``."""
+    """``LagHead(width, T, num_classes)(days [B, T, width]) -> [B, num_classes]``.
+
+    >>> head = LagHead(16, 10, 4)
+    >>> logits = head(paddle.randn([2, 10, 16]))
+    >>> list(logits.shape), float(logits.abs().sum())      # its lag weights start at zero
+    ([2, 4], 0.0)
+    """
 
     def __init__(self, width, T, num_classes):
         super().__init__()

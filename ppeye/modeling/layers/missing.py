@@ -56,7 +56,7 @@ class MissingModalities(nn.Layer):
     """See the module docstring. ``blocks``: lists of feature indices, one list per block."""
 
     def __init__(self, dim, k, num_features, blocks=(), modality_dropout=None, reconstruct=True,
-                 reconstruct_weight=1.0, weighting=True):
+                 reconstruct_weight=0.1, weighting=True):
         super().__init__()
         drop = dict(modality_dropout or {})
         unknown = sorted(set(drop) - {"weather", "patient"})

@@ -56,7 +56,7 @@ class MoE(nn.Layer):
 
     >>> moe = MoE(8, 16, num_experts=4, top_k=2)
     >>> y, routing = moe(paddle.randn([3, 5, 8]))
-    >>> y.shape, routing["indices"].shape
+    >>> list(y.shape), list(routing["indices"].shape)
     ([3, 5, 8], [15, 2])
     """
 

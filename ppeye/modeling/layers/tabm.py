@@ -130,6 +130,10 @@ class TabM(nn.Layer):
 
     With ``use_mask`` the observed-indicator mask is concatenated to the (imputed) values, so
     the model can use missingness itself. ``num_embeddings``: {enabled, bins, d_embedding}.
+
+    >>> tabm = TabM(6, k=3, layers=2, hidden=8)
+    >>> list(tabm(paddle.randn([4, 6]), paddle.ones([4, 6])).shape)
+    [4, 3, 8]
     """
 
     def __init__(self, in_features, k=32, layers=3, hidden=512, dropout=0.1, variant="tabm",
