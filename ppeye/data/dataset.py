@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..core.errors import DataError
 from ..core.logger import get_logger
-from .store import Era5Store
+from .climatology import open_store
 from .ukb.fields import DISEASES
 from .ukb.provenance import check_cohort_settings
 
@@ -65,7 +65,7 @@ class OnsetDataset:
         chosen = cohort["split"].isin(splits).to_numpy()
         if not chosen.any():
             raise DataError(f"no participants in split(s) {splits} of {paths['cohort']}")
-        self.store = store or Era5Store(os.path.join(work, "era5.zarr"))
+        self.store = store or open_store(cfg, log=log)
         T = int(data["window_days"])
         expected = (len(data["variables"]), int(data["hours"]), *[int(b) for b in data["box"]])
         if tuple(self.store.shape) != expected:

@@ -24,13 +24,15 @@ def read_days(array, site, days, shape):
 
 
 class Era5Store:
-    """Normalised daily volumes ``[C, D, H, W]`` by (site, day) from an era5.zarr store."""
+    """Normalised daily volumes ``[C, D, H, W]`` by (site, day) from an era5.zarr store, or their
+    anomalies from each site's climatology (``use_climatology``; ``ppeye.data.climatology``)."""
 
     def __init__(self, path, norm=None):
         """``norm``: ``(mean, std)`` per variable to normalise with instead of the store's own
         statistics (inference normalises a new store exactly as the training store was)."""
         self.path = str(path)
         self._group = None
+        self.climatology = None
         group = self.group
         attrs = dict(group.attrs)
         missing = [k for k in ("identity", "mean", "std", "variables") if k not in attrs]
@@ -76,7 +78,7 @@ class Era5Store:
         """Store day indices of ``dates`` (numpy datetime64[D])."""
         return (np.asarray(dates, dtype="datetime64[D]") - self.dates[0]).astype(np.int64)
 
-    def read(self, site, days):
+    def read_normalised(self, site, days):
         """Normalised volumes for one site and sorted day indices: ``[len(days), C, D, H, W]``.
 
         Normalisation is done in place, as a subtraction and a multiplication.
@@ -85,6 +87,24 @@ class Era5Store:
         np.subtract(out, self.mean, out=out)
         np.multiply(out, self.inv_std, out=out)
         return out
+
+    def read(self, site, days):
+        """What the model reads: the normalised volumes, minus the site's climatology of each
+        calendar day when one is in use."""
+        out = self.read_normalised(site, days)
+        if self.climatology is not None:
+            np.subtract(out, self.climatology.at(self.sites[site], self.dates[np.asarray(days)]), out=out)
+        return out
+
+    def use_climatology(self, climatology):
+        """Read anomalies from ``climatology`` (None: plain normalised volumes); reading a site it
+        does not cover is an error naming the site."""
+        if climatology is not None:
+            if tuple(climatology.coefficients.shape[2:]) != tuple(self.shape):
+                raise DataError(f"{self.path}: the climatology is for volumes {climatology.coefficients.shape[2:]}, "
+                                f"the store holds {self.shape}")
+        self.climatology = climatology
+        return self
 
     def describe(self):
         return json.dumps({"path": self.path, "sites": self.sites, "days": self.n_days, "shape": self.shape})

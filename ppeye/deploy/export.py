@@ -32,6 +32,7 @@ from .predictor import CFG_FILE, FORMAT_VERSION, MODEL_FILES, bundle_files, crea
 paddle = import_paddle()
 
 CHECK_TOLERANCE = 1e-4
+CLIMATOLOGY_FILE = "climatology.npz"    # with data.anomalies (weather only: no participant content)
 
 
 def input_specs(cfg, names):
@@ -154,6 +155,8 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
         if retrieval is not None:
             shutil.copytree(retrieval.path, os.path.join(tmp, "retrieval"))
         save_config(cfg, os.path.join(tmp, "config.yaml"))
+        if model.weather_branch and store.climatology is not None:   # data.anomalies: the sites' climatology
+            store.climatology.save(os.path.join(tmp, CLIMATOLOGY_FILE))
         # self-check: Paddle Inference (as tools/infer.py runs it) against the dygraph model
         got = run_predictor(create_predictor(tmp, "cpu", onednn=True), arrays)
         diff = float(max(np.abs(g - e).max() for g, e in zip(got[:2], expected[:2])))
@@ -177,7 +180,8 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
             "weather": None if not model.weather_branch else {
                 "variables": list(store.variables), "shape": list(store.shape),
                 "sites": [int(s) for s in store.sites], "store_identity": store.identity,
-                "mean": store.mean.reshape(-1).tolist(), "std": store.std.reshape(-1).tolist()},
+                "mean": store.mean.reshape(-1).tolist(), "std": store.std.reshape(-1).tolist(),
+                "climatology": CLIMATOLOGY_FILE if store.climatology is not None else None},
             "features": {"dir": "features", "count": len(pipeline.columns), "site_from": ukb["site_from"]},
             "retrieval": None if retrieval is None else {"dir": "retrieval", **retrieval.params},
             "quantization": quant_info,

@@ -22,6 +22,7 @@ import pandas as pd
 from ..core.errors import DataError, InputError
 from ..core.io import atomic_write, save_npz
 from ..core.logger import get_logger
+from ..data.climatology import Climatology
 from .predictor import create_predictor, load_infer_cfg, run_predictor
 from .pipeline import FEATURE_FLAGS, PROBLEMS, FeaturePipeline, index_dates
 
@@ -101,6 +102,8 @@ def _open_store(model, era5, log):
 
     w = model.info["weather"]
     store = Era5Store(era5, norm=(w["mean"], w["std"]))
+    if w.get("climatology"):     # trained on anomalies (data.anomalies): the training sites' climatology
+        store.use_climatology(Climatology.load(os.path.join(model.dir, w["climatology"])))
     if list(store.variables) != list(w["variables"]) or list(store.shape) != list(w["shape"]):
         raise DataError(f"{era5} holds variables {store.variables} with volumes {list(store.shape)}, but the "
                         f"model was trained on {w['variables']} with {w['shape']}")

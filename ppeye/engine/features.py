@@ -69,7 +69,8 @@ def encoder_identity(cfg, model, store):
         "backbone_weights": weights_hash(model.backbone),
         "store_identity": digest(store.identity),
         "store_normalisation": digest([np.round(store.mean.reshape(-1), 6).tolist(),
-                                        np.round(store.std.reshape(-1), 6).tolist()]),
+                                        np.round(store.std.reshape(-1), 6).tolist()]
+                                       + ([store.climatology.digest] if store.climatology is not None else [])),
     }
 
 
@@ -77,7 +78,7 @@ IDENTITY_HELP = {
     "backbone_config": "model.backbone settings or input sizes",
     "backbone_weights": "backbone weights",
     "store_identity": "weather store (era5.zarr)",
-    "store_normalisation": "weather normalisation",
+    "store_normalisation": "weather normalisation (or data.anomalies and its climatology)",
 }
 
 
@@ -154,7 +155,7 @@ def extract_day_features(cfg, out, weights=None, batch_size=64, device="auto", o
 
     from .. import build_model
     from ..core.seed import seed_everything
-    from ..data.store import Era5Store
+    from ..data.climatology import open_store
     from ..deploy.predictor import create_predictor, run_predictor
     from .checkpoint import load_pretrained, load_weights
     from ..core.device import resolve_device
@@ -167,7 +168,7 @@ def extract_day_features(cfg, out, weights=None, batch_size=64, device="auto", o
     if os.path.isdir(out) and os.listdir(out) and not overwrite:
         raise InputError(f"{out} already exists: pass --overwrite (overwrite=True) to replace it")
     weights = weights or cfg.get("weights")
-    store = Era5Store(os.path.join(cfg["data"]["work_dir"], "era5.zarr"))
+    store = open_store(cfg, log=log)
     paddle.set_device("cpu")     # the network is built and traced on the CPU; the predictor runs anywhere
     seed_everything(cfg["seed"])
     model = build_model(cfg)     # without weights: the seeded initialisation a run with this config starts from
