@@ -182,17 +182,20 @@ def test_preprocess_era5_stage_end_to_end(tiny, tmp_path):
 
 
 def test_compare_imputers_writes_csv_and_plot(tiny, tmp_path):
-    shared("tabular", "pbc.csv")            # the tool scores the real tables beside the cohort
+    pbc = shared("tabular", "pbc.csv")      # the tool scores the tables given beside the cohort
     out, _ = tiny
     base = ["-c", "configs/demo.yaml", "-o", *TINY, f"data.ukb_table={out}/ukb.csv", f"data.work_dir={tmp_path}/w"]
     assert run_tool("preprocess", *base, "--stage", "ukb").returncode == 0
     res = run_tool("compare_imputers", *base, "--methods", "mean,mice", "--max_rows", "300",
-                   "--output_dir", str(tmp_path / "cmp"))
+                   "--output_dir", str(tmp_path / "cmp"), "--table", f"{pbc}:rownames,id")
     assert res.returncode == 0, res.stderr
     table = (tmp_path / "cmp" / "imputation_comparison.csv").read_text()
     assert "cohort,random,mice" in table and "pbc,block,mean" in table
     assert (tmp_path / "cmp" / "imputation_comparison.png").stat().st_size > 1000
     assert "mean rank" in res.stdout
+    bad = run_tool("compare_imputers", *base, "--methods", "mean", "--output_dir", str(tmp_path / "cmp2"),
+                   "--table", f"{pbc}:rownames,patient")
+    assert bad.returncode != 0 and "no column(s) ['patient'] to leave out" in bad.stderr
 
 
 def test_download_dry_run_prints_the_plan_and_needs_no_credentials(tmp_path):

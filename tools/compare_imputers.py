@@ -4,15 +4,13 @@ blocks), impute, and score RMSE (standardised, continuous) and accuracy (categor
 
     python tools/compare_imputers.py -c configs/demo.yaml --output_dir output/imputation
 
-Tables: the cohort's training rows (tools/preprocess.py --stage ukb first) and the real
-tables in ../shared/data/tabular when present. Writes imputation_comparison.csv and .png.
-"""
-import os
+    python tools/compare_imputers.py -c configs/demo.yaml --table data/pbc.csv:rownames,id
 
+Tables: the cohort's training rows (tools/preprocess.py --stage ukb first) and each --table
+(a CSV; after a colon, identifier columns to leave out). Writes imputation_comparison.csv and .png.
+"""
 import _common  # noqa: F401  (puts the checkout on sys.path)
 from ppeye.core import cli
-
-SHARED_TABULAR = os.path.join(_common.ROOT, "..", "shared", "data", "tabular")
 
 
 def main():
@@ -20,14 +18,16 @@ def main():
     parser.add_argument("--output_dir", default="output/imputation", help="where the CSV and plot go")
     parser.add_argument("--methods", default="mean,median,mice,knn,xgboost", help="comma-separated methods")
     parser.add_argument("--max_rows", type=int, default=5000, help="rows per table (a random sample above this)")
+    parser.add_argument("--table", action="append", default=[], metavar="CSV[:ID,ID]",
+                        help="another table to compare on (repeatable); after a colon, identifier columns to leave out")
     args = parser.parse_args()
 
     def run():
-        from ppeye.data.ukb.compare_tables import load_tables, write_comparison
+        from ppeye.data.ukb.compare_tables import load_tables, parse_table, write_comparison
         from ppeye.data.ukb.impute import compare, rank_methods
 
         cfg = cli.config_from_args(args)
-        tables = load_tables(cfg, SHARED_TABULAR, args.max_rows)
+        tables = load_tables(cfg, [parse_table(t) for t in args.table], args.max_rows)
         rows = compare(tables, methods=[m.strip() for m in args.methods.split(",") if m.strip()])
         ranks = rank_methods(rows)
         write_comparison(rows, ranks, args.output_dir)

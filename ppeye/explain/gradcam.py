@@ -99,8 +99,8 @@ class GradCAM3D:
         weather_unique = weather_unique.detach()
         weather_unique.stop_gradient = False       # a gradient path even if the layer had no parameters
         try:
-            logits, ex = self.model(weather_unique, day_index, tab, tab_mask, return_explain=True,
-                                    weather_present=weather_present)
+            presence = {} if weather_present is None else {"weather_present": weather_present}
+            logits, ex = self.model(weather_unique, day_index, tab, tab_mask, return_explain=True, **presence)
         finally:
             if handle is not None:
                 handle.remove()

@@ -16,6 +16,7 @@ from ..metrics import DISEASES
 from . import attention as att
 from . import figures, routing, spectrum
 from .gradcam import GradCAM3D, person_maps, pointing_game, region_energy_ratio, window_sum
+from .truth import load_truth
 
 paddle = import_paddle()
 WHAT = ("gradcam", "attention", "afno", "moe")
@@ -139,7 +140,7 @@ class Explainer:
         order = got["index"]
         labels = ds.labels[order]
         attrs = self.attributes(ds, order)
-        truth = self.ground_truth(ds, order)
+        truth = load_truth(self.cfg, ds, order)
         summary = {"split": split, "people": int(len(order)), "what": what, "ground_truth": truth is not None}
         if truth is not None and truth["visibility"] is not None:
             summary["planted_signal_visibility"] = {
@@ -181,32 +182,6 @@ class Explainer:
         out["_eid"] = rows["eid"].to_numpy()            # for joins only; never written or logged
         out["_index_date"] = pd.to_datetime(rows["index_date"]).dt.strftime("%Y-%m-%d").to_numpy()
         return out
-
-    def ground_truth(self, ds, order):
-        raw = os.path.dirname(str(self.cfg["data"]["era5_raw_dir"]).rstrip("/"))
-        gt_path, truth_path = os.path.join(raw, "ground_truth.json"), os.path.join(raw, "truth.csv")
-        if not (os.path.isfile(gt_path) and os.path.isfile(truth_path)):
-            return None
-        gt = json.load(open(gt_path))
-        truth = pd.read_csv(truth_path, usecols=["eid", "older", "winter", "reference_date", "z_event", "z_periodic"],
-                            dtype={"eid": str}).set_index("eid")
-        cohort = pd.read_parquet(os.path.join(self.cfg["data"]["work_dir"], "cohort.parquet"), columns=["eid"])
-        eids = cohort["eid"].to_numpy()[ds.cohort_pos[order]]
-        t = truth.reindex(eids.astype(str))
-        if t["older"].isna().all():
-            raise InputError(f"{truth_path} shares no participant with the cohort: is it the ground truth of "
-                             f"another synthetic dataset?")
-        # the ceiling: how visible the planted signals are in the store itself, for the people whose
-        # window ends at the truth's reference date (controls may have been given another one)
-        from ..data.synthetic.signals import visibility
-
-        end = ds.start[order] + ds.T
-        same = (ds.store.dates[np.clip(end, 0, ds.store.n_days - 1)] == pd.to_datetime(t["reference_date"]).to_numpy()
-                .astype("datetime64[D]")) & (end < ds.store.n_days)
-        seen = visibility(ds.store, ds.site[order][same], end[same], t["z_event"].to_numpy()[same],
-                          t["z_periodic"].to_numpy()[same], gt) if same.sum() > 2 else None
-        return {"gt": gt, "older": t["older"].to_numpy(), "winter": t["winter"].to_numpy(), "visibility": seen,
-                "visibility_people": int(same.sum())}
 
     # ------------------------------------------------------------------ analyses
     def _gradcam(self, got, labels, truth, out_dir, settings):

@@ -9,10 +9,11 @@ an export: values missing at random, whole measurement blocks missing together
 (-1 do not know, -3 prefer not to answer, -10 less than one), and placeholder
 dates in the outcome fields.
 
-Fields with real UK Biobank ids come first, in ``CURATED`` order; with more
+Fields with real UK Biobank ids (``ukb.fields.KNOWN_FIELDS``) come first, in that order; with more
 features than that, filler fields with ids from 900001 up are added. **Ids
 900001+ are synthetic and are not UK Biobank fields.**
 """
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
@@ -29,13 +30,8 @@ METAB, SOCIO, LIFESTYLE, FRAILTY, EYE, BLOOD = range(N_LATENT)
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One feature field: how it is typed, grouped and made.
-
-    ``kind`` is continuous, integer, ordinal or categorical. ``codes`` are the
-    negative "no answer" codes the field can carry; ``less_than_one`` marks count
-    fields where -10 means "less than one". ``block`` names the measurement block
-    that goes missing as a whole. ``make(people, rng)`` returns the true values.
-    """
+    """One feature field of the synthetic table: a known field's record (``F.FieldInfo``: kind,
+    block, codes, ...) or a filler's, and ``make(people, rng)``, which returns its true values."""
 
     field: int
     name: str
@@ -69,81 +65,82 @@ def _age_sd(P):
     return (P.age - 55.0) / 8.0
 
 
-# fmt: off
-CURATED = [
-    FieldSpec(31, "Sex", "categorical", lambda P, r: P.male.astype(float), instanced=False),
-    FieldSpec(34, "Year of birth", "integer", lambda P, r: P.birth_year.astype(float), instanced=False),
-    FieldSpec(52, "Month of birth", "ordinal", lambda P, r: P.birth_month.astype(float), instanced=False),
-    FieldSpec(21003, "Age when attended assessment centre", "integer", lambda P, r: np.floor(P.age)),
-    FieldSpec(21000, "Ethnic background", "categorical", lambda P, r: P.ethnicity.astype(float), codes=(-1, -3)),
-    FieldSpec(20116, "Smoking status", "categorical", lambda P, r: P.smoking.astype(float), codes=(-3,)),
-    FieldSpec(2443, "Diabetes diagnosed by doctor", "categorical", lambda P, r: P.diabetes.astype(float), codes=(-1, -3)),
-    FieldSpec(30750, "Glycated haemoglobin (HbA1c)", "continuous", lambda P, r: P.hba1c, "biochemistry"),
-    FieldSpec(5262, "Intra-ocular pressure, corneal-compensated (left)", "continuous", lambda P, r: P.iop + 1.2 * r.standard_normal(P.n), "eye"),
-    FieldSpec(5254, "Intra-ocular pressure, corneal-compensated (right)", "continuous", lambda P, r: P.iop + 1.2 * r.standard_normal(P.n), "eye"),
-    FieldSpec(21001, "Body mass index (BMI)", "continuous", lambda P, r: P.bmi, decimals=2),
-    FieldSpec(4080, "Systolic blood pressure, automated reading", "integer", lambda P, r: np.round(P.sbp)),
-    FieldSpec(4079, "Diastolic blood pressure, automated reading", "integer", lambda P, r: np.round(0.45 * P.sbp + 20 + 7 * r.standard_normal(P.n))),
-    FieldSpec(50, "Standing height", "continuous", lambda P, r: P.height),
-    FieldSpec(21002, "Weight", "continuous", lambda P, r: P.bmi * (P.height / 100) ** 2),
-    FieldSpec(48, "Waist circumference", "integer", lambda P, r: np.round(62 + 1.1 * P.bmi + 9 * P.male + 4 * r.standard_normal(P.n))),
-    FieldSpec(49, "Hip circumference", "integer", lambda P, r: np.round(70 + 1.2 * P.bmi + 4 * r.standard_normal(P.n))),
-    FieldSpec(102, "Pulse rate, automated reading", "integer", lambda P, r: np.round(69 + 11 * _lat(P, r, {METAB: 0.3, FRAILTY: 0.3}))),
-    FieldSpec(189, "Townsend deprivation index at recruitment", "continuous", lambda P, r: -1.3 + 3.0 * _lat(P, r, {SOCIO: -1.0}, 0.5), decimals=2),
-    FieldSpec(738, "Average total household income before tax", "ordinal", lambda P, r: _categories(_lat(P, r, {SOCIO: 1.0}), [1, 2, 3, 4, 5], [22, 26, 25, 19, 8]), codes=(-1, -3)),
-    FieldSpec(6138, "Qualifications", "categorical", lambda P, r: _categories(_lat(P, r, {SOCIO: 1.0}), [-7, 4, 3, 5, 6, 2, 1], [17, 5, 21, 6, 5, 11, 35]), codes=(-3,)),
-    FieldSpec(1558, "Alcohol intake frequency", "ordinal", lambda P, r: _categories(_lat(P, r, {LIFESTYLE: -0.8, SOCIO: -0.3}), [1, 2, 3, 4, 5, 6], [20, 23, 26, 11, 12, 8]), codes=(-3,)),
-    FieldSpec(20117, "Alcohol drinker status", "categorical", lambda P, r: _categories(_lat(P, r, {LIFESTYLE: -0.5}), [2, 1, 0], [92, 4, 4]), codes=(-3,)),
-    FieldSpec(2178, "Overall health rating", "ordinal", lambda P, r: _categories(_lat(P, r, {FRAILTY: 1.0, METAB: 0.4}), [1, 2, 3, 4], [17, 58, 21, 4]), codes=(-1, -3)),
-    FieldSpec(1160, "Sleep duration", "integer", lambda P, r: np.clip(np.round(7.1 + 1.1 * _lat(P, r, {FRAILTY: -0.3})), 2, 14), codes=(-1, -3)),
-    FieldSpec(1050, "Time spend outdoors in summer", "integer", lambda P, r: np.clip(np.round(3.7 + 2.3 * _lat(P, r, {LIFESTYLE: 0.6})), 0, 16), codes=(-1, -3), less_than_one=True),
-    FieldSpec(1060, "Time spent outdoors in winter", "integer", lambda P, r: np.clip(np.round(1.8 + 1.4 * _lat(P, r, {LIFESTYLE: 0.6})), 0, 12), codes=(-1, -3), less_than_one=True),
-    FieldSpec(1717, "Skin colour", "ordinal", lambda P, r: _categories(r.standard_normal(P.n) + 3 * (P.ethnicity > 2000), [1, 2, 3, 4, 5, 6], [30, 55, 8, 3, 2, 2]), codes=(-1, -3)),
-    FieldSpec(1727, "Ease of skin tanning", "ordinal", lambda P, r: _categories(r.standard_normal(P.n), [1, 2, 3, 4], [12, 43, 30, 15]), codes=(-1, -3)),
-    FieldSpec(2207, "Wears glasses or contact lenses", "categorical", lambda P, r: (r.random(P.n) < 0.6 + 0.3 * (P.age > 55)).astype(float), codes=(-3,)),
-    FieldSpec(5255, "Intra-ocular pressure, Goldmann-correlated (right)", "continuous", lambda P, r: P.iop - 0.4 + 1.5 * r.standard_normal(P.n), "eye"),
-    FieldSpec(5263, "Intra-ocular pressure, Goldmann-correlated (left)", "continuous", lambda P, r: P.iop - 0.4 + 1.5 * r.standard_normal(P.n), "eye"),
-    FieldSpec(5084, "Spherical power (right)", "continuous", lambda P, r: -0.2 + 2.2 * _lat(P, r, {EYE: 0.7}), "eye", decimals=2),
-    FieldSpec(5085, "Spherical power (left)", "continuous", lambda P, r: -0.2 + 2.2 * _lat(P, r, {EYE: 0.7}), "eye", decimals=2),
-    FieldSpec(30690, "Cholesterol", "continuous", lambda P, r: 5.7 + 1.1 * _lat(P, r, {METAB: 0.4}), "biochemistry", decimals=3),
-    FieldSpec(30760, "HDL cholesterol", "continuous", lambda P, r: np.clip(1.45 + 0.38 * _lat(P, r, {METAB: -0.7}) - 0.25 * P.male, 0.3, None), "biochemistry", decimals=3),
-    FieldSpec(30780, "LDL direct", "continuous", lambda P, r: 3.55 + 0.87 * _lat(P, r, {METAB: 0.4}), "biochemistry", decimals=3),
-    FieldSpec(30870, "Triglycerides", "continuous", lambda P, r: np.exp(0.35 + 0.5 * _lat(P, r, {METAB: 0.8})), "biochemistry", decimals=3),
-    FieldSpec(30740, "Glucose", "continuous", lambda P, r: 4.9 + 0.6 * _lat(P, r, {METAB: 0.5}) + 2.8 * P.diabetes, "biochemistry", decimals=3),
-    FieldSpec(30700, "Creatinine", "continuous", lambda P, r: 62 + 15 * P.male + 14 * _lat(P, r, {FRAILTY: 0.4}), "biochemistry"),
-    FieldSpec(30710, "C-reactive protein", "continuous", lambda P, r: np.exp(0.3 + 1.0 * _lat(P, r, {METAB: 0.5, FRAILTY: 0.4})), "biochemistry", decimals=2),
-    FieldSpec(30000, "White blood cell (leukocyte) count", "continuous", lambda P, r: 6.9 + 1.8 * _lat(P, r, {BLOOD: 0.7, METAB: 0.3}), "blood_count", decimals=2),
-    FieldSpec(30010, "Red blood cell (erythrocyte) count", "continuous", lambda P, r: 4.3 + 0.5 * P.male + 0.35 * _lat(P, r, {BLOOD: 0.7}), "blood_count", decimals=3),
-    FieldSpec(30020, "Haemoglobin concentration", "continuous", lambda P, r: 13.5 + 1.6 * P.male + 1.0 * _lat(P, r, {BLOOD: 0.7}), "blood_count", decimals=2),
-    FieldSpec(30080, "Platelet count", "continuous", lambda P, r: 250 + 58 * _lat(P, r, {BLOOD: 0.5}), "blood_count"),
-    FieldSpec(3062, "Forced vital capacity (FVC)", "continuous", lambda P, r: 3.2 + 1.1 * P.male - 0.03 * (P.age - 55) + 0.6 * _lat(P, r, {FRAILTY: -0.5}), "spirometry", decimals=2),
-    FieldSpec(3063, "Forced expiratory volume in 1-second (FEV1)", "continuous", lambda P, r: 2.5 + 0.8 * P.male - 0.03 * (P.age - 55) + 0.5 * _lat(P, r, {FRAILTY: -0.5, LIFESTYLE: -0.3}), "spirometry", decimals=2),
-    FieldSpec(23099, "Body fat percentage", "continuous", lambda P, r: 36 - 10 * P.male + 1.0 * (P.bmi - 27) + 2 * r.standard_normal(P.n), "impedance"),
-    FieldSpec(46, "Hand grip strength (left)", "integer", lambda P, r: np.round(np.clip(22 + 16 * P.male - 0.25 * (P.age - 55) + 5 * _lat(P, r, {FRAILTY: -0.6}), 2, None)), "grip"),
-    FieldSpec(47, "Hand grip strength (right)", "integer", lambda P, r: np.round(np.clip(24 + 17 * P.male - 0.25 * (P.age - 55) + 5 * _lat(P, r, {FRAILTY: -0.6}), 2, None)), "grip"),
-    FieldSpec(884, "Number of days/week of moderate physical activity 10+ minutes", "ordinal", lambda P, r: _categories(_lat(P, r, {LIFESTYLE: 0.8}), list(range(8)), [12, 7, 11, 13, 9, 15, 4, 29]), codes=(-1, -3)),
-    FieldSpec(904, "Number of days/week of vigorous physical activity 10+ minutes", "ordinal", lambda P, r: _categories(_lat(P, r, {LIFESTYLE: 0.8}), list(range(8)), [30, 12, 16, 15, 7, 8, 2, 10]), codes=(-1, -3)),
-    FieldSpec(1289, "Cooked vegetable intake", "integer", lambda P, r: np.clip(np.round(2.8 + 1.8 * _lat(P, r, {LIFESTYLE: 0.5})), 0, 15), codes=(-1, -3), less_than_one=True),
-    FieldSpec(1309, "Fresh fruit intake", "integer", lambda P, r: np.clip(np.round(2.2 + 1.6 * _lat(P, r, {LIFESTYLE: 0.5})), 0, 15), codes=(-1, -3), less_than_one=True),
-    FieldSpec(1488, "Tea intake", "integer", lambda P, r: np.clip(np.round(3.4 + 2.7 * r.standard_normal(P.n)), 0, 20), codes=(-1, -3), less_than_one=True),
-    FieldSpec(1498, "Coffee intake", "integer", lambda P, r: np.clip(np.round(1.9 + 2.0 * r.standard_normal(P.n)), 0, 15), codes=(-1, -3), less_than_one=True),
-    FieldSpec(6150, "Vascular/heart problems diagnosed by doctor", "categorical", lambda P, r: _categories(_lat(P, r, {METAB: 0.7, FRAILTY: 0.4}) + 0.05 * (P.age - 55), [-7, 4, 2, 1, 3], [70, 23, 3, 2, 2]), codes=(-3,)),
-    FieldSpec(2453, "Cancer diagnosed by doctor", "categorical", lambda P, r: (r.random(P.n) < 0.04 + 0.003 * (P.age - 40)).astype(float), codes=(-1, -3)),
-    FieldSpec(2463, "Fractured/broken bones in last 5 years", "categorical", lambda P, r: (r.random(P.n) < 0.09).astype(float), codes=(-1, -3)),
-    FieldSpec(2090, "Seen doctor (GP) for nerves, anxiety, tension or depression", "categorical", lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.5})) > 0.66).astype(float), codes=(-1, -3)),
-    FieldSpec(2316, "Wheeze or whistling in the chest in last year", "categorical", lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.5, LIFESTYLE: -0.3})) > 0.8).astype(float), codes=(-1, -3)),
-    FieldSpec(137, "Number of treatments/medications taken", "integer", lambda P, r: r.poisson(np.clip(1.5 + 0.1 * (P.age - 55) + 1.2 * P.z[:, FRAILTY] + 2 * P.diabetes, 0.1, None)).astype(float)),
-    FieldSpec(20015, "Sitting height", "continuous", lambda P, r: 0.52 * P.height + 3 * r.standard_normal(P.n)),
-    FieldSpec(1920, "Mood swings", "categorical", lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.4})) > 0.55).astype(float), codes=(-1, -3)),
-    FieldSpec(1930, "Miserableness", "categorical", lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.4})) > 0.6).astype(float), codes=(-1, -3)),
-    FieldSpec(1940, "Irritability", "categorical", lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.3})) > 0.72).astype(float), codes=(-1, -3)),
-    FieldSpec(1950, "Sensitivity / hurt feelings", "categorical", lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.3})) > 0.48).astype(float), codes=(-1, -3)),
-    FieldSpec(1960, "Fed-up feelings", "categorical", lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.4})) > 0.6).astype(float), codes=(-1, -3)),
-    FieldSpec(1970, "Nervous feelings", "categorical", lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.4})) > 0.78).astype(float), codes=(-1, -3)),
-    FieldSpec(1980, "Worrier / anxious feelings", "categorical", lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.4})) > 0.58).astype(float), codes=(-1, -3)),
-    FieldSpec(1990, "Tense / 'highly strung'", "categorical", lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.4})) > 0.84).astype(float), codes=(-1, -3)),
-]
+# how the generator makes each known field (``F.KNOWN_FIELDS``) from the people; fmt: off
+MAKERS = {
+    31: lambda P, r: P.male.astype(float),
+    34: lambda P, r: P.birth_year.astype(float),
+    52: lambda P, r: P.birth_month.astype(float),
+    21003: lambda P, r: np.floor(P.age),
+    21000: lambda P, r: P.ethnicity.astype(float),
+    20116: lambda P, r: P.smoking.astype(float),
+    2443: lambda P, r: P.diabetes.astype(float),
+    30750: lambda P, r: P.hba1c,
+    5262: lambda P, r: P.iop + 1.2 * r.standard_normal(P.n),
+    5254: lambda P, r: P.iop + 1.2 * r.standard_normal(P.n),
+    21001: lambda P, r: P.bmi,
+    4080: lambda P, r: np.round(P.sbp),
+    4079: lambda P, r: np.round(0.45 * P.sbp + 20 + 7 * r.standard_normal(P.n)),
+    50: lambda P, r: P.height,
+    21002: lambda P, r: P.bmi * (P.height / 100) ** 2,
+    48: lambda P, r: np.round(62 + 1.1 * P.bmi + 9 * P.male + 4 * r.standard_normal(P.n)),
+    49: lambda P, r: np.round(70 + 1.2 * P.bmi + 4 * r.standard_normal(P.n)),
+    102: lambda P, r: np.round(69 + 11 * _lat(P, r, {METAB: 0.3, FRAILTY: 0.3})),
+    189: lambda P, r: -1.3 + 3.0 * _lat(P, r, {SOCIO: -1.0}, 0.5),
+    738: lambda P, r: _categories(_lat(P, r, {SOCIO: 1.0}), [1, 2, 3, 4, 5], [22, 26, 25, 19, 8]),
+    6138: lambda P, r: _categories(_lat(P, r, {SOCIO: 1.0}), [-7, 4, 3, 5, 6, 2, 1], [17, 5, 21, 6, 5, 11, 35]),
+    1558: lambda P, r: _categories(_lat(P, r, {LIFESTYLE: -0.8, SOCIO: -0.3}), [1, 2, 3, 4, 5, 6], [20, 23, 26, 11, 12, 8]),
+    20117: lambda P, r: _categories(_lat(P, r, {LIFESTYLE: -0.5}), [2, 1, 0], [92, 4, 4]),
+    2178: lambda P, r: _categories(_lat(P, r, {FRAILTY: 1.0, METAB: 0.4}), [1, 2, 3, 4], [17, 58, 21, 4]),
+    1160: lambda P, r: np.clip(np.round(7.1 + 1.1 * _lat(P, r, {FRAILTY: -0.3})), 2, 14),
+    1050: lambda P, r: np.clip(np.round(3.7 + 2.3 * _lat(P, r, {LIFESTYLE: 0.6})), 0, 16),
+    1060: lambda P, r: np.clip(np.round(1.8 + 1.4 * _lat(P, r, {LIFESTYLE: 0.6})), 0, 12),
+    1717: lambda P, r: _categories(r.standard_normal(P.n) + 3 * (P.ethnicity > 2000), [1, 2, 3, 4, 5, 6], [30, 55, 8, 3, 2, 2]),
+    1727: lambda P, r: _categories(r.standard_normal(P.n), [1, 2, 3, 4], [12, 43, 30, 15]),
+    2207: lambda P, r: (r.random(P.n) < 0.6 + 0.3 * (P.age > 55)).astype(float),
+    5255: lambda P, r: P.iop - 0.4 + 1.5 * r.standard_normal(P.n),
+    5263: lambda P, r: P.iop - 0.4 + 1.5 * r.standard_normal(P.n),
+    5084: lambda P, r: -0.2 + 2.2 * _lat(P, r, {EYE: 0.7}),
+    5085: lambda P, r: -0.2 + 2.2 * _lat(P, r, {EYE: 0.7}),
+    30690: lambda P, r: 5.7 + 1.1 * _lat(P, r, {METAB: 0.4}),
+    30760: lambda P, r: np.clip(1.45 + 0.38 * _lat(P, r, {METAB: -0.7}) - 0.25 * P.male, 0.3, None),
+    30780: lambda P, r: 3.55 + 0.87 * _lat(P, r, {METAB: 0.4}),
+    30870: lambda P, r: np.exp(0.35 + 0.5 * _lat(P, r, {METAB: 0.8})),
+    30740: lambda P, r: 4.9 + 0.6 * _lat(P, r, {METAB: 0.5}) + 2.8 * P.diabetes,
+    30700: lambda P, r: 62 + 15 * P.male + 14 * _lat(P, r, {FRAILTY: 0.4}),
+    30710: lambda P, r: np.exp(0.3 + 1.0 * _lat(P, r, {METAB: 0.5, FRAILTY: 0.4})),
+    30000: lambda P, r: 6.9 + 1.8 * _lat(P, r, {BLOOD: 0.7, METAB: 0.3}),
+    30010: lambda P, r: 4.3 + 0.5 * P.male + 0.35 * _lat(P, r, {BLOOD: 0.7}),
+    30020: lambda P, r: 13.5 + 1.6 * P.male + 1.0 * _lat(P, r, {BLOOD: 0.7}),
+    30080: lambda P, r: 250 + 58 * _lat(P, r, {BLOOD: 0.5}),
+    3062: lambda P, r: 3.2 + 1.1 * P.male - 0.03 * (P.age - 55) + 0.6 * _lat(P, r, {FRAILTY: -0.5}),
+    3063: lambda P, r: 2.5 + 0.8 * P.male - 0.03 * (P.age - 55) + 0.5 * _lat(P, r, {FRAILTY: -0.5, LIFESTYLE: -0.3}),
+    23099: lambda P, r: 36 - 10 * P.male + 1.0 * (P.bmi - 27) + 2 * r.standard_normal(P.n),
+    46: lambda P, r: np.round(np.clip(22 + 16 * P.male - 0.25 * (P.age - 55) + 5 * _lat(P, r, {FRAILTY: -0.6}), 2, None)),
+    47: lambda P, r: np.round(np.clip(24 + 17 * P.male - 0.25 * (P.age - 55) + 5 * _lat(P, r, {FRAILTY: -0.6}), 2, None)),
+    884: lambda P, r: _categories(_lat(P, r, {LIFESTYLE: 0.8}), list(range(8)), [12, 7, 11, 13, 9, 15, 4, 29]),
+    904: lambda P, r: _categories(_lat(P, r, {LIFESTYLE: 0.8}), list(range(8)), [30, 12, 16, 15, 7, 8, 2, 10]),
+    1289: lambda P, r: np.clip(np.round(2.8 + 1.8 * _lat(P, r, {LIFESTYLE: 0.5})), 0, 15),
+    1309: lambda P, r: np.clip(np.round(2.2 + 1.6 * _lat(P, r, {LIFESTYLE: 0.5})), 0, 15),
+    1488: lambda P, r: np.clip(np.round(3.4 + 2.7 * r.standard_normal(P.n)), 0, 20),
+    1498: lambda P, r: np.clip(np.round(1.9 + 2.0 * r.standard_normal(P.n)), 0, 15),
+    6150: lambda P, r: _categories(_lat(P, r, {METAB: 0.7, FRAILTY: 0.4}) + 0.05 * (P.age - 55), [-7, 4, 2, 1, 3], [70, 23, 3, 2, 2]),
+    2453: lambda P, r: (r.random(P.n) < 0.04 + 0.003 * (P.age - 40)).astype(float),
+    2463: lambda P, r: (r.random(P.n) < 0.09).astype(float),
+    2090: lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.5})) > 0.66).astype(float),
+    2316: lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.5, LIFESTYLE: -0.3})) > 0.8).astype(float),
+    137: lambda P, r: r.poisson(np.clip(1.5 + 0.1 * (P.age - 55) + 1.2 * P.z[:, FRAILTY] + 2 * P.diabetes, 0.1, None)).astype(float),
+    20015: lambda P, r: 0.52 * P.height + 3 * r.standard_normal(P.n),
+    1920: lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.4})) > 0.55).astype(float),
+    1930: lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.4})) > 0.6).astype(float),
+    1940: lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.3})) > 0.72).astype(float),
+    1950: lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.3})) > 0.48).astype(float),
+    1960: lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.4})) > 0.6).astype(float),
+    1970: lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.4})) > 0.78).astype(float),
+    1980: lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.4})) > 0.58).astype(float),
+    1990: lambda P, r: (_u(_lat(P, r, {FRAILTY: 0.4})) > 0.84).astype(float),
+}
 # fmt: on
+CURATED = [FieldSpec(**dataclasses.asdict(info), make=MAKERS[info.field]) for info in F.KNOWN_FIELDS]
 
 # fields the planted risk reads (their true values): they must be in every table
 SIGNAL_FIELDS = (31, 34, 52, 21000, 20116, 2443, 30750, 5262, 21001, 4080)

@@ -1,4 +1,4 @@
-"""Tables for the imputation comparison: the cohort's training rows and the real tabular files."""
+"""Tables for the imputation comparison: the cohort's training rows and any other tables given."""
 import json
 import os
 
@@ -8,8 +8,12 @@ import pandas as pd
 from ...core.errors import DataError
 from ...core.io import atomic_write
 
-# real tables in ../shared/data/tabular: identifier columns that are not features
-REAL_TABLES = {"pbc.csv": ["rownames", "id"], "nafld1.csv": ["rownames", "id", "case.id"]}
+
+
+def parse_table(spec):
+    """``PATH`` or ``PATH:col,col`` (identifier columns to leave out) -> (path, [columns])."""
+    path, _, drop = str(spec).partition(":")
+    return path, [c for c in drop.split(",") if c]
 
 
 def _kinds(X):
@@ -18,8 +22,9 @@ def _kinds(X):
     return [infer_kind(X[:, j]) for j in range(X.shape[1])]
 
 
-def load_tables(cfg, shared_dir, max_rows=5000, seed=0):
-    """``{name: (X, kinds)}``: the cohort (if built) and every real table found."""
+def load_tables(cfg, tables_given=(), max_rows=5000, seed=0):
+    """``{name: (X, kinds)}``: the cohort's training rows (if built) and each table of
+    ``tables_given`` (``(csv path, identifier columns to leave out)``; categories become codes)."""
     rng = np.random.default_rng(seed)
     tables = {}
     work = cfg["data"]["work_dir"]
@@ -32,18 +37,22 @@ def load_tables(cfg, shared_dir, max_rows=5000, seed=0):
         X = cohort[cols].to_numpy(dtype=np.float64)
         keep = ~np.isnan(X).all(0)
         tables["cohort"] = (X[:, keep], [m["kind"] for m, k in zip(meta["fields"], keep) if k])
-    for name, drop in REAL_TABLES.items():
-        path = os.path.join(shared_dir, name)
+    for path, drop in tables_given:
         if not os.path.isfile(path):
-            continue
-        t = pd.read_csv(path).drop(columns=drop, errors="ignore")
+            raise DataError(f"table {path} not found")
+        t = pd.read_csv(path)
+        absent = [c for c in drop if c not in t.columns]
+        if absent:
+            raise DataError(f"{path}: no column(s) {absent} to leave out (it has {list(t.columns)[:12]}...)")
+        t = t.drop(columns=drop)
+        name = os.path.splitext(os.path.basename(path))[0]
         for c in t.columns:
             if not pd.api.types.is_numeric_dtype(t[c]):
                 t[c] = t[c].astype("category").cat.codes.replace(-1, np.nan)
         X = t.to_numpy(dtype=np.float64)
-        tables[name.split(".")[0]] = (X, _kinds(X))
+        tables[name] = (X, _kinds(X))
     if not tables:
-        raise DataError(f"no tables to compare: build the cohort (tools/preprocess.py --stage ukb) or provide {shared_dir}")
+        raise DataError("no tables to compare: build the cohort (tools/preprocess.py --stage ukb) or give --table")
     for name, (X, kinds) in list(tables.items()):
         if len(X) > max_rows:
             tables[name] = (X[rng.choice(len(X), max_rows, replace=False)], kinds)

@@ -37,9 +37,7 @@ def feature_list(cfg):
                 for f in feature_fields(int(cfg["data"]["num_features"]), int(cfg["synthetic"]["seed"]))]
     if not isinstance(spec, list) or not spec:
         raise ConfigError(f"ukb.features must be null or a list of field ids, got {spec!r}")
-    from ..synthetic.cohort import CURATED
-
-    known = {f.field: f for f in CURATED}
+    known = {f.field: f for f in F.KNOWN_FIELDS}
     out = []
     for item in spec:
         entry = item if isinstance(item, dict) else {"field": item}

@@ -1,4 +1,6 @@
 """UK Biobank conventions shared by the cohort builder and the synthetic generator."""
+from dataclasses import dataclass
+from typing import Optional, Tuple
 
 # Negative codes that mean "no usable answer" in UK Biobank questionnaire fields:
 # -1 do not know, -3 prefer not to answer, -121 and -818 their variants in some
@@ -56,3 +58,102 @@ def rap_column(field, instance=None, array=None):
     if array is not None:
         name += f"_a{array}"
     return name
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A real UK Biobank feature field ppeye knows: how it is typed and recorded.
+
+    ``kind`` is continuous, integer, ordinal or categorical; ``block`` names the measurement
+    block that is missing as a whole (e.g. the eye measures, taken for a minority); ``codes``
+    the negative "no answer" codes it can carry; ``less_than_one``: a count whose -10 means
+    "less than one"; ``instanced``: recorded per assessment visit (``-0.0``) rather than once;
+    ``decimals``: the precision it is recorded with. The cohort builder takes a listed field's
+    kind and codes from here; the synthetic generator makes a column for each.
+    """
+
+    field: int
+    name: str
+    kind: str
+    block: Optional[str] = None
+    codes: Tuple[int, ...] = ()
+    less_than_one: bool = False
+    instanced: bool = True
+    decimals: int = 1
+
+
+# fmt: off
+KNOWN_FIELDS = (
+    FieldInfo(31, "Sex", "categorical", instanced=False),
+    FieldInfo(34, "Year of birth", "integer", instanced=False),
+    FieldInfo(52, "Month of birth", "ordinal", instanced=False),
+    FieldInfo(21003, "Age when attended assessment centre", "integer"),
+    FieldInfo(21000, "Ethnic background", "categorical", codes=(-1, -3)),
+    FieldInfo(20116, "Smoking status", "categorical", codes=(-3,)),
+    FieldInfo(2443, "Diabetes diagnosed by doctor", "categorical", codes=(-1, -3)),
+    FieldInfo(30750, "Glycated haemoglobin (HbA1c)", "continuous", "biochemistry"),
+    FieldInfo(5262, "Intra-ocular pressure, corneal-compensated (left)", "continuous", "eye"),
+    FieldInfo(5254, "Intra-ocular pressure, corneal-compensated (right)", "continuous", "eye"),
+    FieldInfo(21001, "Body mass index (BMI)", "continuous", decimals=2),
+    FieldInfo(4080, "Systolic blood pressure, automated reading", "integer"),
+    FieldInfo(4079, "Diastolic blood pressure, automated reading", "integer"),
+    FieldInfo(50, "Standing height", "continuous"),
+    FieldInfo(21002, "Weight", "continuous"),
+    FieldInfo(48, "Waist circumference", "integer"),
+    FieldInfo(49, "Hip circumference", "integer"),
+    FieldInfo(102, "Pulse rate, automated reading", "integer"),
+    FieldInfo(189, "Townsend deprivation index at recruitment", "continuous", decimals=2),
+    FieldInfo(738, "Average total household income before tax", "ordinal", codes=(-1, -3)),
+    FieldInfo(6138, "Qualifications", "categorical", codes=(-3,)),
+    FieldInfo(1558, "Alcohol intake frequency", "ordinal", codes=(-3,)),
+    FieldInfo(20117, "Alcohol drinker status", "categorical", codes=(-3,)),
+    FieldInfo(2178, "Overall health rating", "ordinal", codes=(-1, -3)),
+    FieldInfo(1160, "Sleep duration", "integer", codes=(-1, -3)),
+    FieldInfo(1050, "Time spend outdoors in summer", "integer", codes=(-1, -3), less_than_one=True),
+    FieldInfo(1060, "Time spent outdoors in winter", "integer", codes=(-1, -3), less_than_one=True),
+    FieldInfo(1717, "Skin colour", "ordinal", codes=(-1, -3)),
+    FieldInfo(1727, "Ease of skin tanning", "ordinal", codes=(-1, -3)),
+    FieldInfo(2207, "Wears glasses or contact lenses", "categorical", codes=(-3,)),
+    FieldInfo(5255, "Intra-ocular pressure, Goldmann-correlated (right)", "continuous", "eye"),
+    FieldInfo(5263, "Intra-ocular pressure, Goldmann-correlated (left)", "continuous", "eye"),
+    FieldInfo(5084, "Spherical power (right)", "continuous", "eye", decimals=2),
+    FieldInfo(5085, "Spherical power (left)", "continuous", "eye", decimals=2),
+    FieldInfo(30690, "Cholesterol", "continuous", "biochemistry", decimals=3),
+    FieldInfo(30760, "HDL cholesterol", "continuous", "biochemistry", decimals=3),
+    FieldInfo(30780, "LDL direct", "continuous", "biochemistry", decimals=3),
+    FieldInfo(30870, "Triglycerides", "continuous", "biochemistry", decimals=3),
+    FieldInfo(30740, "Glucose", "continuous", "biochemistry", decimals=3),
+    FieldInfo(30700, "Creatinine", "continuous", "biochemistry"),
+    FieldInfo(30710, "C-reactive protein", "continuous", "biochemistry", decimals=2),
+    FieldInfo(30000, "White blood cell (leukocyte) count", "continuous", "blood_count", decimals=2),
+    FieldInfo(30010, "Red blood cell (erythrocyte) count", "continuous", "blood_count", decimals=3),
+    FieldInfo(30020, "Haemoglobin concentration", "continuous", "blood_count", decimals=2),
+    FieldInfo(30080, "Platelet count", "continuous", "blood_count"),
+    FieldInfo(3062, "Forced vital capacity (FVC)", "continuous", "spirometry", decimals=2),
+    FieldInfo(3063, "Forced expiratory volume in 1-second (FEV1)", "continuous", "spirometry", decimals=2),
+    FieldInfo(23099, "Body fat percentage", "continuous", "impedance"),
+    FieldInfo(46, "Hand grip strength (left)", "integer", "grip"),
+    FieldInfo(47, "Hand grip strength (right)", "integer", "grip"),
+    FieldInfo(884, "Number of days/week of moderate physical activity 10+ minutes", "ordinal", codes=(-1, -3)),
+    FieldInfo(904, "Number of days/week of vigorous physical activity 10+ minutes", "ordinal", codes=(-1, -3)),
+    FieldInfo(1289, "Cooked vegetable intake", "integer", codes=(-1, -3), less_than_one=True),
+    FieldInfo(1309, "Fresh fruit intake", "integer", codes=(-1, -3), less_than_one=True),
+    FieldInfo(1488, "Tea intake", "integer", codes=(-1, -3), less_than_one=True),
+    FieldInfo(1498, "Coffee intake", "integer", codes=(-1, -3), less_than_one=True),
+    FieldInfo(6150, "Vascular/heart problems diagnosed by doctor", "categorical", codes=(-3,)),
+    FieldInfo(2453, "Cancer diagnosed by doctor", "categorical", codes=(-1, -3)),
+    FieldInfo(2463, "Fractured/broken bones in last 5 years", "categorical", codes=(-1, -3)),
+    FieldInfo(2090, "Seen doctor (GP) for nerves, anxiety, tension or depression", "categorical", codes=(-1, -3)),
+    FieldInfo(2316, "Wheeze or whistling in the chest in last year", "categorical", codes=(-1, -3)),
+    FieldInfo(137, "Number of treatments/medications taken", "integer"),
+    FieldInfo(20015, "Sitting height", "continuous"),
+    FieldInfo(1920, "Mood swings", "categorical", codes=(-1, -3)),
+    FieldInfo(1930, "Miserableness", "categorical", codes=(-1, -3)),
+    FieldInfo(1940, "Irritability", "categorical", codes=(-1, -3)),
+    FieldInfo(1950, "Sensitivity / hurt feelings", "categorical", codes=(-1, -3)),
+    FieldInfo(1960, "Fed-up feelings", "categorical", codes=(-1, -3)),
+    FieldInfo(1970, "Nervous feelings", "categorical", codes=(-1, -3)),
+    FieldInfo(1980, "Worrier / anxious feelings", "categorical", codes=(-1, -3)),
+    FieldInfo(1990, "Tense / 'highly strung'", "categorical", codes=(-1, -3)),
+)
+# fmt: on
