@@ -6,16 +6,20 @@ The stable public interface::
     shapes = ppeye.input_shapes(cfg)     # {"T", "C", "D", "H", "W", "F"}
     model = ppeye.build_model(cfg)
 """
+import csv
+import json
+import os
+
 from .core.config import load_config
 from .core.errors import ConfigError
+from .core.registry import MODELS
+from .data.era5.variables import resolve_variables
 
 __version__ = "0.1.0"
 
 
 def input_shapes(cfg):
     """The sizes the model takes: ``T`` days, ``C`` variables, ``D`` hours, ``H x W`` cells, ``F`` features."""
-    from .data.era5.variables import resolve_variables
-
     data = cfg["data"]
     box = data["box"]
     if not (isinstance(box, (list, tuple)) and len(box) == 2):
@@ -38,8 +42,8 @@ def input_shapes(cfg):
 
 def build_model(cfg):
     """The model described by ``cfg.model``, built through the MODELS registry."""
+    # imported here, not above: `import ppeye` (configs, input sizes) must not import Paddle
     from . import modeling  # noqa: F401  (registers the models)
-    from .core.registry import MODELS
 
     section = cfg["model"]
     missing = section.get("missing") or {}
@@ -51,10 +55,6 @@ def build_model(cfg):
 def feature_blocks(cfg):
     """The cohort's blocks of features missing together, as lists of feature indices (read from
     ``<work_dir>/missingness_blocks.csv`` and ``features/tab_stats.json``)."""
-    import csv
-    import json
-    import os
-
     work = cfg["data"]["work_dir"]
     paths = [os.path.join(work, "missingness_blocks.csv"), os.path.join(work, "features", "tab_stats.json")]
     for path in paths:

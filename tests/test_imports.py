@@ -69,3 +69,25 @@ def test_the_inference_side_reaches_nothing_of_training():
     for mod in INFERENCE_SIDE:
         training = sorted(m for m in reachable(edges, mod) if m.startswith("ppeye.engine"))
         assert training == [], f"{mod} reaches {training}"
+
+
+# the only ppeye modules imported inside a function, each for a reason: `import ppeye` must not
+# import Paddle (build_model); a training variant is a subprocess entry point (runs.py); a tool's
+# --help answers without importing Paddle (tools/train.py)
+LAZY_ALLOWED = {("ppeye/__init__.py", "modeling"), ("ppeye/engine/runs.py", "trainer"),
+                ("ppeye/engine/runs.py", "tools"), ("ppeye/tools/train.py", "engine")}
+
+
+def test_no_ppeye_module_is_imported_inside_a_function_but_the_listed_ones():
+    found = set()
+    for mod, path in modules().items():
+        rel = os.path.relpath(path, os.path.dirname(ROOT)).replace(os.sep, "/")
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for sub in ast.walk(node):
+                    if isinstance(sub, ast.ImportFrom) and (sub.level > 0 or (sub.module or "").startswith("ppeye")):
+                        name = sub.module or sub.names[0].name
+                        found.add((rel, name.split(".")[-1]))
+                    elif isinstance(sub, ast.Import) and any(a.name.startswith("ppeye") for a in sub.names):
+                        found.add((rel, sub.names[0].name))
+    assert found <= LAZY_ALLOWED, f"imports inside functions hide the import graph: {sorted(found - LAZY_ALLOWED)}"

@@ -5,6 +5,7 @@ import os
 import sys
 import warnings
 
+from .errors import ConfigError
 
 SET_BY_PPEYE = "PPEYE_SET_OMP_NUM_THREADS"      # marks an OMP_NUM_THREADS that ppeye chose, not the user
 
@@ -41,8 +42,6 @@ def import_paddle(num_threads=None):
         try:
             import paddle
         except ImportError as e:
-            from .errors import ConfigError
-
             raise ConfigError(f"PaddlePaddle is not installed ({e}): on a CPU, pip install 'ppeye[cpu]' (or "
                               f"paddlepaddle); on GPUs, paddlepaddle-gpu 3.x from Paddle's own package index, e.g. "
                               f"pip install paddlepaddle-gpu -i https://www.paddlepaddle.org.cn/packages/stable/cu126/ "

@@ -23,11 +23,25 @@ import warnings
 import numpy as np
 import yaml
 
+from .. import __version__, build_model, input_shapes
+from ..core.config import save_config
+from ..core.device import select_device
 from ..core.errors import DataError, InputError
+from ..core.fingerprint import config_fingerprint
 from ..core.io import atomic_directory, sha256
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
+from ..data.dataset import OnsetDataset, WeatherCollator
+from ..data.ukb.centres import resolve_sites
+from ..engine.checkpoint import load_weights, run_dir_of
+from ..engine.predict import predict
+from ..metrics import THRESHOLD_RULE
+from ..metrics.multilabel import DISEASES, choose_thresholds
+from ..retrieval import RetrievalIndex
+from .nets import export_layer, output_names
+from .pipeline import FeaturePipeline
 from .predictor import CFG_FILE, FORMAT_VERSION, MODEL_FILES, bundle_files, create_predictor, run_predictor
+from .quantize import quantize_weights
 
 paddle = import_paddle()
 
@@ -37,8 +51,6 @@ CLIMATOLOGY_FILE = "climatology.npz"    # with data.anomalies (weather only: no 
 
 def input_specs(cfg, names):
     """Named InputSpecs with a dynamic batch and a dynamic number of distinct days."""
-    from .. import input_shapes
-
     s = input_shapes(cfg)
     shapes = {"weather_unique": ([None, s["C"], s["D"], s["H"], s["W"]], "float32"),
               "day_index": ([None, s["T"]], "int64"),
@@ -48,17 +60,12 @@ def input_specs(cfg, names):
 
 
 def _validation_predictions(cfg, model, with_embeddings):
-    from ..data.dataset import OnsetDataset
-    from ..engine.predict import predict
-
     ds = OnsetDataset(cfg, "val")
     return ds, predict(model, ds, cfg, with_embeddings=with_embeddings)
 
 
 def _check_batch(ds, names, size=3):
     """One real validation batch (size people of one site, shared days) as numpy inputs."""
-    from ..data.dataset import WeatherCollator
-
     batch = WeatherCollator(ds.store)([ds[i] for i in range(min(size, len(ds)))])
     return [batch[n] for n in names]
 
@@ -82,18 +89,6 @@ def refuse_to_replace(out_dir, inputs=()):
 
 def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False, log=None):
     """Export ``weights`` (run dir or checkpoint) under ``cfg`` to ``out_dir``; returns infer_cfg."""
-    from .. import __version__, build_model, input_shapes
-    from ..core.config import save_config
-    from ..data.ukb.centres import resolve_sites
-    from ..engine.checkpoint import load_weights
-    from ..core.device import select_device
-    from ..core.fingerprint import config_fingerprint
-    from ..engine.checkpoint import run_dir_of
-    from ..metrics import THRESHOLD_RULE
-    from ..metrics.multilabel import DISEASES, choose_thresholds
-    from .nets import export_layer, output_names
-    from .pipeline import FeaturePipeline
-
     log = log or get_logger("ppeye.export")
     weights = weights or cfg.get("weights")
     if not weights:
@@ -133,8 +128,6 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
     net_for_export = layer
     quant_info = None
     if quantize:
-        from .quantize import quantize_weights
-
         net_for_export, quant_info = quantize_weights(layer, val_ds, names, cfg, log)
     specs = input_specs(cfg, names)
     shapes = input_shapes(cfg)
@@ -200,7 +193,6 @@ def _retrieval_for(cfg, run_dir, checkpoint, log):
     rc = cfg.get("retrieval") or {}
     if not rc.get("enabled"):
         return None
-    from ..retrieval import RetrievalIndex
 
     path = os.path.join(run_dir, "retrieval")
     if not os.path.isdir(path):

@@ -19,17 +19,21 @@ import time
 import numpy as np
 import pandas as pd
 
+from ..core.config import load_config
+from ..core.device import resolve_device
 from ..core.errors import DataError, InputError
 from ..core.io import atomic_write, save_npz
 from ..core.logger import get_logger
 from ..data.climatology import Climatology
-from .predictor import create_predictor, load_infer_cfg, run_predictor
+from ..data.dataset import WeatherCollator
+from ..data.era5.convert import convert_era5
+from ..data.store import Era5Store
+from ..retrieval import RetrievalIndex
 from .pipeline import FEATURE_FLAGS, PROBLEMS, FeaturePipeline, index_dates
+from .predictor import create_predictor, load_infer_cfg, run_predictor
 
 
 def _device(name):
-    from ..core.device import resolve_device
-
     if name not in (None, "auto", "cpu") and not name.startswith("gpu"):
         raise InputError(f"--device must be auto, cpu, gpu or gpu:N, got {name!r}")
     return resolve_device(name)
@@ -56,8 +60,6 @@ class ExportedModel:
         self.pipeline = FeaturePipeline.load(os.path.join(model_dir, self.info["features"]["dir"]))
         self.retrieval = None
         if self.info.get("retrieval"):
-            from ..retrieval import RetrievalIndex
-
             self.retrieval = RetrievalIndex.load(os.path.join(model_dir, self.info["retrieval"]["dir"]))
 
     @property
@@ -98,8 +100,6 @@ class ExportedModel:
 
 
 def _open_store(model, era5, log):
-    from ..data.store import Era5Store
-
     w = model.info["weather"]
     store = Era5Store(era5, norm=(w["mean"], w["std"]))
     if w.get("climatology"):     # trained on anomalies (data.anomalies): the training sites' climatology
@@ -116,9 +116,6 @@ def _open_store(model, era5, log):
 
 def convert_raw(model, raw_dir, dates, T, work_dir, log):
     """Convert raw ERA5 files covering ``dates``' windows into ``work_dir/era5.zarr``."""
-    from ..core.config import load_config
-    from ..data.era5.convert import convert_era5
-
     cfg = load_config(os.path.join(model.dir, "config.yaml"))
     valid = dates[~np.isnat(dates)]
     if not len(valid):
@@ -239,8 +236,6 @@ def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_s
 
 
 def _weather(store, sites, starts, T, present):
-    from ..data.dataset import WeatherCollator
-
     keys = sites[:, None] * store.n_days + starts[:, None] + np.arange(T)[None, :]
     keys[present == 0] = -1            # no weather: a zero volume the model does not use
     weather, day_index = WeatherCollator(store).weather(keys)

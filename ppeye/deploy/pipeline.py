@@ -23,6 +23,7 @@ from ..core.errors import DataError, InputError
 from ..data.ukb import fields as F
 from ..data.ukb.cohort import _haversine
 from ..data.ukb.encoding import encode_features
+from ..data.ukb.geo import osgb_to_latlon
 from ..data.ukb.load import canonical
 
 FILES = ("ukb_fields.json", "imputer.joblib", "tab_stats.json")
@@ -195,8 +196,6 @@ class FeaturePipeline:
             lat = pd.to_numeric(frame["lat"], errors="coerce").to_numpy(float)
             lon = pd.to_numeric(frame["lon"], errors="coerce").to_numpy(float)
         elif self.site_from == "home" and "20074-0.0" in frame and "20075-0.0" in frame:
-            from ..data.ukb.geo import osgb_to_latlon
-
             lat, lon = osgb_to_latlon(pd.to_numeric(frame["20074-0.0"], errors="coerce").to_numpy(float),
                                       pd.to_numeric(frame["20075-0.0"], errors="coerce").to_numpy(float))
         if lat is not None:

@@ -7,6 +7,7 @@ import yaml
 
 from ..core.errors import InputError
 from ..core.io import sha256
+from ..core.paddle_env import native_stdout_filtered
 
 FORMAT_VERSION = 2        # 2: every file of the bundle checksummed; participant-level content listed
 CFG_FILE = "infer_cfg.yml"
@@ -30,8 +31,6 @@ def create_predictor(model_dir, device="cpu", onednn=True, threads=None):
 
 
 def run_predictor(predictor, arrays):
-    from ..core.paddle_env import native_stdout_filtered
-
     for name, value in zip(predictor.get_input_names(), arrays):
         predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(value))
     with native_stdout_filtered():

@@ -23,6 +23,7 @@ import copy
 import numpy as np
 
 from ..core.paddle_env import import_paddle
+from ..data.dataset import WeatherCollator
 
 paddle = import_paddle()
 
@@ -52,7 +53,6 @@ def quantize_weights(layer, dataset, names, cfg, log, calibration_batches=4, bit
     from paddle.quantization import PTQ, QuantConfig
     from paddle.quantization.observers import AbsmaxObserver
 
-    from ..data.dataset import WeatherCollator
 
     collate = WeatherCollator(dataset.store)
     size = int(cfg["loader"]["batch_size"])

@@ -26,11 +26,19 @@ import os
 
 import numpy as np
 
+from ..baselines import ClimateFeatures, fit_logistic, fit_xgboost, patient_features
+from ..baselines.models import C_GRID
+from ..core.config import load_yaml
 from ..core.errors import DataError, InputError
 from ..core.io import atomic_write, write_csv
 from ..core.logger import get_logger
+from ..data.dataset import OnsetDataset
 from ..metrics import DISEASES
 from ..metrics.comparison import COLUMNS, compare_table, load_predictions
+from .checkpoint import resolve, run_dir_of
+from .evaluator import SPLITS, Evaluator, Reporter, split_available
+from .features import extract_people
+from .runs import train_variant
 from .verdicts import REFERENCE, weather_verdicts
 
 NEURAL = {"patient_only": ["model.weather_branch=false"], "weather_only": ["model.patient_branch=false"]}
@@ -65,8 +73,6 @@ def patient_only_overrides(cfg):
         out.append("train.two_stage.cache=null")
     pre = cfg.get("pretrained")
     if pre and os.path.isfile(os.path.join(pre, "config.yaml")):
-        from ..core.config import load_yaml
-
         if (load_yaml(os.path.join(pre, "config.yaml")).get("model") or {}).get("type") != "ContrastivePretrainer":
             out.append("pretrained=null")
     return out
@@ -165,13 +171,10 @@ class Comparison:
         self.log = log or get_logger("ppeye.compare")
         self.seed = int(cfg.get("seed", 0))
         self.splits = splits
-        from ..baselines.models import C_GRID
 
         self.c_grid = cc.get("logistic_c", C_GRID)
 
     def run(self):
-        from .evaluator import SPLITS, split_available
-
         present = [s for s in SPLITS if split_available(self.cfg, s)]
         splits = self.splits or [s for s in present if s != "val"]
         absent = sorted(set(splits) - set(present))
@@ -195,18 +198,12 @@ class Comparison:
                                 int(ec.get("bootstrap", 1000)), self.seed, self.log)
 
     def _evaluate(self, cfg, weights, out_dir):
-        from .evaluator import Evaluator
-
         Evaluator(cfg, weights=weights, out_dir=out_dir, log=self.log).run("all")
         return out_dir
 
     def _model(self, splits):
         """The reference: the given weights, evaluated (unless the run's eval/ already holds
         these weights' predictions for ``splits``), or a model trained here."""
-        from .checkpoint import resolve
-        from .checkpoint import run_dir_of
-        from .runs import train_variant
-
         weights = self.cfg.get("weights")
         if not weights:
             run_dir, cfg = train_variant(self.cfg, self.out_dir, REFERENCE, processes=self.processes, log=self.log)
@@ -225,26 +222,18 @@ class Comparison:
         return self._evaluate(self.cfg, weights, eval_dir)
 
     def _neural(self, name):
-        from .runs import train_variant
-
         extra = patient_only_overrides(self.cfg) if name == "patient_only" else weather_only_overrides(self.cfg)
         run_dir, cfg = train_variant(self.cfg, self.out_dir, name, NEURAL[name] + ["retrieval.enabled=false"] + extra,
                                      processes=self.processes, log=self.log)
         return (run_dir, cfg), self._evaluate(cfg, run_dir, os.path.join(run_dir, "eval"))
 
     def _datasets(self):
-        from ..data.dataset import OnsetDataset
-        from .evaluator import SPLITS, split_available
-
         names = ["train"] + [s for s in SPLITS if split_available(self.cfg, s)]
         return {s: OnsetDataset(self.cfg, s, log=self.log) for s in names}
 
     def _fit_and_report(self, name, inputs, data, fit=None):
         """Fit on train, tune on val (``fit(X_train, Y_train, X_val, Y_val)``; default the L2
         logistic regression), score every split."""
-        from ..baselines import fit_logistic
-        from .evaluator import Reporter
-
         if fit is None:
             def fit(*a):
                 return fit_logistic(*a, c_grid=self.c_grid, seed=self.seed)
@@ -255,8 +244,6 @@ class Comparison:
         return out
 
     def _classical(self, name, data):
-        from ..baselines import ClimateFeatures, fit_xgboost, patient_features
-
         if name == "climate":
             segments = int(self.cc.get("climate_segments", 4))
             if not 1 <= segments <= data["train"].T:
@@ -274,8 +261,6 @@ class Comparison:
 
     def _late_fusion(self, data, runs):
         """Logistic regression on [weather embedding of weather_only, patient embedding of patient_only]."""
-        from .features import extract_people
-
         parts = {}
         for name, key in (("weather_only", "weather_embedding"), ("patient_only", "patient_embedding")):
             run_dir, cfg = runs[name]

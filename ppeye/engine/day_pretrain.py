@@ -24,12 +24,15 @@ import time
 
 import numpy as np
 
+from .. import build_model
 from ..core.config import save_config
+from ..core.device import select_device
 from ..core.errors import ConfigError
 from ..core.io import atomic_write
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..core.seed import seed_everything
+from ..data.dataset import OnsetDataset, WeatherCollator
 from ..data.ukb.splits import temporal_cutoffs
 from .checkpoint import save_checkpoint
 
@@ -91,8 +94,6 @@ def training_days_end(cfg, store):
 
 def read_keys(store, keys):
     """Volumes [N, C, D, H, W] of day keys (position * n_days + day), in the keys' order."""
-    from ..data.dataset import WeatherCollator
-
     weather, index = WeatherCollator(store).weather(np.asarray(keys, np.int64)[None])
     return weather[index[0]]
 
@@ -123,16 +124,12 @@ def fit_day_decoder(model, store, positions, fit_days, seed, log=None, volumes=N
 def pretrain_days(cfg, log=None):
     """Train the config's day encoder on the reconstruction of the training centres' days; returns
     the run directory."""
-    from .. import build_model
-    from ..data.dataset import OnsetDataset
-
     s = settings(cfg)
     if not cfg["model"].get("weather_branch", True):
         raise ConfigError("day pretraining trains the weather branch's day encoder, but model.weather_branch is false")
     if not (cfg["model"].get("day_reconstruction") or {}).get("enabled"):
         raise ConfigError("day pretraining trains the day encoder through the day decoder: set "
                           "model.day_reconstruction.enabled: true (target: deviation, standardise: true recommended)")
-    from ..core.device import select_device
 
     drop_summary = bool(((cfg["model"].get("backbone") or {}).get("summary") or {}).get("enabled"))
     if drop_summary:

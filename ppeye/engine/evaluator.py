@@ -36,14 +36,20 @@ import os
 
 import numpy as np
 
+from .. import build_model, feature_blocks
+from ..core.device import select_device
 from ..core.errors import DataError, InputError
 from ..core.io import atomic_write, save_npz, write_csv
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
+from ..data.attributes import person_attributes
 from ..data.dataset import OnsetDataset, shared_window_days
-from ..metrics import DISEASES, THRESHOLD_RULE, bootstrap_metrics, calibration_table, choose_thresholds
-from ..metrics.clinical import clinical_report, confusion_rows, net_benefit
+from ..metrics import (DISEASES, THRESHOLD_RULE, bootstrap_metrics, calibration_table, choose_thresholds,
+                       multilabel_metrics)
+from ..metrics.clinical import PostHocCalibrator, clinical_report, confusion_rows, net_benefit
 from ..metrics.plots import decision_curve_figure, save_curves, save_figure
+from ..metrics.subgroups import COLUMNS, forest_figure, subgroup_table
+from ..retrieval import RetrievalIndex
 from .checkpoint import load_weights, resolve, run_dir_of
 from .predict import predict
 
@@ -100,8 +106,6 @@ class Reporter:
         """``scored``: {split: (dataset, probabilities [N, 4])} with a "val" entry. Thresholds are
         chosen on val (:data:`THRESHOLD_RULE`) and every split gets its files, subgroups and
         missingness table; ``summary.json`` records ``source`` and ``extra``. Returns the summary."""
-        from .. import feature_blocks
-
         ec = self.cfg.get("evaluation") or {}
         decision_grid(ec)
         if "val" not in scored:
@@ -163,8 +167,6 @@ class Reporter:
     def _patterns(self, split, names, labels, probs):
         """Metrics per missingness pattern (``names``, one per person; ``<split>_missingness.csv``);
         returns the rows."""
-        from ..metrics import multilabel_metrics
-
         rows = []
         for pattern in sorted(set(names), key=lambda p: (p != "complete", p)):
             at = names == pattern
@@ -199,9 +201,6 @@ class Reporter:
 
     def _subgroups(self, split, ds, patterns, labels, probs, ec):
         """``<split>_subgroups.csv`` / ``.png``: AUC per group of each attribute; returns the flagged rows."""
-        from ..data.attributes import person_attributes
-        from ..metrics.subgroups import COLUMNS, forest_figure, subgroup_table
-
         attrs = person_attributes(self.cfg, ds.cohort_pos)
         attrs["missingness"] = patterns
         level = float(ec.get("ci_level", 0.95))
@@ -249,9 +248,6 @@ class Evaluator(Reporter):
     """``Evaluator(cfg, weights).run(splits)``: metrics, intervals, curves, files."""
 
     def __init__(self, cfg, weights=None, model=None, out_dir=None, log=None, vdl=None):
-        from .. import build_model
-        from ..core.device import select_device
-
         self.cfg = cfg
         weights = weights or cfg.get("weights")
         if model is None and not weights:
@@ -271,8 +267,6 @@ class Evaluator(Reporter):
         self.retrieval = None
         rc = cfg.get("retrieval") or {}
         if rc.get("enabled"):
-            from ..retrieval import RetrievalIndex
-
             index_dir = os.path.join(run, "retrieval")
             if os.path.isdir(index_dir):
                 self.retrieval = RetrievalIndex.load(index_dir)
@@ -292,7 +286,6 @@ class Evaluator(Reporter):
             if s not in SPLITS:
                 raise InputError(f"unknown split {s!r}: choose from {', '.join(SPLITS)} or all")
         decision_grid(ec)                     # bad settings fail before anything is written
-        from .. import feature_blocks
 
         blocks = feature_blocks(self.cfg)
         os.makedirs(self.out_dir, exist_ok=True)
@@ -304,8 +297,6 @@ class Evaluator(Reporter):
             variants["retrieval"] = (choose_thresholds(val_pred.labels, blended), self.retrieval.params)
         method = ec.get("post_hoc_calibration")
         if method:
-            from ..metrics.clinical import PostHocCalibrator
-
             calibrator = PostHocCalibrator(method).fit(val_pred.labels, val_pred.probs)
             variants["calibrated"] = (choose_thresholds(val_pred.labels, calibrator.transform(val_pred.probs)),
                                       calibrator)

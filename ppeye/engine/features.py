@@ -26,11 +26,19 @@ import warnings
 
 import numpy as np
 
+from .. import build_model, input_shapes
+from ..core.device import resolve_device, select_device
 from ..core.errors import DataError, InputError
 from ..core.io import atomic_directory, digest, save_npz
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
+from ..core.seed import seed_everything
+from ..data.climatology import open_store
+from ..data.dataset import OnsetDataset
 from ..data.store import read_days
+from ..deploy.predictor import MODEL_FILES, create_predictor, run_predictor
+from .checkpoint import load_pretrained, load_weights
+from .predict import predict
 
 paddle = import_paddle()
 
@@ -60,8 +68,6 @@ def weights_hash(layer):
 
 def encoder_identity(cfg, model, store):
     """What the cached features depend on, with hashes a stale cache would differ in."""
-    from .. import input_shapes
-
     s = input_shapes(cfg)
     return {
         "backbone_config": digest({"backbone": cfg["model"].get("backbone"), "C": s["C"], "D": s["D"],
@@ -133,9 +139,6 @@ class FeatureCache:
 
 
 def _export_encoder(model, cfg, tmp):
-    from .. import input_shapes
-    from ..deploy.predictor import MODEL_FILES
-
     s = input_shapes(cfg)
     spec = paddle.static.InputSpec([None, s["C"], s["D"], s["H"], s["W"]], "float32", "weather_unique")
     layer = DayEncoder(model.backbone)
@@ -153,12 +156,6 @@ def extract_day_features(cfg, out, weights=None, batch_size=64, device="auto", o
     Returns a summary dict (volumes, seconds, volumes/s, self-check difference)."""
     import zarr
 
-    from .. import build_model
-    from ..core.seed import seed_everything
-    from ..data.climatology import open_store
-    from ..deploy.predictor import create_predictor, run_predictor
-    from .checkpoint import load_pretrained, load_weights
-    from ..core.device import resolve_device
 
     log = log or get_logger("ppeye.extract")
     if int(batch_size) < 1:
@@ -233,11 +230,6 @@ def extract_people(cfg, out_dir, weights=None, splits=None, log=None):
     with ``model.missing`` also ``presence`` (flags) and ``modality_weights`` (patient, weather)."""
     import pandas as pd
 
-    from .. import build_model
-    from ..data.dataset import OnsetDataset
-    from .checkpoint import load_weights
-    from .predict import predict
-    from ..core.device import select_device
 
     log = log or get_logger("ppeye.extract")
     weights = weights or cfg.get("weights")

@@ -8,6 +8,7 @@ folded into the layer, so the layer's logits equal the regression's on every inp
 """
 import numpy as np
 
+from ..baselines import fit_logistic
 from ..core.errors import ConfigError
 from ..core.paddle_env import import_paddle
 
@@ -17,8 +18,6 @@ paddle = import_paddle()
 def fit_patient_offset(model, train_set, val_set, seed, log):
     """Fit the regression on ``train_set`` (C chosen on ``val_set``) and set ``model.patient_offset``.
     Returns what was chosen per disease (JSON-ready)."""
-    from ..baselines import fit_logistic
-
     if val_set is None:
         raise ConfigError("model.patient_offset chooses its regression's C on the validation split: "
                           "set train.eval=true (or turn the offset off)")

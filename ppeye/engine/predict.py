@@ -11,6 +11,7 @@ import numpy as np
 
 from ..core.errors import ConfigError
 from ..core.paddle_env import import_paddle
+from ..data.dataset import SiteDateBatchSampler, WeatherCollator
 from ..metrics import DISEASES
 
 paddle = import_paddle()
@@ -37,8 +38,6 @@ def make_loader(dataset, cfg, shuffle=False, seed=0, num_replicas=1, rank=0, dro
     ``loader.ppeye_sampler``. ``drop_uneven=False`` keeps every batch when sharding (evaluation).
     ``store``: where the batches' weather comes from (default the dataset's era5 store; a
     :class:`~ppeye.engine.features.FeatureCache` gives cached day features instead)."""
-    from ..data.dataset import SiteDateBatchSampler, WeatherCollator
-
     lc = cfg["loader"]
     sampler = SiteDateBatchSampler(dataset, int(lc["batch_size"]), shuffle=shuffle, seed=seed,
                                    group=bool(lc.get("group_by_site", True)), num_replicas=num_replicas,

@@ -19,9 +19,10 @@ import platform
 
 import numpy as np
 
+from .. import __version__
 from ..core.io import atomic_write, digest, sha256, write_csv
+from ..data.store import Era5Store
 from ..data.ukb.fields import DISEASES
-
 
 
 def split_rows(cohort):
@@ -48,7 +49,6 @@ def meta_rows(cfg, fingerprint=None, extra=None):
     """``[{key, value}]``: versions, seed, data fingerprints, then every config setting."""
     import paddle
 
-    from .. import __version__
 
     meta = {"version.python": platform.python_version(), "version.paddle": paddle.__version__,
             "version.numpy": np.__version__, "version.ppeye": __version__, "seed": cfg.get("seed"),
@@ -59,8 +59,6 @@ def meta_rows(cfg, fingerprint=None, extra=None):
         meta[f"data.sha256.{name}"] = sha256(path) if os.path.isfile(path) else "absent"
     store = os.path.join(work, "era5.zarr")
     if os.path.isdir(store):
-        from ..data.store import Era5Store
-
         identity = Era5Store(store).identity
         meta["data.era5_store_identity"] = digest(identity)
     meta.update(extra or {})

@@ -33,6 +33,7 @@ from ..core.config import apply_overrides
 from ..core.errors import ConfigError, PpeyeError
 from ..core.io import atomic_write, write_csv
 from ..core.logger import get_logger
+from .runs import train_variant
 
 FIELDS = ["trial", "status", "score", "best_epoch", "run_dir", "overrides", "error"]
 
@@ -133,8 +134,6 @@ class Sweep:
         return {(r["trial"], r["overrides"]): r for r in csv.DictReader(open(path)) if r["status"] == "done"}
 
     def run(self):
-        from .runs import train_variant
-
         os.makedirs(self.out_dir, exist_ok=True)
         done = self._done()
         rows = []

@@ -36,9 +36,12 @@ from ..retrieval import build_index
 from .callbacks import LogCallback, VisualDLCallback
 from .checkpoint import (CheckpointError, keep_previous_checkpoints, load_checkpoint, load_pretrained, load_weights,
                          read_state, save_checkpoint)
+from .day_pretrain import fit_day_decoder, settings, training_days_end
+from .features import open_cache
 from .offset import fit_patient_offset
 from .optim import EarlyStopping, build_optimizer, build_scheduler, frozen_epochs
 from .predict import check_weather_presence, make_loader, predict, to_tensors
+from .pretrain import retrieval_metrics
 from .records import write_history, write_run_records
 
 paddle = import_paddle()
@@ -85,8 +88,6 @@ class Trainer:
         self.callbacks = list(callbacks) if callbacks is not None else self._default_callbacks()
 
     def _build(self, cfg, build_model, build_loss):
-        from .features import open_cache
-
         self.model = build_model(cfg)
         emb = getattr(getattr(self.model, "tabular", None), "embedding", None)
         if emb is not None:
@@ -106,8 +107,6 @@ class Trainer:
                           f"{', '.join(what['not_in_checkpoint']) or 'nothing'}; not used: "
                           f"{', '.join(what['unused']) or 'nothing'}")
         if getattr(self.model, "day_decoder", None) is not None:   # a standardising one needs its statistics
-            from .day_pretrain import fit_day_decoder, settings, training_days_end
-
             store = self.train_set.store
             fit_day_decoder(self.model, store, np.unique(self.train_set.site), settings(cfg)["fit_days"], self.seed,
                             self.log, before=training_days_end(cfg, store))
@@ -187,8 +186,6 @@ class Trainer:
 
     def evaluate(self, dataset, thresholds=None):
         if getattr(self.model, "contrastive", False):
-            from .pretrain import retrieval_metrics
-
             return retrieval_metrics(self.model, dataset, self.cfg, store=self.cache if self.frozen else None), None, None
         pred = self.predict(dataset)
         return multilabel_metrics(pred.labels, pred.probs, thresholds), pred.labels, pred.probs

@@ -8,11 +8,18 @@ import os
 import numpy as np
 import pandas as pd
 
+from .. import build_model
+from ..core.device import select_device
 from ..core.errors import InputError
 from ..core.io import atomic_write, save_npz, write_csv
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
+from ..data.attributes import cohort_rows, person_attributes
+from ..data.dataset import OnsetDataset
+from ..engine.checkpoint import load_weights
+from ..engine.predict import make_loader, to_tensors
 from ..metrics import DISEASES
+from ..modeling.layers.moe import MoE
 from . import attention as att
 from . import figures, routing, spectrum
 from .gradcam import GradCAM3D, person_maps, pointing_game, region_energy_ratio, window_sum
@@ -24,10 +31,6 @@ WHAT = ("gradcam", "attention", "afno", "moe")
 
 class Explainer:
     def __init__(self, cfg, weights=None, model=None, log=None):
-        from .. import build_model
-        from ..engine.checkpoint import load_weights
-        from ..core.device import select_device
-
         self.cfg, self.log = cfg, log or get_logger("ppeye.explain")
         select_device(cfg.get("device", "auto"))
         if model is None:
@@ -51,8 +54,6 @@ class Explainer:
     def collect(self, dataset, what, cam=None, max_people=None):
         """Run the model over ``dataset`` and gather the explanations ``what`` asks for; ``cam``:
         the ``GradCAM3D`` to use (None: no maps)."""
-        from ..engine.predict import make_loader, to_tensors
-
         loader = make_loader(dataset, self.cfg, shuffle=False)
         got = {k: [] for k in ("index", "probs", "importance", "rollout", "spatial", "hours", "by_variable", "routing")}
         spectra, spans, seen = [], None, 0
@@ -116,8 +117,6 @@ class Explainer:
     # ------------------------------------------------------------------ the run
     def run(self, what=WHAT, out_dir="vis", split="test", layer=None, max_people=None, clusters=4, vdl=None,
             method=None, day_weighting=None):
-        from ..data.dataset import OnsetDataset
-
         what = [what] if isinstance(what, str) else list(what)
         unknown = [w for w in what if w not in WHAT]
         if unknown:
@@ -169,14 +168,10 @@ class Explainer:
         return summary
 
     def _has_moe(self):
-        from ..modeling.layers.moe import MoE
-
         return any(isinstance(l, MoE) for l in self.model.sublayers())
 
     # ------------------------------------------------------------------ attributes and truth
     def attributes(self, ds, order):
-        from ..data.attributes import cohort_rows, person_attributes
-
         out = person_attributes(self.cfg, ds.cohort_pos[order])
         rows = cohort_rows(self.cfg, ds.cohort_pos[order], ["eid", "index_date"])
         out["_eid"] = rows["eid"].to_numpy()            # for joins only; never written or logged

@@ -13,6 +13,7 @@ from scipy import stats
 from ..core.errors import InputError
 from .clinical import auc_with_se
 from .multilabel import DISEASES
+from .plots import _figure
 
 COLUMNS = ["attribute", "group", "disease", "n", "cases", "roc_auc", "ci_low", "ci_high", "overall_roc_auc",
            "differs"]
@@ -62,8 +63,6 @@ def subgroup_table(labels, probs, attributes, level=0.95, min_cases=5, names=DIS
 def forest_figure(rows, title, names=DISEASES):
     """A forest plot: one panel per disease, a line per subgroup (AUC and interval), the overall
     AUC as a dashed line, flagged groups in red."""
-    from .plots import _figure
-
     plt = _figure()
     fig = plt.figure(figsize=(4 * len(names), 0.35 * max(6, len(rows) // max(len(names), 1)) + 1.2))
     for k, d in enumerate(names):

@@ -40,10 +40,10 @@ from ...core.logger import get_logger
 from . import fields as F
 from .centres import BY_CODE, resolve_sites
 from .encoding import LESS_THAN_ONE_VALUE, feature_list, fit_encoding
+from .geo import osgb_to_latlon
 from .load import field_columns, read_table
 from .provenance import cohort_settings
 from .splits import assign_splits, temporal_cutoffs
-
 
 
 def _dates(series):
@@ -123,8 +123,6 @@ def _sites(frame, cfg, sites, report):
     ukb = cfg["ukb"]
     idx = np.full(len(frame), -1)
     if ukb["site_from"] == "home":
-        from .geo import osgb_to_latlon
-
         east = pd.to_numeric(frame.get("20074-0.0"), errors="coerce").to_numpy(dtype=float)
         north = pd.to_numeric(frame.get("20075-0.0"), errors="coerce").to_numpy(dtype=float)
         lat, lon = osgb_to_latlon(east, north)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ...core.errors import DataError
 from ...core.io import atomic_write
-
+from .encoding import infer_kind
 
 
 def parse_table(spec):
@@ -17,8 +17,6 @@ def parse_table(spec):
 
 
 def _kinds(X):
-    from .encoding import infer_kind
-
     return [infer_kind(X[:, j]) for j in range(X.shape[1])]
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ...core.errors import ConfigError
+from ..synthetic.cohort import feature_fields
 from . import fields as F
 
 KINDS = ("continuous", "integer", "ordinal", "categorical")
@@ -31,8 +32,6 @@ def feature_list(cfg):
     ukb = cfg["ukb"]
     spec = ukb.get("features")
     if spec is None:
-        from ..synthetic.cohort import feature_fields
-
         return [(f.field, f.kind, f.less_than_one, None)
                 for f in feature_fields(int(cfg["data"]["num_features"]), int(cfg["synthetic"]["seed"]))]
     if not isinstance(spec, list) or not spec:

@@ -23,6 +23,8 @@ dominates by its units. The fitted imputer is saved with joblib as
 import numpy as np
 
 from ...core.errors import ConfigError, DataError
+from ...core.io import atomic_write
+from ...core.logger import get_logger
 from ...core.optional import require
 
 METHODS = ("mean", "median", "mice", "knn", "xgboost")
@@ -257,8 +259,6 @@ def impute_cohort(cfg, log=None):
     import joblib
     import pandas as pd
 
-    from ...core.io import atomic_write
-    from ...core.logger import get_logger
 
     log = log or get_logger("ppeye.impute")
     work = cfg["data"]["work_dir"]
