@@ -72,10 +72,10 @@ def test_the_inference_side_reaches_nothing_of_training():
 
 
 # the only ppeye modules imported inside a function, each for a reason: `import ppeye` must not
-# import Paddle (build_model); a training variant is a subprocess entry point (runs.py); a tool's
-# --help answers without importing Paddle (tools/train.py)
+# import Paddle (build_model); a training variant is a subprocess entry point (runs.py); the
+# tools (ppeye/tools/*.py, entry points) answer -h and refuse bad arguments without importing Paddle
 LAZY_ALLOWED = {("ppeye/__init__.py", "modeling"), ("ppeye/engine/runs.py", "trainer"),
-                ("ppeye/engine/runs.py", "tools"), ("ppeye/tools/train.py", "engine")}
+                ("ppeye/engine/runs.py", "tools")}
 
 
 def test_no_ppeye_module_is_imported_inside_a_function_but_the_listed_ones():
@@ -90,4 +90,5 @@ def test_no_ppeye_module_is_imported_inside_a_function_but_the_listed_ones():
                         found.add((rel, name.split(".")[-1]))
                     elif isinstance(sub, ast.Import) and any(a.name.startswith("ppeye") for a in sub.names):
                         found.add((rel, sub.names[0].name))
+    found = {(rel, name) for rel, name in found if not rel.startswith("ppeye/tools/")}
     assert found <= LAZY_ALLOWED, f"imports inside functions hide the import graph: {sorted(found - LAZY_ALLOWED)}"

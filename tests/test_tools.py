@@ -23,6 +23,18 @@ def test_every_tool_prints_help(name):
     assert "usage:" in res.stdout and "-c" in res.stdout
 
 
+@pytest.mark.parametrize("name", TOOLS + ["extract", "sweep"])
+def test_every_tool_runs_from_the_package_outside_the_checkout(name, tmp_path):
+    """``python -m ppeye.tools.<name>``, from another directory: what a normal install offers
+    (tools/<name>.py is a thin entry point onto it)."""
+    res = subprocess.run([sys.executable, "-m", f"ppeye.tools.{name}", "-h"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "usage:" in res.stdout
+    wrapper = open(os.path.join(ROOT, "tools", f"{name}.py")).read()
+    assert f"from ppeye.tools.{name} import main" in wrapper and len(wrapper.splitlines()) <= 8
+
+
 def test_train_has_the_flags_paddledetection_users_expect():
     out = run_tool("train", "-h").stdout
     for flag in ["--config", "--opt", "--eval", "--resume", "--use_vdl", "--vdl_log_dir", "--fleet", "--output_dir", "--amp"]:

@@ -1,28 +1,7 @@
 #!/usr/bin/env python
-"""Cut a table of people to score from the training export: one split's raw UK Biobank rows
-(features, centre, home; no outcomes) with their index dates, the input tools/infer.py takes.
-
-    python tools/make_scoring_table.py -c configs/demo.yaml --split test --out output/demo/to_score.csv
-"""
+"""Cut a table of people to score from the training export: one split's raw UK Biobank rows: see ppeye/tools/make_scoring_table.py (also ``python -m ppeye.tools.make_scoring_table``)."""
 import _common  # noqa: F401  (puts the checkout on sys.path)
-from ppeye.core import cli
-
-
-def main():
-    parser = cli.make_parser(__doc__)
-    parser.add_argument("--split", default="test", help="train | val | test | external (default: test)")
-    parser.add_argument("--out", required=True, help="CSV to write")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many people")
-    args = parser.parse_args()
-
-    def run():
-        from ppeye.deploy.sample import scoring_table
-
-        n = scoring_table(cli.config_from_args(args), args.split, args.out, args.limit)
-        print(f"wrote {n} rows of split {args.split} to {args.out}")
-
-    cli.main(run)
-
+from ppeye.tools.make_scoring_table import main
 
 if __name__ == "__main__":
     main()

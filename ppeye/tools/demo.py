@@ -1,0 +1,85 @@
+"""Run the whole pipeline on the built-in synthetic data (what `make demo` does).
+
+    python tools/demo.py -c configs/demo.yaml
+
+Stages: make synthetic data, preprocess, pretrain the day encoder, train, eval, export, infer,
+visualize, and compare (the model against its baselines: two more trainings, the longest stage).
+A failing stage stops the demo with a non-zero exit code. The synthetic data are made afresh on
+every run, so what was derived from the previous ones (``data.work_dir``: era5.zarr, cohort,
+features) is removed after them and rebuilt: a demo config edited between runs (other sites or
+dates) would otherwise meet a store built for the old settings.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+if __package__ in (None, ""):          # run as a file: the package's root on sys.path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from ppeye.core.config import load_config  # noqa: E402
+from ppeye.core.errors import PpeyeError  # noqa: E402
+from ppeye.core.launch import launch_prefix  # noqa: E402
+
+
+def stages(cfg_path, cfg):
+    raw = os.path.dirname(cfg["data"]["era5_raw_dir"].rstrip("/"))
+    run = cfg["run_name"] or os.path.splitext(os.path.basename(cfg_path))[0]
+    out = os.path.join(cfg["output_dir"], run)
+    weights = f"weights={out}"                       # a run directory resolves to its best checkpoint
+    export_dir = os.path.join("inference", run)
+    table = os.path.join(out, "to_score.csv")
+    c = ["-c", cfg_path]
+    return [
+        ("synthetic data", ["make_synthetic.py", *c, "--out", raw, "--overwrite"]),
+        ("preprocess era5", ["preprocess.py", *c, "--stage", "era5"]),
+        ("preprocess ukb", ["preprocess.py", *c, "--stage", "ukb"]),
+        ("impute", ["preprocess.py", *c, "--stage", "impute"]),
+        ("pretrain days", ["pretrain_days.py", *c]),
+        ("train", [*launch_prefix(os.path.join(out, "launch")), "train.py", *c, "--eval"]),
+        ("eval", ["eval.py", *c, "-o", weights]),
+        ("export", ["export.py", *c, "-o", weights, "--output_dir", export_dir]),
+        ("table to score", ["make_scoring_table.py", *c, "--split", "test", "--out", table]),
+        ("infer", ["infer.py", "--model_dir", export_dir, "--table", table, "--explain",
+                   "--era5", os.path.join(cfg["data"]["work_dir"], "era5.zarr"),
+                   "--output", os.path.join(out, "risks.csv")]),
+        ("visualize", ["visualize.py", *c, "-o", weights, "--output_dir", os.path.join(out, "vis")]),
+        ("compare", ["compare.py", *c, "-o", weights, "--output_dir", os.path.join(out, "compare")]),
+    ]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", default="configs/demo.yaml")
+    args = parser.parse_args()
+    try:
+        cfg = load_config(args.config)
+    except PpeyeError as e:
+        sys.exit(f"error: {e}")
+    tools = os.path.dirname(os.path.abspath(__file__))
+    results = []
+    for name, argv in stages(args.config, cfg):
+        i = next(j for j, a in enumerate(argv) if a.endswith(".py"))
+        argv = [*argv[:i], os.path.join("tools", argv[i]), *argv[i + 1:]]
+        print(f"\n=== {name}: python {' '.join(argv)}", flush=True)
+        t0 = time.time()
+        code = subprocess.call([sys.executable, *argv[:i], os.path.join(tools, argv[i][6:]), *argv[i + 1:]])
+        seconds = time.time() - t0
+        status = "done" if code == 0 else f"FAILED (exit {code})"
+        results.append((name, status, seconds))
+        if status.startswith("FAILED"):
+            break
+        if name == "synthetic data" and os.path.isdir(cfg["data"]["work_dir"]):
+            print(f"removing {cfg['data']['work_dir']}: derived from the previous synthetic data", flush=True)
+            shutil.rmtree(cfg["data"]["work_dir"])
+    print("\n=== demo summary")
+    for name, status, seconds in results:
+        print(f"  {name:<15} {status:<16} {seconds:6.1f} s")
+    failed = [r for r in results if r[1].startswith("FAILED")]
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
