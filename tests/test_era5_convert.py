@@ -278,3 +278,27 @@ def test_a_kill_while_the_store_is_first_created_leaves_none_and_a_rerun_builds_
     monkeypatch.setattr(C, "_skeleton", real)
     report, path = convert(os.path.join(out, "era5"), str(tmp_path / "w"), ["data.end_date=2019-02-28"])
     assert report["converted"] == ["2019-01", "2019-02"] and open_store(path).sizes["date"] == 59
+
+
+def test_the_store_opens_in_xarray_as_cf_style_data(tiny_work):
+    """Consolidated metadata (no warning), lat / lon as coordinates, units and long names per
+    variable, and ``ppeye.data.store.open_dataset`` with one variable per ERA5 variable."""
+    import warnings
+
+    import xarray as xr
+
+    from ppeye.data.store import open_dataset
+
+    path = os.path.join(next(o for o in tiny_work if o.startswith("data.work_dir=")).split("=", 1)[1], "era5.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_zarr(path)
+    assert {"lat", "lon", "variable_units", "variable_long_name"} <= set(ds.coords)
+    assert ds["lat"].attrs["units"] == "degrees_north" and ds["lon"].attrs["standard_name"] == "longitude"
+    assert list(ds["variable_units"].values) == ["degC", "mm h**-1", "W m**-2", "degC"]
+    day = ds.weather.sel(site=int(ds.site.values[0]), date="2019-03-01")
+    assert day.shape == (4, 8, 8, 8) and day.dims == ("variable", "hour", "y", "x")
+    cf = open_dataset(path)
+    assert cf["t2m"].attrs["units"] == "degC" and "temperature" in cf["t2m"].attrs["long_name"]
+    assert cf["t2m"].dims == ("site", "date", "hour", "y", "x") and "lat" in cf["t2m"].coords
+    np.testing.assert_array_equal(cf["ssrd"].isel(site=0, date=59).values, day.sel(variable="ssrd").values)

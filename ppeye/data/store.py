@@ -108,3 +108,25 @@ class Era5Store:
 
     def describe(self):
         return json.dumps({"path": self.path, "sites": self.sites, "days": self.n_days, "shape": self.shape})
+
+
+def open_dataset(path):
+    """era5.zarr as an xarray Dataset with one variable per ERA5 variable (``t2m``, ``tp``, ...),
+    each ``[site, date, hour, y, x]`` in store units with its ``units`` and ``long_name``, ``lat`` /
+    ``lon`` as coordinates, and ``valid`` / ``land`` beside them: for looking at the weather, not
+    for training (the model reads :class:`Era5Store`). Values are not normalised. For example
+    ``open_dataset("data/demo/work/era5.zarr").t2m.sel(site=11001, date="2019-07-01")``.
+    """
+    import xarray as xr
+
+    ds = xr.open_zarr(str(path), consolidated=None)
+    names = [str(v) for v in ds["variable"].values]
+    units = ([str(u) for u in ds["variable_units"].values] if "variable_units" in ds.coords
+             else list(ds.attrs.get("units") or [""] * len(names)))
+    long_names = ([str(u) for u in ds["variable_long_name"].values] if "variable_long_name" in ds.coords else names)
+    extra = [c for c in ("variable_units", "variable_long_name") if c in ds.coords]
+    out = xr.Dataset({name: ds["weather"].sel(variable=name).drop_vars(["variable", *extra]).assign_attrs(
+        units=unit, long_name=long_name) for name, unit, long_name in zip(names, units, long_names)})
+    for name in ("valid", "land"):
+        out[name] = ds[name]
+    return out.assign_attrs({k: ds.attrs[k] for k in ("identity", "norm_period") if k in ds.attrs})

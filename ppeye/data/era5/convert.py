@@ -49,7 +49,7 @@ from ...core.logger import get_logger
 from ..ukb.centres import resolve_sites
 from .grid import box_index, check_covers, nearest_fill_indices, regrid, site_box, source_resolution
 from .reader import month_files, read_month, source_fingerprint
-from .values import daily_values
+from .values import daily_values, store_units
 from .variables import resolve_variables
 
 STORE_NAME = "era5.zarr"
@@ -174,21 +174,30 @@ def _skeleton(spec):
             "weather": (("site", "date", "variable", "hour", "y", "x"),
                         da.full((S, T, C, D, H, W), np.nan, dtype=np.float32, chunks=chunks)),
             "valid": (("site", "date"), da.zeros((S, T), dtype=bool, chunks=(S, spec.chunk_days * 16))),
-            "land": (("site", "y", "x"), np.ones((S, H, W), dtype=bool)),
-            "lat": (("site", "y"), np.stack([b.lats for b in spec.boxes])),
-            "lon": (("site", "x"), np.stack([b.lons for b in spec.boxes])),
+            "land": (("site", "y", "x"), np.ones((S, H, W), dtype=bool),
+                     {"long_name": "land cell (sea cells hold their nearest land cell's values)"}),
         },
         coords={
+            # CF-style coordinates: xr.open_zarr(store).weather.sel(site=..., date=...) just works
+            "lat": (("site", "y"), np.stack([b.lats for b in spec.boxes]),
+                    {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": (("site", "x"), np.stack([b.lons for b in spec.boxes]),
+                    {"standard_name": "longitude", "units": "degrees_east"}),
+            "variable_long_name": ("variable", [v.long_name for v in spec.variables]),
+            "variable_units": ("variable", [store_units(v) for v in spec.variables]),
             "site": [c.code for c in spec.sites],
             "site_name": ("site", [c.name for c in spec.sites]),
             "site_lat": ("site", [c.lat for c in spec.sites]),
             "site_lon": ("site", [c.lon for c in spec.sites]),
             "date": spec.dates.values,
             "variable": [v.short for v in spec.variables],
-            "hour": np.arange(0, 24, 24 // D),
+            "hour": ("hour", np.arange(0, 24, 24 // D), {"long_name": "hour of the day (UTC)", "units": "h"}),
         },
         attrs={"identity": spec.identity(), "months": {}, "month_stats": {}, "units": [], "mean": [], "std": []},
     )
+    ds["weather"].attrs.update({"long_name": "hourly ERA5 values in a box around each site",
+                                "units": "per variable: see variable_units"})
+    ds["valid"].attrs["long_name"] = "every hour of every variable present on that day"
     ds["weather"].encoding["chunks"] = chunks
     return ds
 
@@ -207,7 +216,8 @@ def _open_or_create(spec, log):
         if len(have) < len(spec.dates):
             extra = _skeleton(spec).isel(date=slice(len(have), None))
             extra.drop_vars([v for v in extra.data_vars if "date" not in extra[v].dims]).drop_vars(
-                ["site_name", "site_lat", "site_lon"]).to_zarr(spec.path, append_dim="date", consolidated=False)
+                [c for c in extra.coords if "date" not in extra[c].dims and c not in extra.dims]).to_zarr(
+                spec.path, append_dim="date", consolidated=False)
             log.info(f"era5.zarr extended to {spec.end.date()}")
         elif len(have) > len(spec.dates):
             raise DataError(f"{spec.path} runs to {have[-1].date()}, past data.end_date {spec.end.date()}; use another data.work_dir")
@@ -219,6 +229,14 @@ def _open_or_create(spec, log):
     with atomic_directory(spec.path) as tmp:
         _skeleton(spec).to_zarr(tmp, compute=False, consolidated=False, mode="w", zarr_format=2)
     return {"identity": spec.identity(), "months": {}, "month_stats": {}}
+
+
+def _consolidate(path):
+    """Consolidated metadata, so ``xr.open_zarr(path)`` reads the store's layout in one request
+    (written after every conversion: appended months change the date axis)."""
+    import zarr
+
+    zarr.consolidate_metadata(path)
 
 
 def _write_attrs(path, attrs):
@@ -291,6 +309,7 @@ def convert_era5(cfg, progress=False, log=None):
     _write_attrs(spec.path, {"mean": mean, "std": std, "norm_period": [str(d.date()) for d in spec.norm_period],
                              "file_hashes": hashes,
                              "units": units, "variables": [v.short for v in spec.variables]})
+    _consolidate(spec.path)
     report = _missing_report(spec)
     log.info(f"era5.zarr: {len(converted)} months converted, {len(skipped)} unchanged, "
              f"{len(missing_months)} without files; {report['missing_site_days']} site-days missing "

@@ -52,6 +52,11 @@ def daily_values(ds, acc, inst, var, spec, n_days, label):
     return values * scale + offset, store_units
 
 
+def store_units(var):
+    """The units ``var`` has in era5.zarr (after the conversions of ``UNIT_CONVERSIONS``)."""
+    return UNIT_CONVERSIONS.get((var.units, var.accumulated), (var.units,))[0]
+
+
 def normalise_units(text):
     """Unit strings compared loosely: ``m s**-1`` = ``m s-1``; the dimensionless spellings are one."""
     u = " ".join(str(text).replace("**", "").replace("^", "").split())
