@@ -1,11 +1,16 @@
 """The tools/ scripts: PaddleDetection-style flags, clear errors, honest about unbuilt stages."""
+import argparse
+import importlib
 import os
+import re
+import shlex
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, TINY, shared
+import ppeye
+from conftest import DEMO, ROOT, TINY, shared
 
 TOOLS = ["download", "preprocess", "train", "eval", "export", "infer", "visualize", "make_synthetic", "demo",
          "compare_imputers", "make_scoring_table", "pretrain_days", "compare", "results"]
@@ -233,3 +238,61 @@ def test_preprocess_era5_on_a_dask_distributed_cluster(tiny, tmp_path):
         assert res.returncode == 0, res.stderr
         assert "3 months converted" in res.stdout
         assert "convert_month" in cluster.scheduler.task_prefixes  # the months ran on the cluster's workers
+
+
+EXAMPLE = re.compile(r"^\s+(?:python tools/(\w+)\.py|python -m ppeye\.tools\.(\w+)|fleetrun .*?tools/(\w+)\.py)(.*)$")
+
+
+def help_examples():
+    """Every example command in every tool's help (its docstring), as (tool, argv)."""
+    out = []
+    for name in sorted(os.listdir(os.path.join(ROOT, "ppeye", "tools"))):
+        if name.endswith(".py") and name != "__init__.py":
+            for line in open(os.path.join(ROOT, "ppeye", "tools", name)).read().split('"""')[1].splitlines():
+                m = EXAMPLE.match(line)
+                if m:
+                    tool = next(g for g in m.groups()[:3] if g)
+                    out.append((tool, shlex.split(m.group(4).split("  #")[0])))
+    return out
+
+
+class Parsed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("tool, argv", help_examples(), ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_every_example_in_every_help_parses_and_names_real_config_keys(tool, argv, monkeypatch):
+    """The examples a user copies from -h: accepted by the tool's own parser, and every -o key is
+    one the named config has (checked by loading it when the config file exists)."""
+    module = importlib.import_module(f"ppeye.tools.{tool}")
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_only(self, args=None, namespace=None):
+        raise Parsed(original(self, args, namespace))
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_only)
+    monkeypatch.setattr(sys, "argv", [f"{tool}.py", *argv])
+    with pytest.raises(Parsed) as parsed:
+        module.main()
+    args = parsed.value.args[0]
+    config, overrides = getattr(args, "config", None), getattr(args, "opt", None)
+    if config and os.path.isfile(os.path.join(ROOT, config)):
+        monkeypatch.setattr(argparse.ArgumentParser, "parse_args", original)
+        ppeye.load_config(os.path.join(ROOT, config), overrides or [])
+
+
+def test_the_examples_are_found_and_the_override_help_names_real_keys():
+    assert len(help_examples()) >= 30
+    from ppeye.core.cli import OVERRIDE_HELP
+
+    keys = re.findall(r"(?<=[ =])([a-z_]+(?:\.[a-z_]+)+)=", OVERRIDE_HELP)
+    assert "model.temporal.afno.enabled" in keys
+    ppeye.load_config(DEMO, [f"{k}={v}" for k, v in re.findall(r"(?<![+\w.])([a-z_]+(?:\.[a-z_]+)+)=(\S+)",
+                                                                OVERRIDE_HELP) if not k.startswith("key.")])
+
+
+def test_export_model_is_paddledetections_name_for_export():
+    a, b = run_tool("export", "-h").stdout, run_tool("export_model", "-h").stdout
+    same = lambda text: " ".join(text.replace("export_model.py", "X").replace("export.py", "X").split())  # noqa: E731
+    assert same(a) == same(b)
+    assert "--output_dir" in b and "--quantize" in b
