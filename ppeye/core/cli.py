@@ -101,6 +101,14 @@ def config_from_args(args, flags=None):
     return cfg
 
 
+def load_config_or_exit(path):
+    """The config at ``path``, or exit with its error in one line (for tools that run others)."""
+    try:
+        return load_config(path)
+    except PpeyeError as e:
+        sys.exit(f"error: {e}")
+
+
 def main(run):
     """Call ``run()`` and turn ppeye's user errors into a message and an exit code."""
     try:
@@ -114,4 +122,4 @@ def main(run):
     sys.exit(0 if result is None else int(result))
 
 
-__all__ = ["Config", "make_parser", "config_from_args", "set_existing", "add_switch", "main"]
+__all__ = ["Config", "make_parser", "config_from_args", "set_existing", "add_switch", "load_config_or_exit", "main"]

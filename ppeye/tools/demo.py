@@ -19,8 +19,7 @@ import time
 if __package__ in (None, ""):          # run as a file: the package's root on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from ppeye.core.config import load_config  # noqa: E402
-from ppeye.core.errors import PpeyeError  # noqa: E402
+from ppeye.core.cli import load_config_or_exit  # noqa: E402
 from ppeye.core.launch import launch_prefix  # noqa: E402
 
 
@@ -54,10 +53,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", default="configs/demo.yaml")
     args = parser.parse_args()
-    try:
-        cfg = load_config(args.config)
-    except PpeyeError as e:
-        sys.exit(f"error: {e}")
+    cfg = load_config_or_exit(args.config)
     tools = os.path.dirname(os.path.abspath(__file__))
     results = []
     for name, argv in stages(args.config, cfg):

@@ -20,8 +20,7 @@ import time
 if __package__ in (None, ""):          # run as a file: the package's root on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from ppeye.core.config import load_config  # noqa: E402
-from ppeye.core.errors import PpeyeError  # noqa: E402
+from ppeye.core.cli import load_config_or_exit  # noqa: E402
 from ppeye.core.launch import add_processes_arg  # noqa: E402
 
 
@@ -51,10 +50,7 @@ def main():
     parser.add_argument("--cv", action="store_true", help="also hold out every centre in turn (the longest step)")
     add_processes_arg(parser, "training")
     args = parser.parse_args()
-    try:
-        cfg = load_config(args.config)
-    except PpeyeError as e:
-        sys.exit(f"error: {e}")
+    cfg = load_config_or_exit(args.config)
     tools = os.path.dirname(os.path.abspath(__file__))
     for name, argv in steps(args, cfg):
         print(f"\n=== {name}: python tools/{' '.join(argv)}", flush=True)

@@ -15,7 +15,7 @@ features than that, filler fields with ids from 900001 up are added. **Ids
 """
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -29,19 +29,11 @@ METAB, SOCIO, LIFESTYLE, FRAILTY, EYE, BLOOD = range(N_LATENT)
 
 
 @dataclass(frozen=True)
-class FieldSpec:
+class FieldSpec(F.FieldInfo):
     """One feature field of the synthetic table: a known field's record (``F.FieldInfo``: kind,
     block, codes, ...) or a filler's, and ``make(people, rng)``, which returns its true values."""
 
-    field: int
-    name: str
-    kind: str
-    make: Callable
-    block: Optional[str] = None
-    codes: Tuple[int, ...] = ()
-    less_than_one: bool = False
-    instanced: bool = True
-    decimals: int = 1
+    make: Optional[Callable] = None
 
 
 def _u(score):
@@ -158,16 +150,16 @@ def filler_fields(count, seed):
         if kind == "continuous":
             mean, sd = float(rng.uniform(-50, 150)), float(rng.uniform(0.5, 20))
             make = (lambda m, s, l: lambda P, r: m + s * _lat(P, r, l))(mean, sd, loads)
-            out.append(FieldSpec(fid, f"Synthetic measure {i + 1}", "continuous", make, block, decimals=3))
+            out.append(FieldSpec(fid, f"Synthetic measure {i + 1}", "continuous", block, decimals=3, make=make))
         elif kind == "categorical":
             k = int(rng.integers(2, 6))
             probs = rng.dirichlet(np.full(k, 2.0))
             make = (lambda ks, ps, l: lambda P, r: _categories(_lat(P, r, l), ks, ps).astype(float))(list(range(1, k + 1)), probs, loads)
-            out.append(FieldSpec(fid, f"Synthetic category {i + 1}", "categorical", make, block, codes=(-1, -3)))
+            out.append(FieldSpec(fid, f"Synthetic category {i + 1}", "categorical", block, codes=(-1, -3), make=make))
         else:
             probs = rng.dirichlet(np.full(5, 3.0))
             make = (lambda ps, l: lambda P, r: _categories(_lat(P, r, l), [1, 2, 3, 4, 5], ps).astype(float))(probs, loads)
-            out.append(FieldSpec(fid, f"Synthetic rating {i + 1}", "ordinal", make, block, codes=(-1, -3)))
+            out.append(FieldSpec(fid, f"Synthetic rating {i + 1}", "ordinal", block, codes=(-1, -3), make=make))
     return out
 
 
