@@ -284,6 +284,12 @@ def test_visualdl_logs_scalars_moe_histograms_and_hparams(work, tmp_path):
     assert any("expert_usage" in t for t in tags.get("histogram", []))
     loss = reader.get_data("scalar", "train/loss")
     assert len(loss) == len(trainer.loader) and all(np.isfinite(r.value) for r in loss)
+    speed = reader.get_data("scalar", "train/samples_per_s")          # every step but the epoch's first
+    assert len(speed) == len(trainer.loader) - 1 and all(r.value > 0 for r in speed)
+    (record,) = reader.get_data("hyper_parameters", "hparam")
+    names = [h.name for h in record.hparam.hparamInfos]
+    assert "model_width" in names and "optimizer_learning_rate" in names and not any("." in n for n in names)
+    assert [m.name for m in record.hparam.metricInfos][0].startswith("hparams/val_macro")
 
 
 def test_a_new_run_in_an_old_run_directory_sets_the_old_checkpoints_aside(work, tmp_path):

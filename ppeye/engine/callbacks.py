@@ -90,7 +90,8 @@ class LogCallback(Callback):
 
 
 def _hparams(cfg):
-    """The hyper-parameters a dashboard compares runs by (scalars and strings only)."""
+    """The hyper-parameters a dashboard compares runs by (scalars and strings only), named with
+    underscores (``model_width``): VisualDL's hparams table shows nothing for names with dots."""
     keys = ["model.width", "model.backbone.depth", "model.backbone.base_width", "model.temporal.transformer.layers",
             "model.temporal.afno.enabled", "model.tabular.k", "model.moe.enabled", "optimizer.type",
             "optimizer.learning_rate", "optimizer.weight_decay", "scheduler.type", "loader.batch_size",
@@ -98,10 +99,11 @@ def _hparams(cfg):
     out = {}
     for key in keys:
         value = cfg.get_path(key) if hasattr(cfg, "get_path") else None
+        name = key.replace(".", "_")
         if isinstance(value, bool):
-            out[key] = str(value).lower()          # VisualDL's hparams take numbers and strings
+            out[name] = str(value).lower()          # VisualDL's hparams take numbers and strings
         elif isinstance(value, (int, float, str)):
-            out[key] = value
+            out[name] = value
     return out
 
 
@@ -116,6 +118,7 @@ class VisualDLCallback(Callback):
         self.log_dir = log_dir
         self.writer = LogWriter(logdir=log_dir)
         self.log_iter = max(1, int(log_iter or 1))
+        self._last = None
 
     def on_train_begin(self, trainer, info):
         self.hparams = _hparams(trainer.cfg)
@@ -124,6 +127,10 @@ class VisualDLCallback(Callback):
         w, step = self.writer, info["step"]
         w.add_scalar("train/loss", info["loss"], step)
         w.add_scalar("train/lr", info["lr"], step)
+        now = time.perf_counter()
+        if self._last is not None and now > self._last:
+            w.add_scalar("train/samples_per_s", info["samples"] / (now - self._last), step)
+        self._last = now
         if info.get("aux_loss") is not None:
             w.add_scalar("train/moe_aux_loss", info["aux_loss"], step)
         if step % self.log_iter == 0:
@@ -136,6 +143,7 @@ class VisualDLCallback(Callback):
                                 buckets=max(2, len(load)))
 
     def on_epoch_end(self, trainer, row):
+        self._last = None           # the next epoch's first step would include validation and the loader's start
         epoch = row["epoch"]
         self.writer.add_scalar("epoch/train_loss", row["train_loss"], epoch)
         self.writer.add_scalar("epoch/samples_per_s", row.get("samples_per_s", 0.0), epoch)
