@@ -180,7 +180,7 @@ def test_make_synthetic_refuses_to_overwrite_without_the_flag(tmp_path):
     out = tmp_path / "raw"
     out.mkdir()
     (out / "mine.txt").write_text("keep")
-    res = run_tool("make_synthetic", "-c", "configs/demo.yaml", "--out", str(out))
+    res = run_tool("make_synthetic", "-c", "configs/demo.yaml", "--out", str(out))     # the old name still works
     assert res.returncode == 2 and "--overwrite" in res.stderr
     assert (out / "mine.txt").read_text() == "keep"
 

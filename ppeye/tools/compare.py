@@ -23,8 +23,8 @@ results.md / results.csv give each figure's mean, sd, min-max and pooled interva
 turn (<out>/fold_<centre>/, over the seeds), and cv.md / cv_pooled.csv pool the held-out centres'
 differences by random-effects meta-analysis (with tau^2 and I^2). --baselines none: the model only.
 """
-import sys
 import os
+import sys
 
 if __package__ in (None, ""):          # run as a file: the package's root on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

@@ -32,7 +32,7 @@ def stages(cfg_path, cfg):
     table = os.path.join(out, "to_score.csv")
     c = ["-c", cfg_path]
     return [
-        ("synthetic data", ["make_synthetic.py", *c, "--out", raw, "--overwrite"]),
+        ("synthetic data", ["make_synthetic.py", *c, "--output_dir", raw, "--overwrite"]),
         ("preprocess era5", ["preprocess.py", *c, "--stage", "era5"]),
         ("preprocess ukb", ["preprocess.py", *c, "--stage", "ukb"]),
         ("impute", ["preprocess.py", *c, "--stage", "impute"]),
@@ -40,7 +40,7 @@ def stages(cfg_path, cfg):
         ("train", [*launch_prefix(os.path.join(out, "launch")), "train.py", *c, "--eval", "--use_vdl"]),
         ("eval", ["eval.py", *c, "-o", weights, "use_vdl=true"]),
         ("export", ["export.py", *c, "-o", weights, "--output_dir", export_dir]),
-        ("table to score", ["make_scoring_table.py", *c, "--split", "test", "--out", table]),
+        ("table to score", ["make_scoring_table.py", *c, "--split", "test", "--output", table]),
         ("infer", ["infer.py", "--model_dir", export_dir, "--table", table, "--explain",
                    "--era5", os.path.join(cfg["data"]["work_dir"], "era5.zarr"),
                    "--output", os.path.join(out, "risks.csv")]),

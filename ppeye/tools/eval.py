@@ -30,9 +30,8 @@ def main():
 
     def run():
         cfg = cli.config_from_args(args, flags={"use_vdl": args.use_vdl, "vdl_log_dir": args.vdl_log_dir})
-        from ppeye.engine.checkpoint import run_dir_of
+        from ppeye.engine.checkpoint import resolve, run_dir_of
         from ppeye.engine.evaluator import Evaluator
-        from ppeye.engine.checkpoint import resolve
 
         if not cfg.get("weights"):
             raise cli.PpeyeError("no weights to evaluate: add -o weights=<run directory or checkpoint>")

@@ -16,8 +16,8 @@ from; -o pretrained=<pretraining run> takes that run's ResNet. Train from the ca
 Per person (--people, needs trained weights): <output_dir>/<run>/people/<split>.npz with the
 export row, labels, probabilities and the fused, weather and patient embeddings.
 """
-import sys
 import os
+import sys
 
 if __package__ in (None, ""):          # run as a file: the package's root on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

@@ -1,7 +1,7 @@
 """Cut a table of people to score from the training export: one split's raw UK Biobank rows
 (features, centre, home; no outcomes) with their index dates, the input tools/infer.py takes.
 
-    python tools/make_scoring_table.py -c configs/demo.yaml --split test --out output/demo/to_score.csv
+    python tools/make_scoring_table.py -c configs/demo.yaml --split test --output output/demo/to_score.csv
 """
 import os
 import sys
@@ -15,7 +15,7 @@ from ppeye.core import cli  # noqa: E402
 def main():
     parser = cli.make_parser(__doc__)
     parser.add_argument("--split", default="test", help="train | val | test | external (default: test)")
-    parser.add_argument("--out", required=True, help="CSV to write")
+    parser.add_argument("--output", "--out", dest="out", required=True, help="CSV to write (--out is its old name)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many people")
     args = parser.parse_args()
 

@@ -1,7 +1,7 @@
 """Write the built-in synthetic sources: ERA5-Land-like hourly files as the CDS
 delivers them, a UK Biobank-style table, and the planted ground truth.
 
-    python tools/make_synthetic.py -c configs/demo.yaml --out data/demo/raw
+    python tools/make_synthetic.py -c configs/demo.yaml --output_dir data/demo/raw
 
 Sites, variables, dates and grid come from the config's data section; sizes and
 the planted signals from its synthetic section. The output feeds
@@ -18,7 +18,8 @@ from ppeye.core import cli  # noqa: E402
 
 def main():
     parser = cli.make_parser(__doc__, config_required=False)
-    parser.add_argument("--out", required=True, help="output directory (created; must be empty unless --overwrite)")
+    parser.add_argument("--output_dir", "--out", dest="out", required=True,
+                        help="output directory (created; must be empty unless --overwrite); --out is its old name")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: synthetic.seed)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")

@@ -8,8 +8,8 @@ to its coarse pattern across the box (model.day_reconstruction); every 5th day i
 measure it. One process (a few minutes on 2 CPU cores for the demo). Writes
 output/<run>_days/: config.yaml, checkpoints/, metrics.csv, log.txt.
 """
-import sys
 import os
+import sys
 
 if __package__ in (None, ""):          # run as a file: the package's root on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

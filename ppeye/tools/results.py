@@ -30,7 +30,7 @@ def steps(args, cfg):
     raw = os.path.dirname(data["era5_raw_dir"].rstrip("/"))
     out = []
     if not (os.path.isdir(data["era5_raw_dir"]) and os.path.isfile(data["ukb_table"])):
-        out.append(("synthetic data", ["make_synthetic.py", *c, "--out", raw]))
+        out.append(("synthetic data", ["make_synthetic.py", *c, "--output_dir", raw]))
     if not os.path.isfile(os.path.join(data["work_dir"], "cohort_imputed.parquet")):
         out.append(("preprocess", ["preprocess.py", *c]))
     if cfg.get("pretrained") and not os.path.isdir(cfg["pretrained"]):

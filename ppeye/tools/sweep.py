@@ -9,8 +9,8 @@ trained with validation every epoch and scored by the validation metric at its b
 checkpoint. Writes trials.csv (rewritten after every trial; a rerun keeps the finished
 trials) and best_hparams.yaml (the best trial's settings, score and run directory).
 """
-import sys
 import os
+import sys
 
 if __package__ in (None, ""):          # run as a file: the package's root on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

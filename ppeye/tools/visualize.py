@@ -8,8 +8,8 @@ Writes PNG figures, the raw arrays (npz / CSV) and summary.json / summary.txt to
 --output_dir (default <run>/vis). On the synthetic data (ground_truth.json beside the raw
 files) the summary also scores each explanation against the planted signals.
 """
-import sys
 import os
+import sys
 
 if __package__ in (None, ""):          # run as a file: the package's root on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -45,8 +45,7 @@ def main():
         cfg = cli.config_from_args(args, flags={"use_vdl": args.use_vdl})
         if not cfg.get("weights"):
             raise cli.PpeyeError("no weights to explain: add -o weights=<run directory or checkpoint>")
-        from ppeye.engine.checkpoint import resolve
-        from ppeye.engine.checkpoint import run_dir_of
+        from ppeye.engine.checkpoint import resolve, run_dir_of
         from ppeye.explain import Explainer
 
         run_dir = run_dir_of(resolve(cfg["weights"]))
