@@ -1,5 +1,6 @@
 """Where Paddle runs: the device (``auto``: a GPU when Paddle has CUDA and sees one, else the CPU)
 and the distributed context (fleet, when asked for or when launched by fleetrun / launch)."""
+import math
 import os
 
 from .errors import ConfigError
@@ -51,3 +52,13 @@ def average_batchnorm_statistics(model, world):
                 total = buf.clone()
                 paddle.distributed.all_reduce(total)
                 buf.set_value(total / world)
+
+
+def agreed_loss(value, world):
+    """``value`` (a step's loss), or NaN on every rank when it is not finite on any: ranks must take
+    the same decision about a bad loss (skip or stop), or the collective calls desynchronise."""
+    if world > 1:
+        flag = paddle.to_tensor([0.0 if math.isfinite(value) else 1.0])
+        paddle.distributed.all_reduce(flag)
+        return value if flag.item() == 0 else float("nan")
+    return value

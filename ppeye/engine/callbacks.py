@@ -35,6 +35,16 @@ class Callback:
         pass
 
 
+def step_report(epoch, batch, step, loss, mean_loss, lr, samples, explain):
+    """What ``on_step_end`` hooks get: the step's numbers and its MoE routing as numpy."""
+    aux = explain.get("aux_loss")
+    return {"epoch": epoch, "batch": batch, "step": step, "loss": loss, "mean_loss": mean_loss, "lr": lr,
+            "samples": samples, "aux_loss": float(aux.item()) if hasattr(aux, "item") else None,
+            "routing": {place: {"load": r["load"].numpy(), "indices": r["indices"].numpy(),
+                                "dropped": float(r["dropped"].item() if hasattr(r["dropped"], "item") else r["dropped"])}
+                        for place, r in (explain.get("routing") or {}).items()}}
+
+
 def _duration(seconds):
     seconds = int(max(seconds, 0))
     h, rem = divmod(seconds, 3600)

@@ -22,7 +22,7 @@ from paddle.base.unique_name import UniqueNameGenerator
 
 from .. import build_model
 from ..core.config import save_config
-from ..core.device import average_batchnorm_statistics, init_distributed, select_device
+from ..core.device import agreed_loss, average_batchnorm_statistics, init_distributed, select_device
 from ..core.errors import ConfigError, PpeyeError
 from ..core.fingerprint import config_fingerprint
 from ..core.logger import get_logger
@@ -33,7 +33,7 @@ from ..data.dataset import OnsetDataset
 from ..metrics import multilabel_metrics
 from ..modeling import build_loss, total_loss
 from ..retrieval import build_index
-from .callbacks import LogCallback, VisualDLCallback
+from .callbacks import LogCallback, VisualDLCallback, step_report
 from .checkpoint import (CheckpointError, keep_previous_checkpoints, load_checkpoint, load_pretrained, load_weights,
                          read_state, save_checkpoint)
 from .day_pretrain import fit_day_decoder, settings, training_days_end
@@ -342,11 +342,7 @@ class Trainer:
         sync = contextlib.nullcontext() if update or self.world == 1 else self.net.no_sync()
         with sync:
             loss, ex = self.forward_loss(batch)
-            value = loss.item()
-            if self.world > 1:   # every rank must take the same decision about a bad loss
-                flag = paddle.to_tensor([0.0 if np.isfinite(value) else 1.0])
-                paddle.distributed.all_reduce(flag)
-                value = value if flag.item() == 0 else float("nan")
+            value = agreed_loss(loss.item(), self.world)
             if not np.isfinite(value):
                 if self.cfg["train"].get("nan_policy", "stop") == "skip":
                     self.log.warning(f"{where or 'step'}: loss is {value}; step skipped (nan_policy: skip)")
@@ -394,14 +390,7 @@ class Trainer:
                 step += 1
             bs = int(b["labels"].shape[0])
             total, count, samples = total + value, count + 1, samples + bs
-            if self.callbacks:
-                aux = ex.get("aux_loss")
-                self._call("on_step_end", {
-                    "epoch": epoch, "batch": i + 1, "step": step, "loss": value, "mean_loss": total / count,
-                    "lr": self.optimizer.get_lr(), "samples": bs * self.world,   # all ranks together
-                    "aux_loss": aux.item() if isinstance(aux, paddle.Tensor) else None,
-                    "routing": {place: {"load": r["load"].numpy(), "indices": r["indices"].numpy(),
-                                        "dropped": float(r["dropped"].item() if hasattr(r["dropped"], "item")
-                                                         else r["dropped"])}
-                                for place, r in (ex.get("routing") or {}).items()}})
+            if self.callbacks:     # samples: all ranks together
+                self._call("on_step_end", step_report(epoch, i + 1, step, value, total / count, self.optimizer.get_lr(),
+                                                      bs * self.world, ex))
         return step, total, count, samples
