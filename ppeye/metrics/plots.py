@@ -21,10 +21,15 @@ def _save(fig, path):
 
 
 def curves_figure(kind, y_true, y_prob, title, names=DISEASES, calibration=None):
-    """One panel per disease for ``kind`` in {'roc', 'pr', 'calibration'}; returns the figure."""
+    """One panel per disease for ``kind`` in {'roc', 'pr', 'calibration'}, two panels a row (legible
+    at the size a dashboard card shows them); returns the figure."""
     plt = _figure()
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
-    for j, (ax, name) in enumerate(zip(axes[0], names)):
+    ncols = min(2, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for j, (ax, name) in enumerate(zip(axes.flat, names)):
         t, p = y_true[:, j], y_prob[:, j]
         both = 0 < t.sum() < len(t)
         if kind == "roc" and both:
