@@ -37,6 +37,10 @@ EXTRAS = {
     "cluster": ["distributed>=2024.8"],
     "test": ["pytest>=8"],
 }
+# every tool as a command (`ppeye-train -c configs/demo.yaml`), beside `python -m ppeye.tools.train` and the
+# PaddleDetection-style `python tools/train.py` of a checkout
+TOOLS = ["compare", "compare_imputers", "demo", "download", "eval", "export", "extract", "infer", "make_scoring_table",
+         "make_synthetic", "model_defaults", "preprocess", "pretrain_days", "results", "sweep", "train", "visualize"]
 EXTRAS["all"] = sorted({r for name, reqs in EXTRAS.items() if name not in ("cpu", "test") for r in reqs})
 
 setup(
@@ -50,4 +54,5 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     include_package_data=True,
+    entry_points={"console_scripts": [f"ppeye-{t.replace('_', '-')}=ppeye.tools.{t}:main" for t in TOOLS]},
 )

@@ -70,3 +70,20 @@ def test_without_paddle_the_error_says_how_to_install_it():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert "PaddlePaddle is not installed" in out.stdout and "ppeye[cpu]" in out.stdout, out.stderr[-2000:]
     assert "paddlepaddle.org.cn/packages/stable" in out.stdout
+
+
+def test_every_tool_is_a_console_command_and_the_installed_one_runs(tmp_path):
+    """``ppeye-<tool>`` for every module of ppeye/tools (setup.py's TOOLS), installed by ``make``
+    (pip install -e .) beside the interpreter, and answering -h from any directory."""
+    import subprocess
+
+    tree = ast.parse(open(os.path.join(ROOT, "setup.py")).read())
+    tools = next(ast.literal_eval(n.value) for n in tree.body
+                 if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "TOOLS")
+    modules = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "ppeye", "tools"))
+                     if f.endswith(".py") and f != "__init__.py")
+    assert sorted(tools) == modules
+    command = os.path.join(os.path.dirname(sys.executable), "ppeye-pretrain-days")
+    assert os.path.isfile(command), f"{command} missing: reinstall the package (pip install -e .)"
+    res = subprocess.run([command, "-h"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "usage:" in res.stdout, res.stderr
