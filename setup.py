@@ -39,7 +39,7 @@ EXTRAS = {
 }
 # every tool as a command (`ppeye-train -c configs/demo.yaml`), beside `python -m ppeye.tools.train` and the
 # PaddleDetection-style `python tools/train.py` of a checkout
-TOOLS = ["compare", "compare_imputers", "demo", "download", "eval", "export", "extract", "infer", "make_scoring_table",
+TOOLS = ["compare", "compare_imputers", "configs", "demo", "download", "eval", "export", "extract", "infer", "make_scoring_table",
          "make_synthetic", "model_defaults", "preprocess", "pretrain_days", "results", "sweep", "train", "visualize"]
 EXTRAS["all"] = sorted({r for name, reqs in EXTRAS.items() if name not in ("cpu", "test") for r in reqs})
 
@@ -54,5 +54,6 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     include_package_data=True,
+    package_data={"ppeye": ["configs/*.yaml", "configs/_base_/*.yaml", "configs/_base_/*/*.yaml"]},
     entry_points={"console_scripts": [f"ppeye-{t.replace('_', '-')}=ppeye.tools.{t}:main" for t in TOOLS]},
 )

@@ -87,3 +87,73 @@ def test_every_tool_is_a_console_command_and_the_installed_one_runs(tmp_path):
     assert os.path.isfile(command), f"{command} missing: reinstall the package (pip install -e .)"
     res = subprocess.run([command, "-h"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "usage:" in res.stdout, res.stderr
+
+
+def test_a_wheel_ships_the_configs_and_an_install_reads_them_from_any_directory(tmp_path):
+    """A plain wheel (built from a copy of the sources, so the checkout gets no build/ directory)
+    holds every config with its _BASE_ pieces; installed elsewhere, ``-c configs/demo.yaml`` from
+    a directory without configs reads the shipped copy (and logs it), equal to the checkout's."""
+    import shutil
+    import subprocess
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("setup.py", "README.md", "MANIFEST.in", "requirements.txt", "requirements-dev.txt"):
+        shutil.copy(os.path.join(ROOT, name), src / name)
+    shutil.copytree(os.path.join(ROOT, "ppeye"), src / "ppeye", ignore=shutil.ignore_patterns("__pycache__"))
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                          str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").iterdir()
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {os.path.join("ppeye", "configs", f) for f in _shipped()}
+    assert shipped <= names and "ppeye/configs/_base_/model/onset_net.yaml" in names
+    site = tmp_path / "site"
+    res = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = ("import json, ppeye; cfg = ppeye.load_config('configs/demo.yaml', ['train.epochs=3']); "
+            "print(ppeye.__file__); print(json.dumps(cfg.to_dict(), sort_keys=True, default=str))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(site)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.splitlines()
+    assert lines[-2].startswith(str(site))                                   # the installed copy, not the checkout
+    assert "reading the copy shipped with ppeye" in res.stdout + res.stderr
+    import json
+
+    import ppeye
+
+    expected = ppeye.load_config(os.path.join(ROOT, "configs", "demo.yaml"), ["train.epochs=3"]).to_dict()
+    assert json.loads(lines[-1]) == json.loads(json.dumps(expected, sort_keys=True, default=str))
+
+
+def _shipped():
+    from ppeye.tools.configs import shipped_files
+
+    return shipped_files()
+
+
+def test_configs_are_found_from_anywhere_copied_without_overwriting_and_a_wrong_name_lists_them(tmp_path, monkeypatch):
+    import ppeye
+    from ppeye.tools.configs import copy_to
+
+    assert os.path.realpath(os.path.join(ROOT, "configs")) == os.path.realpath(os.path.join(ROOT, "ppeye", "configs"))
+    monkeypatch.chdir(tmp_path)
+    a = ppeye.load_config("configs/full.yaml")
+    assert a == ppeye.load_config("full.yaml") == ppeye.load_config(os.path.join(ROOT, "configs", "full.yaml"))
+    with pytest.raises(ConfigError, match=r"config file not found: configs/nope.yaml .*configs/demo.yaml.*--copy"):
+        ppeye.load_config("configs/nope.yaml")
+    with pytest.raises(ConfigError, match="config file not found"):
+        ppeye.load_config("../configs/demo.yaml")                          # only plain names reach the shipped ones
+    target, files = copy_to(str(tmp_path))
+    assert sorted(files) == _shipped() and len(files) >= 9
+    mine = tmp_path / "configs" / "demo.yaml"
+    mine.write_text(mine.read_text().replace("epochs: 8", "epochs: 5"))
+    assert ppeye.load_config("configs/demo.yaml")["train"]["epochs"] == 5     # a file where you run wins
+    with pytest.raises(SystemExit, match="exist already"):
+        copy_to(str(tmp_path))
+    assert "epochs: 5" in mine.read_text()                                  # nothing overwritten

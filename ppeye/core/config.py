@@ -14,6 +14,10 @@ Rules (the same for every tool):
   allowed); a dict value merges into the existing section, checked key by key.
 
 ``load_config`` returns a fresh :class:`Config` every call; nothing is global.
+
+The configs ship inside the package (``ppeye/configs``; ``configs/`` of a checkout links to it),
+so an installed ppeye finds ``-c configs/demo.yaml`` from any directory: a relative path that
+is not a file there but names a shipped config reads the shipped one, and says so in the log.
 """
 import copy
 import datetime
@@ -27,8 +31,10 @@ from .checks import check_values
 from .errors import ConfigError
 from .habits import habit_hint
 from .io import atomic_write
+from .logger import get_logger
 
 BASE_KEY = "_BASE_"
+PACKAGED_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 NEW_KEY_PREFIX = "+"
 
 
@@ -185,12 +191,33 @@ def load_config(path, overrides=None):
     (nested lists, as argparse produces for a repeated ``-o``, are flattened).
     Returns a new :class:`Config`.
     """
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file not found: {os.fspath(path)}")
-    cfg = Config(_load_tree(path, []))
+    cfg = Config(_load_tree(resolve_config_path(path), []))
     apply_overrides(cfg, overrides or [])
     check_values(cfg)
     return cfg
+
+
+def packaged_configs():
+    """The configs shipped with ppeye, as paths relative to ``ppeye/configs`` (``demo.yaml``, ...)."""
+    return sorted(f for f in os.listdir(PACKAGED_CONFIGS) if f.endswith(".yaml"))
+
+
+def resolve_config_path(path):
+    """``path`` when it is a file; else, for a relative ``configs/<name>.yaml`` or ``<name>.yaml``
+    naming a config ppeye ships, the shipped file (logged). Otherwise a ConfigError that lists them."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return path
+    rel = os.path.normpath(path)
+    if rel.split(os.sep)[0] == "configs":
+        rel = os.path.relpath(rel, "configs")
+    shipped = os.path.join(PACKAGED_CONFIGS, rel)
+    if not os.path.isabs(path) and not rel.startswith("..") and os.path.isfile(shipped):
+        get_logger("ppeye.config").info(f"{path}: not in {os.getcwd()}; reading the copy shipped with ppeye, {shipped}")
+        return shipped
+    raise ConfigError(f"config file not found: {path} (the configs shipped with ppeye: "
+                      f"{', '.join('configs/' + f for f in packaged_configs())}; "
+                      f"copy one to edit it: python -m ppeye.tools.configs --copy DIR)")
 
 
 def save_config(cfg, path):
