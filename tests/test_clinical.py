@@ -94,7 +94,7 @@ def test_calibration_fit_recovers_slope_and_intercept():
     assert shifted["calibration_intercept"] < -0.8
 
 
-@pytest.mark.parametrize("method", ["temperature", "isotonic"])
+@pytest.mark.parametrize("method", ["temperature", "logistic", "isotonic"])
 def test_post_hoc_calibration_fixes_overconfidence(method):
     rng = np.random.default_rng(1)
     z = rng.normal(size=(6000, 2))
@@ -109,7 +109,27 @@ def test_post_hoc_calibration_fixes_overconfidence(method):
         assert abs(after["calibration_slope"] - 1) < abs(before["calibration_slope"] - 1)
     if method == "temperature":
         assert cal.params[0] == pytest.approx(3.0, rel=0.15)
+    if method == "logistic":                                       # logit(p) = 3z, truth z: a = 0, b = 1/3
+        assert cal.params[0][0] == pytest.approx(0.0, abs=0.1) and cal.params[0][1] == pytest.approx(1 / 3, rel=0.15)
     assert roc_auc_score(y[3000:, 0], fixed[:, 0]) >= roc_auc_score(y[3000:, 0], p[3000:, 0]) - 0.01
+
+
+def test_logistic_recalibration_moves_the_intercept_that_class_weights_shift():
+    """Risks of a model trained with class weights sit near 0.5 for a 10% disease: temperature
+    scaling keeps logit 0 at 0.5, logistic recalibration brings the mean risk to the prevalence, so
+    the decision curve stops lying on treat-all."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(8000, 1))
+    y = (rng.random(z.shape) < 1 / (1 + np.exp(-(-2.4 + z)))).astype(float)      # ~10% cases
+    p = 1 / (1 + np.exp(-(z + 0.2)))                                               # weighted: mean ~0.54
+    fixed = PostHocCalibrator("logistic").fit(y[:4000], p[:4000]).transform(p[4000:])
+    temp = PostHocCalibrator("temperature").fit(y[:4000], p[:4000]).transform(p[4000:])
+    prevalence = y[4000:].mean()
+    assert abs(fixed.mean() - prevalence) < 0.01 < abs(temp.mean() - prevalence)
+    grid = np.arange(0.05, 0.5, 0.05)
+    raw, cal = net_benefit(y[4000:, 0], p[4000:, 0], grid), net_benefit(y[4000:, 0], fixed[:, 0], grid)
+    assert np.allclose(raw["model"][:2], raw["treat_all"][:2], atol=0.002)       # ~everyone above the low thresholds
+    assert (cal["model"] >= raw["model"] - 1e-9).all() and (cal["model"] > raw["model"] + 0.005).sum() >= 3
 
 
 def test_clinical_bad_input():
@@ -121,7 +141,7 @@ def test_clinical_bad_input():
         operating_points(np.array([0, 1.0]), np.array([np.nan, 1.0]))
     with pytest.raises(InputError, match="must be 0/1"):
         calibration_fit(np.array([0, 2.0]), np.array([0.1, 0.2]))
-    with pytest.raises(InputError, match="temperature, isotonic"):
+    with pytest.raises(InputError, match="temperature, logistic, isotonic"):
         PostHocCalibrator("platt")
     with pytest.raises(InputError, match="fit it"):
         PostHocCalibrator().transform(np.zeros((2, 4)))
@@ -148,6 +168,14 @@ def test_subgroups_partition_people_and_flag_a_different_group():
         assert by[("tiny", "few", d)]["n"] == 3
     fig = forest_figure(rows, "t", names=("x", "z"))
     assert len(fig.axes) == 2
+    for ax, d in zip(fig.axes, ("x", "z")):                        # each panel counts its own disease's cases
+        shown = {t.get_text() for t in ax.texts}
+        assert {f"{r['cases']}/{r['n']}" for r in rows if r["disease"] == d} <= shown
+        assert "too few cases" in shown                            # the 3-person group: no interval, said so
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["interval includes the overall ROC-AUC",
+                                                                       "interval excludes it"]
+    amd = forest_figure([{**r, "disease": "amd"} for r in rows if r["disease"] == "x"], "t", names=("amd",))
+    assert amd.axes[0].get_title().startswith("Age-related macular degeneration (AMD)")
     with pytest.raises(InputError, match="'g': 5 values for 600 people"):
         subgroup_table(y, p, {"g": group[:5]}, names=("x", "z"))
     with pytest.raises(InputError, match="2 label columns for 4 names"):

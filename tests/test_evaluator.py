@@ -43,7 +43,7 @@ def test_every_split_gets_metrics_intervals_curves_and_predictions(trained):
 
 
 def test_clinical_outputs_subgroups_and_post_hoc_calibration(trained, tmp_path):
-    from ppeye.metrics.clinical import calibration_fit, net_benefit, operating_points
+    from ppeye.metrics.clinical import PostHocCalibrator, calibration_fit, net_benefit, operating_points
 
     root, overrides = trained
     cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "evaluation.post_hoc_calibration=temperature",
@@ -64,13 +64,37 @@ def test_clinical_outputs_subgroups_and_post_hoc_calibration(trained, tmp_path):
     dc = pd.read_csv(tmp_path / "test_decision_curve.csv")
     mine = dc[dc.disease == d]
     assert len(mine) == 10 and mine.threshold.iloc[0] == pytest.approx(0.05)
-    assert mine.model.to_numpy() == pytest.approx(net_benefit(y[:, j], p[:, j], mine.threshold.to_numpy())["model"])
+    # the curve is drawn from the risks recalibrated on val (logistic by default), and says so
+    assert set(dc.risks) == {"risks recalibrated on the validation split (logistic)"}
+    assert summary["decision_curve_risks"] == "risks recalibrated on the validation split (logistic)"
+    raw = Evaluator(ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "evaluation.decision_curve_risks=null",
+                                                         "evaluation.decision_thresholds=[0.05, 0.5, 0.05]"]),
+                    out_dir=str(tmp_path / "raw")).run(["val", "test"])
+    assert raw["decision_curve_risks"] == "risks as the model gives them (uncalibrated)"
+    plain = pd.read_csv(tmp_path / "raw" / "test_decision_curve.csv")
+    plain = plain[plain.disease == d]
+    assert plain.model.to_numpy() == pytest.approx(net_benefit(y[:, j], p[:, j], plain.threshold.to_numpy())["model"],
+                                                   abs=1e-5)
+    val = np.load(tmp_path / "raw" / "val_predictions.npz")
+    q = PostHocCalibrator("logistic").fit(val["labels"], val["probs"]).transform(p)
+    assert mine.model.to_numpy() == pytest.approx(net_benefit(y[:, j], q[:, j], mine.threshold.to_numpy())["model"],
+                                                  abs=1e-5)
+    raw = Evaluator(ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "evaluation.decision_curve_risks=null",
+                                                         "evaluation.decision_thresholds=[0.05, 0.5, 0.05]"]),
+                    out_dir=str(tmp_path / "raw")).run("test")
+    assert raw["decision_curve_risks"] == "risks as the model gives them (uncalibrated)"
+    plain = pd.read_csv(tmp_path / "raw" / "test_decision_curve.csv")
+    plain = plain[plain.disease == d]
+    assert plain.model.to_numpy() == pytest.approx(net_benefit(y[:, j], p[:, j], plain.threshold.to_numpy())["model"],
+                                                   abs=1e-5)
     cm = pd.read_csv(tmp_path / "test_confusion_matrix.csv").set_index("disease")
     assert (cm[["tp", "fp", "tn", "fn"]].sum(1) == len(y)).all()
     assert cm.loc[d, "tp"] + cm.loc[d, "fn"] == int(y[:, j].sum())
     # subgroups: within every attribute each person is in exactly one group
     sub = pd.read_csv(tmp_path / "test_subgroups.csv")
     assert {"sex", "age_band", "centre", "season", "missingness"} == set(sub.attribute)
+    assert set(sub[sub.attribute == "centre"].group) <= {"Manchester", "Bury", "Liverpool", "Stoke", "Sheffield",
+                                                         "Nottingham", "Leeds"}           # names, not field-54 codes
     for attr, g in sub[sub.disease == d].groupby("attribute"):
         assert g.n.sum() == len(y) and g.cases.sum() == int(y[:, j].sum()), attr
     assert (tmp_path / "test_subgroups.png").exists() and (tmp_path / "test_decision_curve.png").exists()

@@ -10,10 +10,19 @@ import os
 import numpy as np
 import pandas as pd
 
-from ..core.errors import DataError
+from ..core.errors import ConfigError, DataError
+from .ukb.centres import get_centre
 
 WINTER_MONTHS = (10, 11, 12, 1, 2, 3)
 AGE_BANDS = ("<55", "55-64", "65+")
+
+
+def centre_name(site):
+    """A cohort's site (field-54 code) as the centre's name (11001 -> Manchester); an unknown one as given."""
+    try:
+        return get_centre(site).name
+    except ConfigError:
+        return str(site)
 
 
 def cohort_rows(cfg, cohort_pos, columns):
@@ -32,7 +41,7 @@ def person_attributes(cfg, cohort_pos):
     """{"centre", "season", "age_band", "sex"} -> arrays of group names, one per person."""
     rows = cohort_rows(cfg, cohort_pos, ["site", "index_date", "f34", "f31"])
     index_date = pd.to_datetime(rows["index_date"])
-    out = {"centre": rows["site"].astype(str).to_numpy(),
+    out = {"centre": np.asarray([centre_name(s) for s in rows["site"]], dtype=object),
            "season": np.where(index_date.dt.month.isin(WINTER_MONTHS), "winter", "summer")}
     if "f34" in rows:
         age = index_date.dt.year.to_numpy() - rows["f34"].to_numpy(dtype=np.float64)

@@ -14,7 +14,9 @@ the evaluator writes, under ``<run>/eval/`` (or ``output``):
   ``sensitivities``), Brier score, calibration intercept and slope (bootstrap intervals);
 - ``<split>_confusion_matrix.csv``: per disease at the validation-chosen threshold;
 - ``<split>_decision_curve.csv`` / ``.png``: net benefit vs treat-all / treat-none over
-  ``evaluation.decision_thresholds`` [first, last, step];
+  ``evaluation.decision_thresholds`` [first, last, step], from the risks recalibrated on the
+  validation split as ``evaluation.decision_curve_risks`` says (logistic by default; the figure's
+  title and the CSV's ``risks`` column name it);
 - ``<split>_subgroups.csv`` / ``.png``: ROC-AUC per subgroup (sex, age band, centre, season of
   the index date, missingness pattern) with DeLong intervals and a forest plot; a group whose
   interval excludes the overall AUC is flagged (``differs``);
@@ -93,6 +95,19 @@ def decision_grid(ec):
     return np.round(np.arange(first, last + step / 2, step), 10)
 
 
+def decision_recalibration(ec, val_labels, val_probs):
+    """The recalibration decision curves are drawn with (``evaluation.decision_curve_risks``, fitted
+    on the validation split's risks of the same source): ``(calibrator or None, words for the
+    figure and CSV)``. A net benefit at threshold t assumes risks that mean what they say; a model
+    trained with class weights gives risks far above the prevalence, whose curve then lies on
+    treat-all."""
+    method = ec.get("decision_curve_risks", "logistic")
+    if not method:
+        return None, "risks as the model gives them (uncalibrated)"
+    return (PostHocCalibrator(method).fit(val_labels, val_probs),
+            f"risks recalibrated on the validation split ({method})")
+
+
 class Reporter:
     """The files of one scored split (metrics with intervals, clinical statistics, curves,
     predictions, subgroups) for any source of probabilities: the model (:class:`Evaluator`) or a
@@ -116,9 +131,10 @@ class Reporter:
         thresholds = choose_thresholds(val_ds.labels, val_probs)
         summary = {"source": source, "threshold_rule": THRESHOLD_RULE,
                    "thresholds": {"model": dict(zip(DISEASES, thresholds))}, "splits": {}} | (extra or {})
+        decision = decision_recalibration(ec, val_ds.labels.astype(np.float64), val_probs)
         for split, (ds, probs) in scored.items():
             labels = ds.labels.astype(np.float64)
-            summary["splits"][split] = self._report(split, ds, labels, probs, thresholds, ec)
+            summary["splits"][split] = self._report(split, ds, labels, probs, thresholds, ec, decision)
             summary["splits"][split] |= self._groups(split, ds, labels, probs, blocks, ec)
         with atomic_write(os.path.join(self.out_dir, "summary.json")) as f:
             json.dump(summary, f, indent=1)
@@ -178,8 +194,9 @@ class Reporter:
                   ["pattern", "n", "positives", "macro_roc_auc", "macro_pr_auc", "macro_brier"])
         return rows
 
-    def _clinical(self, name, labels, probs, thresholds, ec, level):
-        """``<name>_clinical.csv``, ``_confusion_matrix.csv``, ``_decision_curve.csv`` / ``.png``."""
+    def _clinical(self, name, labels, probs, thresholds, ec, level, decision=(None, "uncalibrated risks")):
+        """``<name>_clinical.csv``, ``_confusion_matrix.csv``, ``_decision_curve.csv`` / ``.png`` (the
+        curves from ``decision``'s recalibrated risks, named in both)."""
         out = self.out_dir
         rows = clinical_report(labels, probs, DISEASES, tuple(ec.get("specificities", (0.90, 0.95))),
                                tuple(ec.get("sensitivities", (0.90, 0.95))), n_boot=int(ec.get("bootstrap", 1000)),
@@ -188,15 +205,17 @@ class Reporter:
         write_csv(os.path.join(out, f"{name}_confusion_matrix.csv"), confusion_rows(labels, probs, thresholds, DISEASES),
                   ["disease", "threshold", "tp", "fp", "tn", "fn", "sensitivity", "specificity", "ppv", "npv"])
         grid = decision_grid(ec)
+        calibrator, risks = decision
+        dc_probs = probs if calibrator is None else calibrator.transform(probs)
         curves, table = {}, []
         for j, d in enumerate(DISEASES):
             if 0 < labels[:, j].sum() < len(labels):
-                c = curves[d] = net_benefit(labels[:, j], probs[:, j], grid)
-                table += [{"disease": d, "threshold": float(t), "model": float(m), "treat_all": float(a), "treat_none": 0.0}
-                          for t, m, a in zip(c["threshold"], c["model"], c["treat_all"])]
+                c = curves[d] = net_benefit(labels[:, j], dc_probs[:, j], grid)
+                table += [{"disease": d, "threshold": float(t), "model": float(m), "treat_all": float(a), "treat_none": 0.0,
+                           "risks": risks} for t, m, a in zip(c["threshold"], c["model"], c["treat_all"])]
         write_csv(os.path.join(out, f"{name}_decision_curve.csv"), table,
-                  ["disease", "threshold", "model", "treat_all", "treat_none"])
-        save_figure(decision_curve_figure(curves, f"{name}: decision curves (n={len(labels)})"),
+                  ["disease", "threshold", "model", "treat_all", "treat_none", "risks"])
+        save_figure(decision_curve_figure(curves, f"{name}: decision curves (n={len(labels)}), {risks}"),
                     os.path.join(out, f"{name}_decision_curve.png"))
 
     def _subgroups(self, split, ds, patterns, labels, probs, ec):
@@ -214,7 +233,7 @@ class Reporter:
                           f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] excludes the overall {r['overall_roc_auc']:.3f}")
         return [{k: r[k] for k in ("attribute", "group", "disease", "roc_auc", "overall_roc_auc")} for r in flagged]
 
-    def _report(self, name, ds, labels, probs, thresholds, ec):
+    def _report(self, name, ds, labels, probs, thresholds, ec, decision=(None, "uncalibrated risks")):
         level = float(ec.get("ci_level", 0.95))
         m = bootstrap_metrics(labels, probs, thresholds, n_boot=int(ec.get("bootstrap", 1000)), level=level,
                               seed=int(self.cfg.get("seed", 0)))
@@ -228,7 +247,7 @@ class Reporter:
         write_csv(os.path.join(out, f"{name}_calibration.csv"), cal,
                    ["disease", "bin", "mean_predicted", "observed_rate", "count"])
         save_npz(os.path.join(out, f"{name}_predictions.npz"), labels=labels, probs=probs, rows=ds.rows)
-        self._clinical(name, labels, probs, thresholds, ec, level)
+        self._clinical(name, labels, probs, thresholds, ec, level, decision)
         images = {}
         for kind in ("roc", "pr", "calibration"):
             images[kind] = save_curves(kind, labels, probs, os.path.join(out, f"{name}_{kind}.png"),
@@ -292,15 +311,19 @@ class Evaluator(Reporter):
         val_ds, val_pred = self._predict("val")
         thresholds = choose_thresholds(val_pred.labels, val_pred.probs)
         variants = {"model": (thresholds, None)}
+        decision = {"model": decision_recalibration(ec, val_pred.labels, val_pred.probs)}
         if self.retrieval is not None:
             blended = self.retrieval.blend(val_pred.probs, val_pred.embeddings)
             variants["retrieval"] = (choose_thresholds(val_pred.labels, blended), self.retrieval.params)
+            decision["retrieval"] = decision_recalibration(ec, val_pred.labels, blended)
         method = ec.get("post_hoc_calibration")
         if method:
             calibrator = PostHocCalibrator(method).fit(val_pred.labels, val_pred.probs)
             variants["calibrated"] = (choose_thresholds(val_pred.labels, calibrator.transform(val_pred.probs)),
                                       calibrator)
+            decision["calibrated"] = (None, f"risks calibrated on the validation split ({method})")
         summary = {"weights": self.checkpoint, "threshold_rule": THRESHOLD_RULE,
+                   "decision_curve_risks": decision["model"][1],
                    "thresholds": {"model": dict(zip(DISEASES, thresholds))}, "splits": {}}
         if self.retrieval is not None:
             summary["thresholds"]["retrieval"] = dict(zip(DISEASES, variants["retrieval"][0]))
@@ -324,13 +347,14 @@ class Evaluator(Reporter):
                 else:
                     probs = self.retrieval.blend(pred.probs, pred.embeddings)
                 name = split if variant == "model" else f"{split}_{variant}"
-                summary["splits"][name] = self._report(name, ds, pred.labels, probs, thr, ec)
+                summary["splits"][name] = self._report(name, ds, pred.labels, probs, thr, ec, decision[variant])
             summary["splits"][split] |= self._groups(split, ds, pred.labels, pred.probs, blocks, ec)
             if getattr(self.model, "missing", None) is not None:
                 for modality in ec.get("drop_modality", ("weather", "patient")) or ():
                     dropped = predict(self.model, ds, self.cfg, drop=modality)
                     name = f"{split}_without_{modality}"
-                    summary["splits"][name] = self._report(name, ds, dropped.labels, dropped.probs, thresholds, ec)
+                    summary["splits"][name] = self._report(name, ds, dropped.labels, dropped.probs, thresholds, ec,
+                                                           (None, f"uncalibrated risks without the {modality}"))
         with atomic_write(os.path.join(self.out_dir, "summary.json")) as f:
             json.dump(summary, f, indent=1)
         return summary

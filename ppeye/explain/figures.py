@@ -6,31 +6,65 @@ from ..metrics.plots import _figure, _save
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 
-def spatial_maps(maps, titles, path, region=None, site=None, suptitle="", ncols=None, signed=False):
-    """One panel per map [H, W] (box row 0 = north), the site cell and the region outlined;
-    ``ncols`` panels a row (default: all in one row); ``signed``: a diverging scale centred on 0."""
+def box_extent(box, resolution):
+    """imshow's extent [west, east, south, north] in degrees from the centre's cell (the box's
+    cell ((H - 1) // 2, (W - 1) // 2), where the site is) for a map over a box of ``box`` (H, W)
+    cells of ``resolution`` degrees (a layer's coarser map covers the same box).
+
+    >>> [round(v, 2) for v in box_extent((16, 16), 0.1)]
+    [-0.75, 0.85, -0.85, 0.75]
+    """
+    (H, W), res = box, float(resolution)
+    sr, sc = (H - 1) // 2, (W - 1) // 2
+    return [(-sc - 0.5) * res, (W - sc - 0.5) * res, (sr - H + 0.5) * res, (sr + 0.5) * res]
+
+
+def spatial_maps(maps, titles, path, region=None, site=None, suptitle="", ncols=None, signed=False, extent=None,
+                 cbar_label=None):
+    """One panel per map [H, W] (box row 0 = north), the site cell and the region outlined (both
+    in map cells); ``ncols`` panels a row (default: all in one row); ``signed``: a diverging scale
+    centred on 0; ``extent`` (:func:`box_extent`): axes in degrees east and north of the centre
+    instead of cells; ``cbar_label``: what the colour measures."""
     plt = _figure()
     ncols = ncols or len(maps)
     nrows = -(-len(maps) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.3 if nrows == 1 else 2.8 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.4 if nrows == 1 else 2.9 * nrows), squeeze=False)
     for ax in axes.ravel()[len(maps):]:
         ax.axis("off")
     for ax, m, t in zip(axes.ravel(), maps, titles):
+        h, w = m.shape
+        west, east, south, north = extent if extent is not None else (-0.5, w - 0.5, h - 0.5, -0.5)
+        cw, ch = (east - west) / w, (north - south) / h
+
+        def xy(r, c):                      # a map cell's lower-left corner in the axes' units
+            return west + c * cw, north - (r + 1) * ch
+
+        kw = dict(extent=[west, east, south, north] if extent is not None else None, origin="upper")
         if signed:
             top = float(np.abs(m).max()) or 1.0
-            im = ax.imshow(m, cmap="RdBu_r", vmin=-top, vmax=top, origin="upper")
+            im = ax.imshow(m, cmap="RdBu_r", vmin=-top, vmax=top, **kw)
         else:
-            im = ax.imshow(m, cmap="inferno", origin="upper")
+            im = ax.imshow(m, cmap="inferno", **kw)
         if region is not None:
             (r0, r1), (c0, c1) = region
-            ax.add_patch(plt.Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, ec="cyan", lw=1.5))
+            x0, y0 = xy(r1, c0)
+            ax.add_patch(plt.Rectangle((x0, y0), (c1 - c0 + 1) * cw, (r1 - r0 + 1) * ch, fill=False, ec="cyan", lw=1.5))
         if site is not None:
-            ax.plot(site[1], site[0], "w+", ms=10, mew=2)
+            x0, y0 = xy(*site)
+            ax.plot(x0 + cw / 2, y0 + ch / 2, "w+", ms=10, mew=2)
         ax.set_title(t, fontsize=9)
-        ax.set_xlabel("west -> east (cells)")
-        ax.set_ylabel("north -> south (cells)")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(suptitle)
+        if extent is not None:
+            ax.set_xlabel("degrees east of the centre", fontsize=8)
+            ax.set_ylabel("degrees north of the centre", fontsize=8)
+            ax.tick_params(labelsize=7)
+        else:
+            ax.set_xlabel("west -> east (cells)")
+            ax.set_ylabel("north -> south (cells)")
+        bar = fig.colorbar(im, ax=ax, fraction=0.046)
+        if cbar_label:
+            bar.set_label(cbar_label, fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+    fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

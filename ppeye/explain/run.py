@@ -16,6 +16,7 @@ from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..data.attributes import cohort_rows, person_attributes
 from ..data.dataset import OnsetDataset
+from ..data.ukb.fields import disease_title
 from ..engine.checkpoint import load_weights
 from ..engine.predict import make_loader, to_tensors
 from ..metrics import DISEASES
@@ -187,7 +188,7 @@ class Explainer:
             cases = labels[:, j] == 1
             m = spatial[cases, j].mean(0) if cases.any() else spatial[:, j].mean(0)
             group_maps.append(m)
-            titles.append(f"{d} ({int(cases.sum())} cases)")
+            titles.append(f"{disease_title(d)} ({int(cases.sum())} cases)")
         region = site = None
         if truth is not None:
             cells = truth["gt"]["event"]["region_cells"]
@@ -204,20 +205,32 @@ class Explainer:
                 res[f"{d}_energy_ratio_median_person"] = float(np.nanmedian(region_energy_ratio(spatial[cases, j], *region)))
                 res[f"{d}_pointing_game"] = pointing_game(spatial[cases, j], *region)
         name = f"{'HiResCAM' if settings['method'] == 'hirescam' else 'Grad-CAM'} at {settings['layer']}"
+        extent = self._extent()
         figures.spatial_maps(group_maps, titles, os.path.join(out_dir, "gradcam_spatial.png"), region, site,
                              f"{name}, days by {settings['day_weighting']}, mean over cases "
-                             "(cyan: planted region; +: the centre)")
+                             f"(cyan: planted region; +: the centre's cell)", extent=extent,
+                             cbar_label=f"{name.split(' at ')[0]} weight (relative; higher: more of the risk)")
         hrs = hours.shape[-1]
-        figures.line_profiles(np.arange(hrs), {d: hours[labels[:, j] == 1, j].mean(0) if (labels[:, j] == 1).any()
-                                               else hours[:, j].mean(0) for j, d in enumerate(DISEASES)},
+        step = 24 // hrs
+        figures.line_profiles(np.arange(hrs), {disease_title(d): hours[labels[:, j] == 1, j].mean(0)
+                                               if (labels[:, j] == 1).any() else hours[:, j].mean(0)
+                                               for j, d in enumerate(DISEASES)},
                               os.path.join(out_dir, "gradcam_hours.png"), f"{name} by time of day (cases)",
-                              "step of the day (data.hours steps from 00 UTC)", "Grad-CAM mass")
+                              f"hour of the day (UTC); instantaneous variables at that hour"
+                              + (f", accumulated ones averaged over the {step} h from it" if step > 1 else ""),
+                              f"{name.split(' at ')[0]} weight (relative)",
+                              xticklabels=[f"{k * step:02d}:00" for k in range(hrs)])
         arrays = {"group_maps": np.stack(group_maps), "spatial": spatial, "hours": hours}
         if "by_variable" in got:
             arrays["by_variable"] = got["by_variable"]
             res.update(self._by_variable(got["by_variable"], got["variables"], labels, truth, region, site, name, out_dir))
         save_npz(os.path.join(out_dir, "gradcam.npz"), True, **arrays)
         return res
+
+    def _extent(self):
+        """Degrees east/north of the centre's cell over the config's box (maps average people of
+        several centres, so the axes are offsets, not one place's lat/lon)."""
+        return figures.box_extent(tuple(self.cfg["data"]["box"]), self.cfg["data"]["resolution"])
 
     def _by_variable(self, maps, variables, labels, truth, region, site, name, out_dir):
         """The input's signed maps per variable [N, 4, C, H, W] (summed over each person's
@@ -241,7 +254,8 @@ class Explainer:
             res["event_variable"] = event
         figures.spatial_maps(panels, titles, os.path.join(out_dir, "gradcam_variables.png"), region, site,
                              f"{name}: each variable's contribution (red raises the risk), mean over cases",
-                             ncols=len(variables), signed=True)
+                             ncols=len(variables), signed=True, extent=self._extent(),
+                             cbar_label="first-order contribution to the logit (gradient x input)")
         return res
 
     def _attention(self, got, labels, truth, T, attrs, out_dir):

@@ -191,14 +191,18 @@ def calibration_fit(y, p):
 
 
 class PostHocCalibrator:
-    """Per disease: temperature scaling (``sigmoid(logit(p) / T)``, T > 0 by maximum likelihood) or
-    isotonic regression (monotone, clipped outside the fitted range); fit on validation only."""
+    """Per disease: temperature scaling (``sigmoid(logit(p) / T)``, T > 0 by maximum likelihood),
+    logistic recalibration (``sigmoid(a + b logit(p))``, Platt's two parameters by maximum
+    likelihood: it also moves the intercept, which a model trained with class weights needs, since
+    its risks sit far above the prevalence) or isotonic regression (monotone, clipped outside the
+    fitted range); fit on validation only."""
 
-    METHODS = ("temperature", "isotonic")
+    METHODS = ("temperature", "logistic", "isotonic")
 
     def __init__(self, method="temperature"):
         if method not in self.METHODS:
-            raise InputError(f"evaluation.calibration.method must be one of {', '.join(self.METHODS)}, got {method!r}")
+            raise InputError(f"calibration method (evaluation.post_hoc_calibration, evaluation.decision_curve_risks) "
+                             f"must be one of {', '.join(self.METHODS)}, got {method!r}")
         self.method = method
         self.params = None
 
@@ -221,6 +225,10 @@ class PostHocCalibrator:
 
                 res = optimize.minimize_scalar(nll, bounds=(-5, 5), method="bounded")
                 self.params.append(float(np.exp(res.x)))
+            elif self.method == "logistic":
+                lp = _logit(q)
+                a, b = _logistic_fit(lp, t, np.zeros_like(lp), fit_slope=True)
+                self.params.append((float(a), float(b)))
             else:
                 from sklearn.isotonic import IsotonicRegression
 
@@ -239,6 +247,8 @@ class PostHocCalibrator:
                 continue
             if self.method == "temperature":
                 out[:, j] = 1 / (1 + np.exp(-np.clip(_logit(p[:, j]) / param, -30, 30)))
+            elif self.method == "logistic":
+                out[:, j] = 1 / (1 + np.exp(-np.clip(param[0] + param[1] * _logit(p[:, j]), -30, 30)))
             else:
                 out[:, j] = param.predict(p[:, j])
         return out

@@ -3,6 +3,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from ..core.io import atomic_write
+from ..data.ukb.fields import disease_title
 from .multilabel import DISEASES
 
 
@@ -54,7 +55,7 @@ def curves_figure(kind, y_true, y_prob, title, names=DISEASES, calibration=None)
             ax.set_ylabel("observed rate")
         if not both:
             ax.text(0.5, 0.5, "one class only", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(name)
+        ax.set_title(disease_title(name), fontsize=9)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="lower right" if kind == "roc" else "upper right")
     fig.suptitle(title)
@@ -66,8 +67,12 @@ def decision_curve_figure(curves, title, names=DISEASES):
     """Net benefit of the model vs treat-all and treat-none over the threshold probabilities,
     one panel per disease; ``curves`` {disease: net_benefit(...) dict}."""
     plt = _figure()
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    ncols = min(2, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.8 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names):
         c = curves.get(name)
         if c is not None:
             ax.plot(c["threshold"], c["model"], lw=1.5, label="model")
@@ -80,8 +85,8 @@ def decision_curve_figure(curves, title, names=DISEASES):
             ax.text(0.5, 0.5, "one class only", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel("threshold probability")
         ax.set_ylabel("net benefit")
-        ax.set_title(name)
-    fig.suptitle(title)
+        ax.set_title(disease_title(name), fontsize=9)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

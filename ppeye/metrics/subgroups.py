@@ -12,6 +12,7 @@ from scipy import stats
 
 from ..core.errors import InputError
 from .clinical import auc_with_se
+from ..data.ukb.fields import disease_title
 from .multilabel import DISEASES
 from .plots import _figure
 
@@ -61,10 +62,15 @@ def subgroup_table(labels, probs, attributes, level=0.95, min_cases=5, names=DIS
 
 
 def forest_figure(rows, title, names=DISEASES):
-    """A forest plot: one panel per disease, a line per subgroup (AUC and interval), the overall
-    AUC as a dashed line, flagged groups in red."""
+    """A forest plot: one panel per disease (its full name), a line per subgroup (ROC-AUC and its
+    interval) with that disease's cases/people of the group at the right, the disease's overall
+    ROC-AUC dashed; red where the group's interval excludes the overall ROC-AUC, blue where it
+    includes it, "too few cases" where no interval was computed. The legend says so."""
+    from matplotlib.lines import Line2D
+
     plt = _figure()
-    fig = plt.figure(figsize=(4 * len(names), 0.35 * max(6, len(rows) // max(len(names), 1)) + 1.2))
+    per = max(1, max((sum(r["disease"] == d for r in rows) for d in names), default=1))
+    fig = plt.figure(figsize=(3.6 * len(names) + 1.6, 0.32 * max(6, per) + 1.9))
     for k, d in enumerate(names):
         ax = fig.add_subplot(1, len(names), k + 1)
         sub = [r for r in rows if r["disease"] == d]
@@ -74,15 +80,25 @@ def forest_figure(rows, title, names=DISEASES):
                 color = "tab:red" if r["differs"] else "tab:blue"
                 ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=color, lw=1.5)
                 ax.plot(r["roc_auc"], y, "s", color=color, ms=4)
+            else:
+                ax.text(0.6, y, "too few cases", fontsize=6, color="gray", va="center", ha="center")
+            ax.text(1.02, y, f"{r['cases']}/{r['n']}", fontsize=6, va="center", ha="left",
+                    transform=ax.get_yaxis_transform())
         if sub and np.isfinite(sub[0]["overall_roc_auc"]):
             ax.axvline(sub[0]["overall_roc_auc"], color="gray", ls="--", lw=1)
         ax.axvline(0.5, color="lightgray", lw=0.8)
         ax.set_yticks(ys)
-        ax.set_yticklabels([f"{r['attribute']}: {r['group']} ({r['cases']}/{r['n']})" for r in sub] if k == 0
+        ax.set_yticklabels([f"{r['attribute'].replace('_', ' ')}: {r['group']}" for r in sub] if k == 0
                            else [""] * len(sub), fontsize=7)
+        ax.set_ylim(-0.7, max(len(sub), 1) - 0.3)
         ax.set_xlim(0.2, 1.0)
         ax.set_xlabel("ROC-AUC")
-        ax.set_title(d, fontsize=9)
+        ax.set_title(f"{disease_title(d)}\n(cases/people at the right)", fontsize=8)
+    handles = [Line2D([], [], color="tab:blue", marker="s", ms=4, lw=1.5, label="interval includes the overall ROC-AUC"),
+               Line2D([], [], color="tab:red", marker="s", ms=4, lw=1.5, label="interval excludes it"),
+               Line2D([], [], color="gray", ls="--", lw=1, label="the disease's overall ROC-AUC"),
+               Line2D([], [], color="lightgray", lw=0.8, label="chance (0.5)")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig

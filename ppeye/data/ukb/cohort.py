@@ -336,9 +336,9 @@ def _write_outputs(cfg, cohort, fields_meta, report):
         "share_missing_whole_block": [float(cohort[b].isna().all(axis=1).mean().round(4)) for b in blocks],
     })
     with atomic_write(os.path.join(work, "missingness_features.csv")) as f:
-        per_feature.to_csv(f, index=False)
+        per_feature.to_csv(f, index=False, float_format="%.6g")
     with atomic_write(os.path.join(work, "missingness_blocks.csv")) as f:
-        per_block.to_csv(f, index=False)
+        per_block.to_csv(f, index=False, float_format="%.6g")
     _plot_missingness(per_feature, blocks, os.path.join(work, "missingness.png"))
     with atomic_write(os.path.join(feat_dir, "ukb_fields.json")) as f:
         json.dump({"fields": fields_meta, "diseases": list(F.DISEASES),
@@ -349,22 +349,43 @@ def _write_outputs(cfg, cohort, fields_meta, report):
         cohort.to_parquet(f, index=False)
 
 
+MISSINGNESS_BARS = 40
+
+
+def _short(name, width=40):
+    return name if len(name) <= width else name[:width - 3].rstrip(" ,(-") + "..."
+
+
 def _plot_missingness(per_feature, blocks, path):
+    """The features with missing values, most missing first (at most MISSINGNESS_BARS; the rest
+    are counted in the title and listed in missingness_features.csv), each by its showcase name
+    and field id; the colour marks a block of fields missing together, named in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
+    names = {f.field: f.name for f in F.KNOWN_FIELDS}
     block_of = {c: i for i, b in enumerate(blocks) for c in b}
-    order = per_feature.sort_values("missing_share", ascending=False)
-    colors = [plt.cm.tab10(block_of[c] % 10) if c in block_of else (0.6, 0.6, 0.6) for c in order.column]
-    fig, ax = plt.subplots(figsize=(max(6, 0.12 * len(order)), 3.5), dpi=100)
-    ax.bar(range(len(order)), order.missing_share, color=colors)
-    ax.set_xticks(range(len(order)))
-    ax.set_xticklabels(order.column, rotation=90, fontsize=5)
-    ax.set_ylabel("share missing")
-    ax.set_ylim(0, 1)
-    ax.set_title(f"Missing values per feature ({len(blocks)} blocks missing together, in colour)")
+    some = per_feature[per_feature.missing_share > 0].sort_values("missing_share", ascending=False)
+    shown = some.head(MISSINGNESS_BARS).iloc[::-1]
+    colors = [plt.cm.tab10(block_of[c] % 10) if c in block_of else (0.6, 0.6, 0.6) for c in shown.column]
+    labels = [f"{_short(names.get(int(f), 'field'))} ({int(f)})" for f in shown.field]
+    fig, ax = plt.subplots(figsize=(7.5, 0.24 * max(len(shown), 4) + 1.6), dpi=110)
+    ax.barh(range(len(shown)), shown.missing_share * 100, color=colors)
+    ax.set_yticks(range(len(shown)), labels, fontsize=7)
+    ax.set_xlabel("people with the value missing (%)")
+    ax.set_xlim(0, 100)
+    rest = len(some) - len(shown)
+    ax.set_title(f"Missing values: {len(some)} of {len(per_feature)} features have some"
+                 + (f" ({rest} more, with less missing, in missingness_features.csv)" if rest > 0 else ""), fontsize=9)
+    used = sorted({block_of[c] for c in shown.column if c in block_of})
+    handles = [Patch(color=plt.cm.tab10(i % 10), label=f"block {i + 1}: {len(blocks[i])} fields missing together")
+               for i in used] + ([Patch(color=(0.6, 0.6, 0.6), label="missing on its own")]
+                                 if any(c not in block_of for c in shown.column) else [])
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="lower right")
     fig.tight_layout()
     with atomic_write(path, mode="wb") as f:
         fig.savefig(f, format="png")

@@ -66,7 +66,7 @@ def write_comparison(rows, ranks, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     frame = pd.DataFrame(rows)
     with atomic_write(os.path.join(out_dir, "imputation_comparison.csv")) as f:
-        frame.to_csv(f, index=False)
+        frame.to_csv(f, index=False, float_format="%.6g")
     scenarios = frame.groupby(["table", "mask"]).size().index.tolist()
     methods = list(ranks.index)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=100)

@@ -15,6 +15,13 @@ LESS_THAN_ONE = -10
 PLACEHOLDER_DATES = ("1900-01-01", "1901-01-01", "1902-02-02", "1903-03-03", "2037-07-07")
 
 DISEASES = ("glaucoma", "cataract", "amd", "dr")
+DISEASE_TITLES = {"glaucoma": "Glaucoma", "cataract": "Cataract", "amd": "Age-related macular degeneration (AMD)",
+                  "dr": "Diabetic retinopathy (DR)"}
+
+
+def disease_title(name):
+    """The name a figure shows for a label (``amd`` -> Age-related macular degeneration (AMD)); others as given."""
+    return DISEASE_TITLES.get(name, name)
 
 # First-occurrence date fields (category 1712). H35 is "other retinal disorders",
 # broader than AMD; H36 is "retinal disorders in diseases classified elsewhere".
