@@ -112,7 +112,11 @@ def test_the_fingerprint_ignores_settings_that_change_nothing():
     cfg = ppeye.load_config(DEMO)
     same = [["model.fusion.lag_head=false"], ["seed=7", "output_dir=elsewhere"],
             ["model.missing.reconstruct_weight=0.5"],                 # a key of a switched-off section
-            ["export.participant_level=refuse", "ukb.warn_unreadable_share=0.5"]]   # what is exported or said
+            ["export.participant_level=refuse", "ukb.warn_unreadable_share=0.5"],   # what is exported or said
+            ["evaluation.decision_curve_risks=isotonic"]]             # what a decision curve draws
+    before_decision_risks = ppeye.load_config(DEMO)                   # the key came later: earlier runs still count
+    del before_decision_risks["evaluation"]["decision_curve_risks"]
+    assert fingerprint(before_decision_risks) == fingerprint(cfg)
     for overrides in same:
         assert fingerprint(ppeye.load_config(DEMO, overrides)) == fingerprint(cfg), overrides
     new_option = ppeye.load_config(DEMO)

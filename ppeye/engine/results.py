@@ -47,7 +47,8 @@ from .verdicts import REFERENCE, verdict
 
 NOT_COMPUTATION = ("output_dir", "run_name", "seed", "weights", "log_iter", "use_vdl", "vdl_log_dir", "num_threads",
                    "device", "export")
-NOT_COMPUTATION_KEYS = (("ukb", "warn_unreadable_share"),)     # nested settings that only change what is said
+# nested settings that only change what is said or drawn (the decision curves' risks: not a ROC-AUC)
+NOT_COMPUTATION_KEYS = (("ukb", "warn_unreadable_share"), ("evaluation", "decision_curve_risks"))
 # options added after seeds were run, at the value that does what their absence did: left out of
 # the fingerprint at that value, so earlier seed directories of the same computation still count
 ABSENT_MEANS = {("ukb", "validation"): "random"}
