@@ -5,13 +5,14 @@ import multiprocessing
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 
 import pytest
 
 import ppeye
-from conftest import DEMO, TINY
+from conftest import DEMO, ROOT, TINY
 from ppeye.data.era5.download import (PermanentDownloadError, classify, describe_plan, download, plan_requests)
 
 DL = ["data.download.group_size=3", "data.download.retries=2", "data.download.backoff_seconds=0",
@@ -98,7 +99,7 @@ def test_downloads_in_parallel_and_verifies(src, tmp_path):
     raw, log = tmp_path / "raw", tmp_path / "log"
     log.mkdir()
     counts = download(cfg_for(raw), client_factory=FakeCDS(src, str(log), delay=0.3))
-    assert counts == {"planned": 8, "already_done": 0, "done": 8, "failed": 0}
+    assert counts == {"planned": 8, "already_done": 0, "done": 8, "failed": 0, "waited_seconds": 0.0}
     assert sorted(os.listdir(raw / "2019" / "01")) == ["g00.zip", "g01.nc"]
     spans = sorted((c["began"], c["ended"]) for c in calls(log))
     assert len({c["pid"] for c in calls(log)}) == 2  # data.download.concurrency
@@ -115,6 +116,27 @@ def test_transient_errors_are_retried(src, tmp_path):
     fake = FakeCDS(src, str(log), fail=HTTPError(503, "Service Unavailable"), times=2)
     counts = download(cfg_for(tmp_path / "raw"), client_factory=fake)
     assert counts["done"] == 8 and len(calls(log)) == 8 * 3
+
+
+def test_the_total_wait_is_bounded_said_before_and_counted_after(src, tmp_path):
+    from ppeye.data.era5.download import CLIENT_RETRIES, CLIENT_SLEEP_MAX, retry_plan
+
+    plan = retry_plan({"retries": 3, "backoff_seconds": 10})
+    assert plan["max_wait_seconds"] == pytest.approx(1.25 * (10 + 20 + 40) + 4 * CLIENT_RETRIES * CLIENT_SLEEP_MAX)
+    assert "up to 3 retries" in plan["text"] and f"{plan['max_wait_seconds'] / 60:.1f} min" in plan["text"]
+    log = tmp_path / "log"
+    log.mkdir()
+    fake = FakeCDS(src, str(log), fail=HTTPError(503, "Service Unavailable"), times=2)
+    cfg = cfg_for(tmp_path / "raw", ["data.download.retries=2", "data.download.backoff_seconds=0.01"])
+    counts = download(cfg, client_factory=fake)
+    entries = [json.loads(x) for x in open(tmp_path / "raw" / "manifest.jsonl")]
+    waits = [e["waited_seconds"] for e in entries if e["state"] == "done"]
+    bound = retry_plan(cfg["data"]["download"])["max_wait_seconds"]
+    assert len(waits) == 8 and all(0.01 * 0.75 * 3 <= w <= 0.01 * 1.25 * 3 <= bound for w in waits)   # 2 waits each
+    assert counts["waited_seconds"] == pytest.approx(sum(waits))
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "download.py"), "-c", "configs/full.yaml",
+                          "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "retrying: up to 5 retries per request" in res.stdout, res.stderr
 
 
 def test_a_request_failing_more_than_the_retries_is_reported(src, tmp_path):

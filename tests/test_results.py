@@ -96,6 +96,16 @@ def test_a_rerun_reads_finished_seeds_and_another_config_is_refused(seeded):
     again = SeedRuns(ppeye.load_config(DEMO, overrides + FAST), str(out), [3, 4], BASELINES, processes="inline").run()
     assert {p: os.path.getmtime(p) for p in before} == before           # nothing retrained
     assert [r["roc_auc_mean"] for r in again] == [r["roc_auc_mean"] for r in rows]
+    # a seeds.json of an earlier ppeye (another fingerprint rule; download settings and whole-number
+    # floats written then as now differ) is judged by today's rules on the config it saved: read
+    old = json.loads((out / "seeds.json").read_text())
+    old["fingerprint"] = "an-earlier-rule"
+    old["config"]["data"]["download"] = {"retries": 5, "backoff_seconds": 30}
+    old["config"]["evaluation"].pop("decision_curve_risks", None)
+    old["config"]["optimizer"]["learning_rate"] = float(old["config"]["optimizer"]["learning_rate"])
+    (out / "seeds.json").write_text(json.dumps(old))
+    SeedRuns(ppeye.load_config(DEMO, overrides + FAST), str(out), [3, 4], BASELINES, processes="inline").run()
+    assert {p: os.path.getmtime(p) for p in before} == before
     lr = ppeye.load_config(DEMO, overrides + FAST)["optimizer"]["learning_rate"]
     with pytest.raises(InputError, match="holds seeds of another config") as refused:
         SeedRuns(ppeye.load_config(DEMO, overrides + FAST + ["optimizer.learning_rate=0.01"]), str(out), [3],
@@ -114,6 +124,7 @@ def test_the_fingerprint_ignores_settings_that_change_nothing():
             ["model.missing.reconstruct_weight=0.5"],                 # a key of a switched-off section
             ["export.participant_level=refuse", "ukb.warn_unreadable_share=0.5"],   # what is exported or said
             ["evaluation.decision_curve_risks=isotonic"]]             # what a decision curve draws
+    assert fingerprint(ppeye.load_config(DEMO, ["data.download.retries=9"])) == fingerprint(cfg)   # how files are fetched
     before_decision_risks = ppeye.load_config(DEMO)                   # the key came later: earlier runs still count
     del before_decision_risks["evaluation"]["decision_curve_risks"]
     assert fingerprint(before_decision_risks) == fingerprint(cfg)

@@ -47,8 +47,10 @@ from .verdicts import REFERENCE, verdict
 
 NOT_COMPUTATION = ("output_dir", "run_name", "seed", "weights", "log_iter", "use_vdl", "vdl_log_dir", "num_threads",
                    "device", "export")
-# nested settings that only change what is said or drawn (the decision curves' risks: not a ROC-AUC)
-NOT_COMPUTATION_KEYS = (("ukb", "warn_unreadable_share"), ("evaluation", "decision_curve_risks"))
+# nested settings that only change what is said or drawn (the decision curves' risks: not a ROC-AUC),
+# or how the raw files are fetched (the CDS download), not what is computed from them
+NOT_COMPUTATION_KEYS = (("ukb", "warn_unreadable_share"), ("evaluation", "decision_curve_risks"),
+                        ("data", "download"))
 # options added after seeds were run, at the value that does what their absence did: left out of
 # the fingerprint at that value, so earlier seed directories of the same computation still count
 ABSENT_MEANS = {("ukb", "validation"): "random"}
@@ -111,8 +113,26 @@ def settings_that_act(data):
     return out
 
 
+def canonical(data):
+    """Numbers by value: ``30.0`` and ``30`` are one setting (a config that writes a whole number
+    as a float does not make another computation).
+
+    >>> canonical({"a": 30.0, "b": [0.5, 2.0], "c": True})
+    {'a': 30, 'b': [0.5, 2], 'c': True}
+    """
+    if isinstance(data, dict):
+        return {k: canonical(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [canonical(v) for v in data]
+    if isinstance(data, float) and data.is_integer():
+        return int(data)
+    return data
+
+
 def fingerprint(cfg):
-    return digest(settings_that_act(computation(cfg)))
+    """The computation's identity: the settings that act (:func:`settings_that_act`), numbers by
+    value. A config or the ``config`` a ``seeds.json`` saved (then judged by today's rules)."""
+    return digest(settings_that_act(canonical(computation(cfg))))
 
 
 def legacy_fingerprint(cfg):
@@ -139,7 +159,9 @@ class SeedRuns:
         if os.path.isfile(path):
             saved = json.load(open(path))
             theirs = saved.get("fingerprint")
-            if theirs not in (mine, legacy_fingerprint(self.cfg)):
+            same = theirs in (mine, legacy_fingerprint(self.cfg)) or (
+                isinstance(saved.get("config"), dict) and fingerprint(saved["config"]) == mine)
+            if not same:
                 what = ""
                 if isinstance(saved.get("config"), dict):
                     diff = config_differences(settings_that_act(saved["config"]),

@@ -24,11 +24,12 @@ def main():
     args = parser.parse_args()
 
     def run():
-        from ppeye.data.era5.download import describe_plan, download, plan_requests
+        from ppeye.data.era5.download import describe_plan, download, plan_requests, retry_plan
 
         cfg = cli.config_from_args(args, flags={"data.download.concurrency": args.workers})
         if args.dry_run:
             print(describe_plan(plan_requests(cfg)))
+            print(retry_plan(cfg["data"]["download"])["text"])
             return
         counts = download(cfg, progress=not args.no_progress and sys.stderr.isatty())
         print(f"{counts['done']} downloaded, {counts['already_done']} already there, {counts['failed']} failed "

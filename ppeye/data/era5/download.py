@@ -204,7 +204,7 @@ def fetch(request, raw_dir, client_factory, retries, backoff, sleep=time.sleep):
     folder = os.path.join(raw_dir, os.path.dirname(request.target))
     os.makedirs(folder, exist_ok=True)
     part = os.path.join(raw_dir, f"{request.target}.part-{os.getpid()}")
-    last = ""
+    last, waited = "", 0.0
     for attempt in range(retries + 1):
         try:
             client = client_factory()
@@ -214,7 +214,7 @@ def fetch(request, raw_dir, client_factory, retries, backoff, sleep=time.sleep):
             target = os.path.join(raw_dir, request.target + ext)
             os.replace(part, target)
             return {"key": request.key, "state": "done", "file": os.path.relpath(target, raw_dir),
-                    "attempts": attempt + 1, "bytes": os.path.getsize(target)}
+                    "attempts": attempt + 1, "bytes": os.path.getsize(target), "waited_seconds": round(waited, 3)}
         except DataError as e:  # a corrupt or incomplete file: fetch it again
             last = f"corrupt download: {e}"
         except Exception as e:  # the client's own exception types vary with its version
@@ -222,12 +222,15 @@ def fetch(request, raw_dir, client_factory, retries, backoff, sleep=time.sleep):
             if kind == "permanent":
                 _remove(part)
                 return {"key": request.key, "state": "failed", "permanent": True, "error": message,
-                        "attempts": attempt + 1}
+                        "attempts": attempt + 1, "waited_seconds": round(waited, 3)}
             last = message
         _remove(part)
         if attempt < retries:
-            sleep(backoff * 2**attempt * (0.75 + 0.5 * random.random()))
-    return {"key": request.key, "state": "failed", "permanent": False, "error": last, "attempts": retries + 1}
+            pause = backoff * 2**attempt * (0.75 + 0.5 * random.random())
+            sleep(pause)
+            waited += pause
+    return {"key": request.key, "state": "failed", "permanent": False, "error": last, "attempts": retries + 1,
+            "waited_seconds": round(waited, 3)}
 
 
 def _remove(path):
@@ -241,6 +244,26 @@ def _remove(path):
 # 120 s, hours of silent retrying offline) is cut to one short retry: ppeye's data.download.retries
 # and backoff_seconds govern retrying, visibly, in fetch()
 CLIENT_RETRIES, CLIENT_SLEEP_MAX, CLIENT_TIMEOUT = 1, 10, 60
+
+
+def retry_plan(dl):
+    """What retrying may cost one request, said before a download starts: ppeye's waits between
+    attempts (``backoff_seconds`` doubling, jittered by at most +25%, ``retries`` times) plus the CDS
+    client's own bounded retry within each attempt. Returns ``{"retries", "backoff_seconds",
+    "max_wait_seconds", "text"}``.
+
+    >>> retry_plan({"retries": 5, "backoff_seconds": 30})["max_wait_seconds"]
+    1222.5
+    """
+    retries, backoff = int(dl["retries"]), float(dl["backoff_seconds"])
+    ours = sum(backoff * 2**k * 1.25 for k in range(retries))
+    client = (retries + 1) * CLIENT_RETRIES * CLIENT_SLEEP_MAX
+    total = ours + client
+    text = (f"retrying: up to {retries} retries per request after a transient error (429/5xx, connection, time-out), "
+            f"waiting {backoff:g} s doubling each time; with the CDS client's own retry (at most {CLIENT_RETRIES} of "
+            f"<= {CLIENT_SLEEP_MAX} s per attempt) a request waits at most {total / 60:.1f} min in all "
+            f"(data.download.retries, backoff_seconds)")
+    return {"retries": retries, "backoff_seconds": backoff, "max_wait_seconds": round(total, 3), "text": text}
 
 
 def cds_client(retry_max=CLIENT_RETRIES, sleep_max=CLIENT_SLEEP_MAX, timeout=CLIENT_TIMEOUT):
@@ -292,10 +315,11 @@ def _download(cfg, client_factory, progress, sleep, log):
                 log.warning(f"{os.path.relpath(path, raw_dir)} fails verification ({e}); fetching it again")
                 os.remove(path)
         to_fetch.append(r)
-    counts = {"planned": len(requests), "already_done": done, "done": 0, "failed": 0}
+    counts = {"planned": len(requests), "already_done": done, "done": 0, "failed": 0, "waited_seconds": 0.0}
     if not to_fetch:
         log.info(f"all {len(requests)} requests are already downloaded")
         return counts
+    log.info(retry_plan(dl)["text"])
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(to_fetch), desc="ERA5-Land", unit="request", disable=not progress)
@@ -318,6 +342,7 @@ def _download(cfg, client_factory, progress, sleep, log):
                 result = future.result()
                 manifest.record(**result, target=r.target, variables=r.variables)
                 counts["done" if result["state"] == "done" else "failed"] += 1
+                counts["waited_seconds"] += result.get("waited_seconds", 0.0)
                 if result.get("permanent"):
                     permanent = result["error"]
                 bar.update(1)
@@ -327,7 +352,7 @@ def _download(cfg, client_factory, progress, sleep, log):
         raise PermanentDownloadError(f"download stopped: {permanent} ({counts['done']} requests finished this run; "
                                      "rerun to continue)")
     log.info(f"ERA5-Land: {counts['done']} downloaded, {done} already there, {counts['failed']} failed "
-             f"(see {manifest.path})")
+             f"(see {manifest.path}); {counts['waited_seconds']:.0f} s spent waiting to retry")
     return counts
 
 
