@@ -151,6 +151,12 @@ def test_curves_and_figures_go_to_visualdl(trained, tmp_path):
     assert {"eval_test/roc", "eval_test/pr", "eval_test/calibration"} <= set(tags.get("image", []))
     assert "eval_test/glaucoma_pr_auc" in tags.get("scalar", [])
     assert "eval_test/macro_roc_auc" in tags.get("scalar", [])
+    from ppeye.engine.checkpoint import resolve
+    from ppeye.engine.evaluator import checkpoint_epoch
+
+    (point,) = LogReader(file_path=str(tmp_path / "vdl" / log)).get_data("scalar", "eval_test/macro_roc_auc")
+    epoch = checkpoint_epoch(resolve(f"{root}/r"))
+    assert epoch > 0 and point.id == epoch                    # at the checkpoint's epoch, beside its validation curve
 
 
 def test_shared_window_days_counts_the_site_days_inside_training_windows():

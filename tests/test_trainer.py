@@ -282,6 +282,12 @@ def test_visualdl_logs_scalars_moe_histograms_and_hparams(work, tmp_path):
             "val_disease/glaucoma_roc_auc"} <= scalars
     assert any(t.startswith("moe/tabular/") for t in scalars) and "train/moe_aux_loss" in scalars
     assert any("expert_usage" in t for t in tags.get("histogram", []))
+    # how spread each attention is over its keys (0: one key, 1: even), per step, as a histogram and its mean
+    assert "attention/fusion.patient_to_weather/entropy_of_rows" in tags.get("histogram", [])
+    ent = reader.get_data("scalar", "attention/fusion.patient_to_weather/entropy")
+    assert len(ent) == len(trainer.loader) and all(0 <= r.value <= 1 for r in ent)
+    if cfg["model"]["temporal"]["transformer"].get("enabled", True):
+        assert "attention/temporal.0/entropy_of_rows" in tags.get("histogram", [])
     loss = reader.get_data("scalar", "train/loss")
     assert len(loss) == len(trainer.loader) and all(np.isfinite(r.value) for r in loss)
     speed = reader.get_data("scalar", "train/samples_per_s")          # every step but the epoch's first

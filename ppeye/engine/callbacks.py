@@ -36,10 +36,15 @@ class Callback:
 
 
 def step_report(epoch, batch, step, loss, mean_loss, lr, samples, explain):
-    """What ``on_step_end`` hooks get: the step's numbers and its MoE routing as numpy."""
+    """What ``on_step_end`` hooks get: the step's numbers, its MoE routing as numpy and the
+    attention maps as tensors (``attention``: {name: [..., keys]}, read only by a hook that wants them)."""
     aux = explain.get("aux_loss")
+    attention = {f"temporal.{i}": a for i, a in enumerate(explain.get("temporal_attention") or []) if a is not None}
+    if explain.get("patient_to_weather") is not None:
+        attention["fusion.patient_to_weather"] = explain["patient_to_weather"]
     return {"epoch": epoch, "batch": batch, "step": step, "loss": loss, "mean_loss": mean_loss, "lr": lr,
             "samples": samples, "aux_loss": float(aux.item()) if hasattr(aux, "item") else None,
+            "attention": attention,
             "routing": {place: {"load": r["load"].numpy(), "indices": r["indices"].numpy(),
                                 "dropped": float(r["dropped"].item() if hasattr(r["dropped"], "item") else r["dropped"])}
                         for place, r in (explain.get("routing") or {}).items()}}
@@ -99,6 +104,20 @@ class LogCallback(Callback):
         trainer.log.info(f"training took {_duration(time.perf_counter() - self.t_start)}")
 
 
+def attention_entropy(weights):
+    """Entropy of each attention row (over its keys, the last axis) divided by log(keys): 0 = all
+    weight on one key, 1 = spread evenly. ``weights`` [..., keys] -> a flat array of rows.
+
+    >>> [round(float(v), 3) for v in attention_entropy(np.array([[1.0, 0, 0, 0], [0.25] * 4]))]
+    [0.0, 1.0]
+    """
+    w = np.asarray(weights, dtype=np.float64).reshape(-1, np.shape(weights)[-1])
+    if w.shape[1] < 2:
+        return np.zeros(len(w))
+    h = np.abs((w * np.log(np.clip(w, 1e-12, None))).sum(1))      # abs: -0.0 for a one-hot row
+    return h / np.log(w.shape[1])
+
+
 def _hparams(cfg):
     """The hyper-parameters a dashboard compares runs by (scalars and strings only), named with
     underscores (``model_width``): VisualDL's hparams table shows nothing for names with dots."""
@@ -144,6 +163,10 @@ class VisualDLCallback(Callback):
         if info.get("aux_loss") is not None:
             w.add_scalar("train/moe_aux_loss", info["aux_loss"], step)
         if step % self.log_iter == 0:
+            for name, weights in (info.get("attention") or {}).items():
+                ent = attention_entropy(weights.numpy() if hasattr(weights, "numpy") else weights)
+                w.add_scalar(f"attention/{name}/entropy", float(ent.mean()), step)
+                w.add_histogram(f"attention/{name}/entropy_of_rows", ent, step, buckets=20)   # a tag holds one kind
             for place, r in (info.get("routing") or {}).items():
                 load = np.asarray(r["load"], dtype=np.float64)
                 # coefficient of variation of the expert loads: 0 = perfectly balanced
@@ -175,15 +198,17 @@ class VisualDLCallback(Callback):
 
     # used by the evaluator: the figures and headline numbers of one split. (VisualDL 2.5.3's
     # own add_pr_curve uses np.float, which numpy 2 removed: the PR figure stands in for it.)
-    def eval_report(self, name, labels, probs, metrics, images):
+    def eval_report(self, name, labels, probs, metrics, images, step=0):
+        """At ``step``: the epoch of the evaluated checkpoint, so evaluations of a run's checkpoints
+        line up with its validation curves (epoch/...) in the same log directory."""
         for kind, image in images.items():
-            self.writer.add_image(f"eval_{name}/{kind}", image, 0)
+            self.writer.add_image(f"eval_{name}/{kind}", image, step)
         keys = ["macro_roc_auc", "macro_pr_auc", "macro_brier", "micro_roc_auc"]
         keys += [f"{d}_{m}" for d in DISEASES for m in ("roc_auc", "pr_auc")]
         for key in keys:
             value = metrics[key]["value"]
             if value is not None and np.isfinite(value):
-                self.writer.add_scalar(f"eval_{name}/{key}", value, 0)
+                self.writer.add_scalar(f"eval_{name}/{key}", value, step)
         self.writer.flush()
 
     def close(self):

@@ -35,6 +35,7 @@ patient) scores each split again as if that modality were missing for everyone
 """
 import json
 import os
+import re
 
 import numpy as np
 
@@ -93,6 +94,18 @@ def decision_grid(ec):
         raise InputError(f"evaluation.decision_thresholds must be [first, last, step] with 0 < first <= last < 1 "
                          f"and step > 0, got {spec}")
     return np.round(np.arange(first, last + step / 2, step), 10)
+
+
+def checkpoint_epoch(path):
+    """The epoch, counted from 1 as the training log and VisualDL's ``epoch/`` curves count it, of
+    a checkpoint directory ``epoch_NNNN`` (numbered from 0); 0 for weights without one. The step
+    at which an evaluation is logged to VisualDL.
+
+    >>> checkpoint_epoch("output/demo/checkpoints/epoch_0007"), checkpoint_epoch(None)
+    (8, 0)
+    """
+    m = re.search(r"epoch_(\d+)", os.path.basename(os.path.normpath(path))) if path else None
+    return int(m.group(1)) + 1 if m else 0
 
 
 def decision_recalibration(ec, val_labels, val_probs):
@@ -253,7 +266,7 @@ class Reporter:
             images[kind] = save_curves(kind, labels, probs, os.path.join(out, f"{name}_{kind}.png"),
                                        f"{name} (n={len(labels)})", calibration=cal)
         if self.vdl is not None:
-            self.vdl.eval_report(name, labels, probs, m, images)
+            self.vdl.eval_report(name, labels, probs, m, images, step=checkpoint_epoch(getattr(self, "checkpoint", None)))
         head = m["macro_roc_auc"]
         ci = "" if head["ci_low"] is None else f" [{head['ci_low']:.3f}, {head['ci_high']:.3f}]"
         per = ", ".join(f"{d} {m[f'{d}_roc_auc']['value']:.3f}" for d in DISEASES)

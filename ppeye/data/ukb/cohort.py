@@ -352,7 +352,7 @@ def _write_outputs(cfg, cohort, fields_meta, report):
 MISSINGNESS_BARS = 40
 
 
-def _short(name, width=40):
+def _short(name, width=58):
     return name if len(name) <= width else name[:width - 3].rstrip(" ,(-") + "..."
 
 
@@ -372,16 +372,17 @@ def _plot_missingness(per_feature, blocks, path):
     shown = some.head(MISSINGNESS_BARS).iloc[::-1]
     colors = [plt.cm.tab10(block_of[c] % 10) if c in block_of else (0.6, 0.6, 0.6) for c in shown.column]
     labels = [f"{_short(names.get(int(f), 'field'))} ({int(f)})" for f in shown.field]
-    fig, ax = plt.subplots(figsize=(7.5, 0.24 * max(len(shown), 4) + 1.6), dpi=110)
+    fig, ax = plt.subplots(figsize=(8.5, 0.24 * max(len(shown), 4) + 1.6), dpi=110)
     ax.barh(range(len(shown)), shown.missing_share * 100, color=colors)
     ax.set_yticks(range(len(shown)), labels, fontsize=7)
     ax.set_xlabel("people with the value missing (%)")
     ax.set_xlim(0, 100)
     rest = len(some) - len(shown)
     ax.set_title(f"Missing values: {len(some)} of {len(per_feature)} features have some"
-                 + (f" ({rest} more, with less missing, in missingness_features.csv)" if rest > 0 else ""), fontsize=9)
+                 + (f"\n(the {len(shown)} most missing; the other {rest} in missingness_features.csv)" if rest > 0 else ""),
+                 fontsize=9)
     used = sorted({block_of[c] for c in shown.column if c in block_of})
-    handles = [Patch(color=plt.cm.tab10(i % 10), label=f"block {i + 1}: {len(blocks[i])} fields missing together")
+    handles = [Patch(color=plt.cm.tab10(i % 10), label=f"block {i} (missingness_blocks.csv): {len(blocks[i])} fields missing together")
                for i in used] + ([Patch(color=(0.6, 0.6, 0.6), label="missing on its own")]
                                  if any(c not in block_of for c in shown.column) else [])
     if handles:
