@@ -11,8 +11,8 @@ import numpy as np
 from scipy import stats
 
 from ..core.errors import InputError
-from .clinical import auc_with_se
 from ..data.ukb.fields import disease_title
+from .clinical import auc_with_se
 from .multilabel import DISEASES
 from .plots import _figure
 
