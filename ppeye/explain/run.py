@@ -216,8 +216,8 @@ class Explainer:
                                                if (labels[:, j] == 1).any() else hours[:, j].mean(0)
                                                for j, d in enumerate(DISEASES)},
                               os.path.join(out_dir, "gradcam_hours.png"), f"{name} by time of day (cases)",
-                              f"hour of the day (UTC); instantaneous variables at that hour"
-                              + (f", accumulated ones averaged over the {step} h from it" if step > 1 else ""),
+                              "hour of the day (UTC)" + (f"\ninstantaneous variables at that hour, accumulated ones "
+                                                         f"averaged over the {step} h from it" if step > 1 else ""),
                               f"{name.split(' at ')[0]} weight (relative)",
                               xticklabels=[f"{k * step:02d}:00" for k in range(hrs)])
         arrays = {"group_maps": np.stack(group_maps), "spatial": spatial, "hours": hours}
