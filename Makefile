@@ -7,11 +7,12 @@ DEMO_CONFIG ?= configs/demo.yaml
 PYTEST_ARGS ?=
 RESULTS_ARGS ?=
 
-.PHONY: demo test results install bench clean help
+.PHONY: demo test test-slow results install bench clean help
 
 help:
 	@echo "make demo   install into $(VENV), make synthetic data, run every stage on $(DEMO_CONFIG)"
-	@echo "make test   install into $(VENV) and run the tests"
+	@echo "make test   install into $(VENV) and run the tests (under 10 minutes on 2 cores)"
+	@echo "make test-slow  the slow tests: comparisons over seeds and centres (.ci/run runs both)"
 	@echo "make results  the neural figures of docs/results.md over 3 seeds (RESULTS_ARGS=--cv adds every centre held out)"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make clean  remove $(VENV), data/demo and output/demo"
@@ -31,7 +32,10 @@ demo: install
 	$(PY) tools/demo.py -c $(DEMO_CONFIG)
 
 test: install
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install
+	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
 
 results: install
 	$(PY) tools/results.py -c $(DEMO_CONFIG) $(RESULTS_ARGS)

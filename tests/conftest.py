@@ -154,3 +154,8 @@ def trained(tiny_work, tmp_path_factory):
     cfg = ppeye.load_config(DEMO, overrides)
     Trainer(cfg).train()
     return root, overrides
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a slow test (comparisons over seeds and centres): make test-slow runs "
+                                       "them, make test leaves them out, .ci/run runs both")

@@ -26,6 +26,7 @@ def compared(trained, tmp_path_factory):
     return root, out, rows
 
 
+@pytest.mark.slow
 def test_the_table_lists_every_baseline_on_the_same_test_people(compared):
     from ppeye.engine.compare import BASELINES
 

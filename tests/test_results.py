@@ -57,6 +57,7 @@ def seeded(trained, tmp_path_factory):
     return out, overrides, rows
 
 
+@pytest.mark.slow
 def test_seeds_are_summarised_by_mean_spread_and_pooled_interval(seeded):
     out, _, rows = seeded
     per_seed = pd.read_csv(out / "seeds.csv")
@@ -88,6 +89,7 @@ def test_seeds_are_summarised_by_mean_spread_and_pooled_interval(seeded):
     assert "patient-only baseline" in text
 
 
+@pytest.mark.slow
 def test_a_rerun_reads_finished_seeds_and_another_config_is_refused(seeded):
     from ppeye.engine.results import SeedRuns
 
@@ -155,6 +157,7 @@ def test_config_differences_name_every_leaf_that_differs():
     assert config_differences(a, a) == []
 
 
+@pytest.mark.slow
 def test_the_same_seed_on_the_same_machine_and_threads_gives_identical_predictions(seeded, tmp_path):
     from ppeye.engine.results import SeedRuns
 
@@ -177,6 +180,7 @@ def test_parse_seeds():
             parse_seeds(bad, 42)
 
 
+@pytest.mark.slow
 def test_every_centre_is_held_out_in_turn_and_the_differences_are_pooled(trained, tmp_path):
     from ppeye.data.ukb.centres import resolve_sites
     from ppeye.engine.crossval import CentreFolds
