@@ -18,12 +18,24 @@ def process_count(processes="auto"):
     return int(processes)
 
 
+# the launcher's own lines: its 40-line configuration dump at INFO, and Paddle's warning, on import,
+# that ccache (for compiling C++ extensions, which ppeye never does) is absent. Rank 0's output and
+# the launcher's warnings and errors still reach the log; every rank's output is in log_dir.
+LAUNCH_QUIET = ["-W", "ignore:No ccache found:UserWarning"]
+
+
 def launch_prefix(log_dir, processes="auto"):
-    """The ``python -m paddle.distributed.launch`` arguments for ``processes`` (empty for one)."""
+    """The ``python -m paddle.distributed.launch`` arguments for ``processes`` (empty for one),
+    the launcher's own INFO lines left out (``--log_level WARNING``).
+
+    >>> launch_prefix("out/launch", 2)[-6:]
+    ['--nproc_per_node', '2', '--log_dir', 'out/launch', '--log_level', 'WARNING']
+    """
     processes = process_count(processes)
     if processes < 2:
         return []
-    return ["-m", "paddle.distributed.launch", "--nproc_per_node", str(processes), "--log_dir", log_dir]
+    return [*LAUNCH_QUIET, "-m", "paddle.distributed.launch", "--nproc_per_node", str(processes), "--log_dir", log_dir,
+            "--log_level", "WARNING"]
 
 
 def _visible_gpus():

@@ -31,6 +31,7 @@ from ..core.errors import ConfigError
 from ..core.io import atomic_write
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
+from ..core.progress import Heartbeat
 from ..core.seed import seed_everything
 from ..data.dataset import OnsetDataset, WeatherCollator
 from ..data.ukb.splits import temporal_cutoffs
@@ -177,12 +178,14 @@ def pretrain_days(cfg, log=None):
     for epoch in range(1, s["epochs"] + 1):
         t0, losses = time.time(), []
         encoder.train()
+        beat = Heartbeat(log, f"epoch {epoch}/{s['epochs']} batches", total=len(fit) // s["batch_size"])
         for batch in np.array_split(rng.permutation(fit), len(fit) // s["batch_size"]):
             loss = encoder(paddle.to_tensor(read_keys(store, np.sort(batch))))
             loss.backward()
             opt.step()
             opt.clear_grad()
             losses.append(loss.item())
+            beat.step()
         held_mse, r2 = evaluate(encoder, store, hold, len(variables), s["batch_size"], varying)
         row = {"epoch": epoch, "train_mse": float(np.mean(losses)), "heldout_mse": held_mse,
                **{f"heldout_r2_{v}": "constant" if r is None else r for v, r in zip(variables, r2)},

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import ConfigError
+from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
+from ..core.progress import Heartbeat
 from ..data.dataset import SiteDateBatchSampler, WeatherCollator
 from ..metrics import DISEASES
 
@@ -79,8 +81,10 @@ def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, 
     if with_embeddings and getattr(model, "missing", None) is not None:
         keys += ("presence",) + (("modality_weights",) if model.missing.gate is not None else ())
     probs, embs = [], {k: [] for k in keys}
+    beat = Heartbeat(get_logger("ppeye.predict"), f"predicting {len(dataset)} people, batches", total=len(loader))
     with paddle.no_grad():
         for batch in loader:
+            beat.step()
             b = to_tensors(batch)
             if drop is not None:
                 key = "weather_present" if drop == "weather" else "tab_mask"

@@ -14,6 +14,7 @@ from ..core.errors import InputError
 from ..core.io import atomic_write, save_npz, write_csv
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
+from ..core.progress import Heartbeat
 from ..data.attributes import cohort_rows, person_attributes
 from ..data.dataset import OnsetDataset
 from ..data.ukb.fields import disease_title
@@ -58,7 +59,9 @@ class Explainer:
         loader = make_loader(dataset, self.cfg, shuffle=False)
         got = {k: [] for k in ("index", "probs", "importance", "rollout", "spatial", "hours", "by_variable", "routing")}
         spectra, spans, seen = [], None, 0
+        beat = Heartbeat(self.log, f"explaining: {', '.join(what)}; batches", total=len(loader))
         for idx, batch in zip(loader.ppeye_sampler, loader):
+            beat.step()
             b = to_tensors(batch)
             if cam is not None:
                 r = cam(b["weather_unique"], b["day_index"], b["tab"], b["tab_mask"],
