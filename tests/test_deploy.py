@@ -99,10 +99,26 @@ def test_infer_on_a_table_gives_the_evaluators_predictions(exported, tmp_path):
     cohort = pd.read_parquet(os.path.join(_work(cfg), "cohort.parquet"))
     order = pd.Series(range(len(risks)), index=risks["eid"])
     at = order[cohort["eid"].astype(str).to_numpy()[ds.cohort_pos]].to_numpy()
-    got_model = risks[[f"model_risk_{d}" for d in DISEASES]].to_numpy()[at]
-    got_final = risks[[f"risk_{d}" for d in DISEASES]].to_numpy()[at]
+    got_model = risks[[f"uncalibrated_model_risk_{d}" for d in DISEASES]].to_numpy()[at]
+    got_final = risks[[f"uncalibrated_risk_{d}" for d in DISEASES]].to_numpy()[at]
     assert np.abs(got_model - pred.probs).max() <= 1e-5
     assert np.abs(got_final - blended).max() <= 1e-5
+    # risk_<d>: the blend recalibrated as fitted on validation at export (logistic), and said so
+    from ppeye.deploy.infer import recalibrate
+    from ppeye.metrics.clinical import PostHocCalibrator
+
+    val_ds = OnsetDataset(cfg, "val")
+    val = predict(model, val_ds, cfg, with_embeddings=True)
+    fitted = PostHocCalibrator("logistic").fit(val.labels, index.blend(val.probs, val.embeddings))
+    calibrated = risks[[f"risk_{d}" for d in DISEASES]].to_numpy()[at]
+    assert np.abs(calibrated - fitted.transform(blended)).max() <= 1e-4
+    info = yaml.safe_load(open(os.path.join(out, "infer_cfg.yml")))
+    assert info["recalibration"]["method"] == "logistic" and set(info["recalibration"]) >= {"model", "retrieval"}
+    assert np.allclose(calibrated, np.column_stack([recalibrate(got_final[:, j], info["recalibration"]["retrieval"][d])
+                                                    for j, d in enumerate(DISEASES)]), atol=2e-6)
+    assert "logistic recalibration" in summary["risk_calibration"]
+    y = val.labels.mean(0)                                        # recalibrated risks sit near the prevalence
+    assert np.abs(calibrated.mean(0) - y).max() < np.abs(got_final.mean(0) - y).max()
     thr = summary["thresholds"]
     flags = risks[[f"above_threshold_{d}" for d in DISEASES]].to_numpy()[at]
     assert (flags == (got_final >= np.array([thr[d] for d in DISEASES]))).all()
@@ -204,8 +220,8 @@ def test_quantized_export_runs_and_stays_close(trained, exported, tmp_path):
     era5 = os.path.join(_work(cfg), "era5.zarr")
     infer_table(str(tmp_path / "q"), str(table), era5=era5, output=str(tmp_path / "q.csv"))
     infer_table(out, str(table), era5=era5, output=str(tmp_path / "f.csv"))
-    a = pd.read_csv(tmp_path / "q.csv")[[f"model_risk_{d}" for d in DISEASES]].to_numpy()
-    b = pd.read_csv(tmp_path / "f.csv")[[f"model_risk_{d}" for d in DISEASES]].to_numpy()
+    a = pd.read_csv(tmp_path / "q.csv")[[f"uncalibrated_model_risk_{d}" for d in DISEASES]].to_numpy()
+    b = pd.read_csv(tmp_path / "f.csv")[[f"uncalibrated_model_risk_{d}" for d in DISEASES]].to_numpy()
     assert 0 < np.abs(a - b).max() < 0.05
 
 

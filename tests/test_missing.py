@@ -234,7 +234,7 @@ def test_exported_model_scores_people_without_weather(kept_without_weather, tmp_
     assert summary["scored"] == len(ds) and summary["scored_without_weather"] == {"window_not_covered": lacking}
     risks = pd.read_csv(tmp_path / "r.csv")
     assert (risks["status"] == "ok_without_weather:window_not_covered").sum() == lacking > 0
-    cols = [c for c in risks.columns if c.startswith("model_risk_")] or [c for c in risks.columns
-                                                                          if c.startswith("risk_")]
+    cols = [c for c in risks.columns if c.startswith("uncalibrated_model_risk_")] or [
+        c for c in risks.columns if c.startswith("uncalibrated_risk_")]
     expected = predict(trainer.model, ds, cfg).probs
     np.testing.assert_allclose(risks[cols].to_numpy(), expected, atol=2e-5)

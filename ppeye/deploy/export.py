@@ -36,6 +36,7 @@ from ..data.ukb.centres import resolve_sites
 from ..engine.checkpoint import load_weights, run_dir_of
 from ..engine.predict import predict
 from ..metrics import THRESHOLD_RULE
+from ..metrics.clinical import PostHocCalibrator
 from ..metrics.multilabel import DISEASES, choose_thresholds
 from ..retrieval import RetrievalIndex
 from .nets import export_layer, output_names
@@ -120,7 +121,12 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
     if retrieval is not None:
         blended = retrieval.blend(val.probs, val.embeddings)
         thresholds["retrieval"] = dict(zip(DISEASES, choose_thresholds(val.labels, blended)))
-    log.info(f"thresholds chosen on {len(val_ds)} validation people ({time.time() - t0:.1f} s)")
+    recalibration = {"method": "logistic", "fitted_on": f"{len(val_ds)} validation people",
+                     "model": _logistic_params(val.labels, val.probs)}
+    if retrieval is not None:
+        recalibration["retrieval"] = _logistic_params(val.labels, blended)
+    log.info(f"thresholds and the risks' recalibration chosen on {len(val_ds)} validation people "
+             f"({time.time() - t0:.1f} s)")
 
     layer, names = export_layer(model)
     layer.eval()
@@ -169,6 +175,7 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
                         "dtype": str(s.dtype).replace("paddle.", "")} for s in specs],
             "outputs": outputs,
             "thresholds": thresholds,
+            "recalibration": recalibration,
             "window_days": int(shapes["T"]),
             "weather": None if not model.weather_branch else {
                 "variables": list(store.variables), "shape": list(store.shape),
@@ -187,6 +194,13 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
     log.info(f"exported {info['config']} ({os.path.basename(checkpoint)}) to {out_dir}: inputs "
              f"{', '.join(names)}; Paddle Inference vs dygraph max |diff| {diff:.1e}")
     return info
+
+
+def _logistic_params(labels, probs):
+    """Per disease ``[a, b]`` of the logistic recalibration ``sigmoid(a + b logit(p))`` fitted on
+    validation (None for a disease with one class there: its risks stay as the model gives them)."""
+    cal = PostHocCalibrator("logistic").fit(labels, probs)
+    return {d: None if p is None else [float(p[0]), float(p[1])] for d, p in zip(DISEASES, cal.params)}
 
 
 def _retrieval_for(cfg, run_dir, checkpoint, log):

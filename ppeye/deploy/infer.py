@@ -235,6 +235,20 @@ def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_s
     return summary
 
 
+def recalibrate(p, params):
+    """``sigmoid(a + b logit(p))`` for ``params`` [a, b] (None: ``p`` unchanged); NaN stays NaN.
+
+    >>> [round(float(v), 4) for v in recalibrate(np.array([0.5, 0.9, np.nan]), [-2.0, 1.0])]
+    [0.1192, 0.5491, nan]
+    """
+    p = np.asarray(p, dtype=np.float64)
+    if params is None:
+        return p
+    q = np.clip(p, 1e-7, 1 - 1e-7)
+    z = np.clip(params[0] + params[1] * (np.log(q) - np.log1p(-q)), -30, 30)
+    return np.where(np.isnan(p), np.nan, 1 / (1 + np.exp(-z)))
+
+
 def _weather(store, sites, starts, T, present):
     keys = sites[:, None] * store.n_days + starts[:, None] + np.arange(T)[None, :]
     keys[present == 0] = -1            # no weather: a zero volume the model does not use
@@ -256,14 +270,18 @@ def _write(output, frame, model, sites, dates, problem, probs, blended, importan
     out["feature_flags"] = flags
     out["site"] = np.where(sites >= 0, sites, -1)
     out["index_date"] = pd.Series(dates).dt.strftime("%Y-%m-%d").to_numpy() if len(dates) else []
+    recal = (model.info.get("recalibration") or {}).get("retrieval" if blended is not None else "model")
+    if recal is not None:                 # risks that mean what they say: recalibrated on validation at export
+        for j, d in enumerate(labels):
+            out[f"risk_{d}"] = np.round(recalibrate(final[:, j], recal.get(d)), 6)
     for j, d in enumerate(labels):
-        out[f"risk_{d}"] = np.round(final[:, j], 6)
+        out[f"uncalibrated_risk_{d}"] = np.round(final[:, j], 6)
     for j, d in enumerate(labels):
         col = np.where(np.isnan(final[:, j]), np.nan, (final[:, j] >= final_thr[d]).astype(float))
         out[f"above_threshold_{d}"] = pd.array(np.where(np.isnan(col), pd.NA, col), dtype="Int64")
     if blended is not None:
         for j, d in enumerate(labels):
-            out[f"model_risk_{d}"] = np.round(probs[:, j], 6)
+            out[f"uncalibrated_model_risk_{d}"] = np.round(probs[:, j], 6)
     if importance is not None:
         T = importance.shape[1]
         top = np.argsort(-np.nan_to_num(importance, nan=-1), axis=1)[:, :3]
@@ -292,6 +310,11 @@ def _write(output, frame, model, sites, dates, problem, probs, blended, importan
             "problem_rows": problem_rows, "feature_flags": {k: len(v) for k, v in flag_rows.items() if v},
             "feature_flag_rows": {k: v for k, v in flag_rows.items() if v},
             "risk_source": "retrieval blend" if blended is not None else "model",
+            "risk_calibration": (f"risk_<disease>: logistic recalibration fitted on "
+                                 f"{model.info['recalibration']['fitted_on']} at export; uncalibrated_risk_<disease>: "
+                                 f"as the model gives them" if recal is not None else
+                                 "this export has no recalibration (made by an earlier ppeye): only "
+                                 "uncalibrated_risk_<disease>, as the model gives them"),
             "thresholds": final_thr, "table_report": {k: v for k, v in report.items() if k != "unreadable_values"},
             "unreadable_values": {k: v for k, v in report.get("unreadable_values", {}).items() if v},
             "model": {"config": model.info["config"], "checkpoint": model.info["checkpoint"]},
