@@ -10,8 +10,8 @@ PADDLEDETECTION_KEYS = {
     "pretrain_weights": "pretrained",
     "worker_num": "loader.num_workers",
     "TrainReader.batch_size": "loader.batch_size",
-    "use_amp": "train.amp",
-    "amp": "train.amp",
+    "use_amp": "train.amp.enabled",
+    "amp": "train.amp.enabled",
 }
 
 

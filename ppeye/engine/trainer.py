@@ -33,6 +33,7 @@ from ..data.dataset import OnsetDataset
 from ..metrics import multilabel_metrics
 from ..modeling import build_loss, total_loss
 from ..retrieval import build_index
+from .amp import amp_settings, autocast
 from .callbacks import LogCallback, VisualDLCallback, step_report
 from .checkpoint import (CheckpointError, keep_previous_checkpoints, load_checkpoint, load_pretrained, load_weights,
                          read_state, save_checkpoint)
@@ -74,8 +75,8 @@ class Trainer:
             self.train_set = self.train_set.subset(keep)
         self.val_set = OnsetDataset(cfg, "val") if cfg["train"].get("eval") else None
         amp = cfg["train"].get("amp")
-        self.amp = bool(amp) and self.device.startswith("gpu")
-        if amp and not self.amp:
+        self.amp = amp_settings(amp, self.device)
+        if (amp.get("enabled") if isinstance(amp, dict) else amp) and self.amp is None:
             self.log.warning("train.amp is on but there is no GPU: training in float32 (AMP on CPU does nothing)")
         # Paddle keys optimizer state by generated variable names (conv3d_40.w_0_moment1_0); a
         # name generator of our own makes them the same in every run, in or out of one process,
@@ -134,7 +135,8 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.loader) / self.accum)
         self.scheduler = build_scheduler(cfg, self.steps_per_epoch)
         self.per_epoch_schedule = isinstance(self.scheduler, paddle.optimizer.lr.ReduceOnPlateau)
-        self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if self.amp else None
+        # bfloat16 has float32's range: only float16 needs its loss scaled
+        self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if self.amp and self.amp["scaler"] else None
         self.backbone_params = ([p for p in self.model.backbone.parameters() if not p.stop_gradient]
                                 if self.frozen_epochs else [])
         self.net = self.model
@@ -253,7 +255,7 @@ class Trainer:
         self.log.info(f"training {type(self.model).__name__} ({n_params / 1e6:.2f} M parameters) on {self.device}"
                       f"{f' x {self.world} processes' if self.world > 1 else ''}: {len(self.train_set)} people, "
                       f"{len(self.loader)} batches per epoch{' per rank' if self.world > 1 else ''}, {epochs} epochs"
-                      f"{', AMP' if self.amp else ''}")
+                      f"{', AMP ' + self.amp['dtype'] + ' ' + self.amp['level'] if self.amp else ''}")
         if self.frozen_epochs:
             source = f"cached day features ({self.cache.path})" if self.cache else "the frozen ResNet run on the volumes"
             self.log.info(f"two-stage training: epochs 1-{self.frozen_epochs} with the ResNet frozen, from {source}"
@@ -327,7 +329,7 @@ class Trainer:
     def forward_loss(self, batch):
         """(training loss, explanation dict) of one batch of tensors (``to_tensors`` of what the
         loader yields), through ``self.net``; no backward."""
-        with paddle.amp.auto_cast(enable=self.amp, level="O1"):
+        with autocast(paddle, self.amp):
             _, ex = self.net(batch, return_explain=True)
             loss = total_loss(self.criterion, ex, batch["labels"])
         return loss, ex

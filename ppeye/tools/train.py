@@ -25,7 +25,8 @@ def main():
     cli.add_switch(parser, "--use_vdl", help="log to VisualDL")
     parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log directory (default: <run>/vdl)")
     cli.add_switch(parser, "--fleet", help="collective training with paddle.distributed.fleet (implied under fleetrun)")
-    cli.add_switch(parser, "--amp", help="mixed precision on GPUs (train.amp; nothing on a CPU)")
+    cli.add_switch(parser, "--amp", help="mixed precision on GPUs (train.amp.enabled: bfloat16 by default, Conv3D "
+                                         "included; nothing on a CPU)")
     parser.add_argument("--output_dir", default=None, help="where run directories go (default: output_dir)")
     args = parser.parse_args()
 
@@ -35,7 +36,7 @@ def main():
             "use_vdl": args.use_vdl,
             "vdl_log_dir": args.vdl_log_dir,
             "fleet": args.fleet,
-            "train.amp": args.amp,
+            "train.amp.enabled": args.amp,
             "output_dir": args.output_dir,
         })
         if not cfg.get("run_name"):
