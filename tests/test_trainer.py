@@ -85,6 +85,11 @@ def test_resume_with_a_different_config_or_model_is_refused(work, tmp_path):
         other.train(resume=str(run))
     # the refusal came before anything was written: the run resumes with its own config again
     assert {name: (run / name).read_bytes() for name in records} == records
+    same = Trainer(config(work, tmp_path, ["train.epochs=1"]))
+    same.world = 2                      # as if launched on 2 processes: the shares and schedule would change
+    with pytest.raises(CheckpointError, match=r"trained on 1 process\(es\), this resume has 2.*--nproc_per_node 1"):
+        same.train(resume=str(run))
+    assert {name: (run / name).read_bytes() for name in records} == records
     wider = ppeye.build_model(config(work, tmp_path, ["model.width=32"]))
     with pytest.raises(CheckpointError, match="does not fit this model"):
         load_weights(wider, str(tmp_path / "r"))

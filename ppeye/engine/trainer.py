@@ -232,6 +232,14 @@ class Trainer:
             # before anything is written: a refused resume must leave the run as it was
             raise CheckpointError(f"{resume} was trained with a different config (model, data, loss or "
                                   f"optimizer settings differ): resume with the run's own config.yaml")
+        before = read_state(resume).get("world_size") if resume else None
+        if before is not None and int(before) != self.world:
+            # the ranks' shares of each epoch, the steps per epoch and so the schedule follow the world size
+            raise CheckpointError(f"{resume} was trained on {before} process(es), this resume has {self.world}: the "
+                                  f"batches each process sees, the steps per epoch and the learning-rate schedule would "
+                                  f"change, so the run would not continue as it started. Resume on {before} "
+                                  f"process(es) (--nproc_per_node {before}), or start a new run from its weights "
+                                  f"(-o pretrained={resume})")
         if self.rank == 0:
             save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
             write_run_records(cfg, self.run_dir, self.fingerprint, {"world_size": self.world,
