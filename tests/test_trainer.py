@@ -322,3 +322,30 @@ def test_a_new_run_in_an_old_run_directory_sets_the_old_checkpoints_aside(work, 
 def test_a_numeric_run_name_is_a_directory_name(work, tmp_path):
     trainer = Trainer(config(work, tmp_path, ["run_name=7"]), callbacks=[])      # YAML reads 7 as an int
     assert trainer.run_dir == os.path.join(str(tmp_path), "7") and os.path.isdir(trainer.run_dir)
+
+
+def test_a_training_step_reads_back_only_its_loss(work, tmp_path, monkeypatch):
+    """Host syncs serialise a GPU's launch queue: a step (forward, loss, backward, update) and its
+    report to the hooks copy one number to the host, the loss (for the log and the NaN policy);
+    the MoE statistics and attention maps stay on the device until a hook asks (VisualDL, on its
+    log_iter steps). Measured on CPU tensors, where the input range check adds its two reads."""
+    from ppeye.engine.callbacks import step_report
+    from ppeye.engine.predict import to_tensors
+
+    trainer = Trainer(config(work, tmp_path, ["train.epochs=1", "model.moe.enabled=true",
+                                              "model.tabular.moe.enabled=true"]))
+    batch = to_tensors(next(iter(trainer.loader)))
+    trainer.train_mode()
+    reads = {"item": 0, "numpy": 0}
+    for name in reads:
+        original = getattr(paddle.Tensor, name)
+
+        def counted(self, *a, _name=name, _original=original, **k):
+            reads[_name] += 1
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(paddle.Tensor, name, counted)
+    value, ex = trainer.train_step(batch)
+    info = step_report(0, 1, 1, value, value, 1e-3, 64, ex)
+    assert ex["routing"] and info["routing"] and info["attention"]                # MoE on, maps passed on
+    assert reads == {"item": 1 + 2, "numpy": 0}, reads       # the loss + day_index min/max (CPU tensors only)

@@ -36,18 +36,22 @@ class Callback:
 
 
 def step_report(epoch, batch, step, loss, mean_loss, lr, samples, explain):
-    """What ``on_step_end`` hooks get: the step's numbers, its MoE routing as numpy and the
-    attention maps as tensors (``attention``: {name: [..., keys]}, read only by a hook that wants them)."""
-    aux = explain.get("aux_loss")
+    """What ``on_step_end`` hooks get: the step's numbers (``loss`` already on the host) and, as
+    device tensors, the MoE ``aux_loss`` and ``routing`` and the ``attention`` maps ({name: [...,
+    keys]}). Nothing here copies a tensor to the host: a hook that wants one converts it (the
+    VisualDL hook on its ``log_iter`` steps), so a step without such a hook waits for the device
+    only for its loss (tested by counting)."""
     attention = {f"temporal.{i}": a for i, a in enumerate(explain.get("temporal_attention") or []) if a is not None}
     if explain.get("patient_to_weather") is not None:
         attention["fusion.patient_to_weather"] = explain["patient_to_weather"]
     return {"epoch": epoch, "batch": batch, "step": step, "loss": loss, "mean_loss": mean_loss, "lr": lr,
-            "samples": samples, "aux_loss": float(aux.item()) if hasattr(aux, "item") else None,
-            "attention": attention,
-            "routing": {place: {"load": r["load"].numpy(), "indices": r["indices"].numpy(),
-                                "dropped": float(r["dropped"].item() if hasattr(r["dropped"], "item") else r["dropped"])}
-                        for place, r in (explain.get("routing") or {}).items()}}
+            "samples": samples, "aux_loss": explain.get("aux_loss"), "attention": attention,
+            "routing": dict(explain.get("routing") or {})}
+
+
+def _host(value):
+    """A tensor (or number) as numpy on the host."""
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
 def _duration(seconds):
@@ -160,19 +164,19 @@ class VisualDLCallback(Callback):
         if self._last is not None and now > self._last:
             w.add_scalar("train/samples_per_s", info["samples"] / (now - self._last), step)
         self._last = now
-        if info.get("aux_loss") is not None:
-            w.add_scalar("train/moe_aux_loss", info["aux_loss"], step)
-        if step % self.log_iter == 0:
+        if step % self.log_iter == 0:                # the device's values, copied on these steps only
+            if info.get("aux_loss") is not None:
+                w.add_scalar("train/moe_aux_loss", float(_host(info["aux_loss"])), step)
             for name, weights in (info.get("attention") or {}).items():
-                ent = attention_entropy(weights.numpy() if hasattr(weights, "numpy") else weights)
+                ent = attention_entropy(_host(weights))
                 w.add_scalar(f"attention/{name}/entropy", float(ent.mean()), step)
                 w.add_histogram(f"attention/{name}/entropy_of_rows", ent, step, buckets=20)   # a tag holds one kind
             for place, r in (info.get("routing") or {}).items():
-                load = np.asarray(r["load"], dtype=np.float64)
+                load = _host(r["load"]).astype(np.float64)
                 # coefficient of variation of the expert loads: 0 = perfectly balanced
                 w.add_scalar(f"moe/{place}/load_cv", float(load.std() / max(load.mean(), 1e-12)), step)
-                w.add_scalar(f"moe/{place}/dropped", float(r["dropped"]), step)
-                w.add_histogram(f"moe/{place}/expert_usage", np.asarray(r["indices"]).ravel(), step,
+                w.add_scalar(f"moe/{place}/dropped", float(_host(r["dropped"])), step)
+                w.add_histogram(f"moe/{place}/expert_usage", _host(r["indices"]).ravel(), step,
                                 buckets=max(2, len(load)))
 
     def on_epoch_end(self, trainer, row):

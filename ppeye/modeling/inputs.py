@@ -46,7 +46,9 @@ def check_inputs(s, pooled_width, weather_unique, day_index, tab, tab_mask):
         raise InputError(f"day_index and tab disagree on the batch size: {day_index.shape[0]} vs {tab.shape[0]}")
     if tab_mask is not None and int(tab_mask.shape[0]) != int(tab.shape[0]):
         raise InputError(f"tab_mask must have the shape of tab {list(tab.shape)}, got {list(tab_mask.shape)}")
-    if day_index.size > 0:
+    # the range check reads two numbers back from the tensor: free on a CPU tensor, a wait for the
+    # device on a GPU one (every forward), where the loaders' collator builds day_index in range
+    if day_index.size > 0 and day_index.place.is_cpu_place():
         u = int(weather_unique.shape[0])
         lo, hi = int(day_index.min().item()), int(day_index.max().item())
         if lo < 0 or hi >= u:
