@@ -31,10 +31,9 @@ from .checks import check_values
 from .errors import ConfigError
 from .habits import habit_hint
 from .io import atomic_write
-from .logger import get_logger
+from .shipped import resolve_config_path
 
 BASE_KEY = "_BASE_"
-PACKAGED_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 NEW_KEY_PREFIX = "+"
 
 
@@ -195,29 +194,6 @@ def load_config(path, overrides=None):
     apply_overrides(cfg, overrides or [])
     check_values(cfg)
     return cfg
-
-
-def packaged_configs():
-    """The configs shipped with ppeye, as paths relative to ``ppeye/configs`` (``demo.yaml``, ...)."""
-    return sorted(f for f in os.listdir(PACKAGED_CONFIGS) if f.endswith(".yaml"))
-
-
-def resolve_config_path(path):
-    """``path`` when it is a file; else, for a relative ``configs/<name>.yaml`` or ``<name>.yaml``
-    naming a config ppeye ships, the shipped file (logged). Otherwise a ConfigError that lists them."""
-    path = os.fspath(path)
-    if os.path.isfile(path):
-        return path
-    rel = os.path.normpath(path)
-    if rel.split(os.sep)[0] == "configs":
-        rel = os.path.relpath(rel, "configs")
-    shipped = os.path.join(PACKAGED_CONFIGS, rel)
-    if not os.path.isabs(path) and not rel.startswith("..") and os.path.isfile(shipped):
-        get_logger("ppeye.config").info(f"{path}: not in {os.getcwd()}; reading the copy shipped with ppeye, {shipped}")
-        return shipped
-    raise ConfigError(f"config file not found: {path} (the configs shipped with ppeye: "
-                      f"{', '.join('configs/' + f for f in packaged_configs())}; "
-                      f"copy one to edit it: python -m ppeye.tools.configs --copy DIR)")
 
 
 def save_config(cfg, path):

@@ -225,6 +225,22 @@ def read_state(path):
     return json.load(open(os.path.join(ckpt, STATE_FILE)))
 
 
+def check_resumable(resume, fingerprint, world):
+    """Refuse (CheckpointError) to resume ``resume`` with another config's ``fingerprint`` or on
+    another number of processes ``world`` (each rank's share of an epoch, the steps per epoch and
+    so the schedule follow it: the run would not continue as it started)."""
+    state = read_state(resume)
+    if state.get("config_fingerprint") != fingerprint:
+        raise CheckpointError(f"{resume} was trained with a different config (model, data, loss or "
+                              f"optimizer settings differ): resume with the run's own config.yaml")
+    before = state.get("world_size")
+    if before is not None and int(before) != world:
+        raise CheckpointError(f"{resume} was trained on {before} process(es), this resume has {world}: the batches "
+                              f"each process sees, the steps per epoch and the learning-rate schedule would change, so "
+                              f"the run would not continue as it started. Resume on {before} process(es) "
+                              f"(--nproc_per_node {before}), or start a new run from its weights (-o pretrained={resume})")
+
+
 def load_checkpoint(path, model, optimizer=None):
     """Restore model (and optimizer with its scheduler) from ``path`` (a run resumes from its
     latest checkpoint); returns the state dict."""

@@ -35,7 +35,7 @@ from ..modeling import build_loss, total_loss
 from ..retrieval import build_index
 from .amp import amp_settings, autocast
 from .callbacks import LogCallback, VisualDLCallback, step_report
-from .checkpoint import (CheckpointError, keep_previous_checkpoints, load_checkpoint, load_pretrained, load_weights,
+from .checkpoint import (check_resumable, keep_previous_checkpoints, load_checkpoint, load_pretrained, load_weights,
                          read_state, save_checkpoint)
 from .day_pretrain import fit_day_decoder, settings, training_days_end
 from .features import open_cache
@@ -228,18 +228,8 @@ class Trainer:
         if stopper.enabled and self.val_set is None:
             self.log.info("early stopping needs validation metrics: it is off for this run (add --eval)")
         ckpt_root = os.path.join(self.run_dir, "checkpoints")
-        if resume and read_state(resume).get("config_fingerprint") != self.fingerprint:
-            # before anything is written: a refused resume must leave the run as it was
-            raise CheckpointError(f"{resume} was trained with a different config (model, data, loss or "
-                                  f"optimizer settings differ): resume with the run's own config.yaml")
-        before = read_state(resume).get("world_size") if resume else None
-        if before is not None and int(before) != self.world:
-            # the ranks' shares of each epoch, the steps per epoch and so the schedule follow the world size
-            raise CheckpointError(f"{resume} was trained on {before} process(es), this resume has {self.world}: the "
-                                  f"batches each process sees, the steps per epoch and the learning-rate schedule would "
-                                  f"change, so the run would not continue as it started. Resume on {before} "
-                                  f"process(es) (--nproc_per_node {before}), or start a new run from its weights "
-                                  f"(-o pretrained={resume})")
+        if resume:          # before anything is written: a refused resume must leave the run as it was
+            check_resumable(resume, self.fingerprint, self.world)
         if self.rank == 0:
             save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
             write_run_records(cfg, self.run_dir, self.fingerprint, {"world_size": self.world,

@@ -17,7 +17,7 @@ import sys
 if __package__ in (None, ""):          # run as a file: the package's root on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from ppeye.core.config import PACKAGED_CONFIGS  # noqa: E402
+from ppeye.core.shipped import PACKAGED_CONFIGS  # noqa: E402
 
 
 def shipped_files():

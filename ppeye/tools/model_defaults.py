@@ -16,9 +16,9 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from ppeye.core.config import PACKAGED_CONFIGS  # noqa: E402
 from ppeye.core.io import atomic_write  # noqa: E402
 from ppeye.core.model_config import ModelConfig  # noqa: E402
+from ppeye.core.shipped import PACKAGED_CONFIGS  # noqa: E402
 
 BEGIN_PREFIX = "# --- begin: written by python -m ppeye.tools.model_defaults"
 BEGIN = BEGIN_PREFIX + " from ppeye/core/model_config.py; edit there ---"
