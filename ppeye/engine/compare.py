@@ -64,8 +64,12 @@ def weather_only_overrides(cfg):
 def patient_only_overrides(cfg):
     """What a patient-only variant of ``cfg`` drops: the frozen-ResNet stage and its cache (it has no
     ResNet), a ``pretrained`` day encoder (``tools/pretrain_days.py``: nothing in it for a model
-    without the weather branch; a contrastive run's patient encoder is kept), and ``model.missing``."""
+    without the weather branch; a contrastive run's patient encoder is kept), ``model.missing`` and
+    the weather columns of the patient offset (its patient columns stay: the baseline is the same
+    regression on the patient features with a network residual on it)."""
     out = single_modality_overrides(cfg)
+    if (cfg["model"].get("patient_offset") or {}).get("weather"):
+        out.append("model.patient_offset.weather=false")
     ts = cfg["train"].get("two_stage") or {}
     if ts.get("frozen_epochs"):
         out.append("train.two_stage.frozen_epochs=0")

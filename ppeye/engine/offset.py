@@ -1,36 +1,131 @@
-"""The patient offset of ``model.patient_offset``: a logistic regression on the patient features,
-fitted on the training split before the network trains and written into the model's frozen
-linear layer (see ppeye/modeling/onset_net.py).
+"""The patient offset of ``model.patient_offset``: a logistic regression on the patient features
+(and, with ``weather: true``, on the frozen ResNet's day features averaged over lag bins), fitted
+on the training split before the network trains and written into the model's frozen linear
+layers (see ppeye/modeling/onset_net.py and ppeye/modeling/layers/weather_offset.py).
 
-The regression is the ``logistic`` baseline of tools/compare.py (L2, features standardised with
-the training mean and SD, C per disease chosen on validation ROC-AUC); the standardisation is
-folded into the layer, so the layer's logits equal the regression's on every input.
+The patient-only regression is the ``logistic`` baseline of tools/compare.py (L2, features
+standardised with the training mean and SD, C per disease chosen on validation ROC-AUC). With
+the weather, the weather columns get their own penalty, ``weather_penalty`` times the patient
+columns' (chosen with C on validation): a few strong patient features and many weak weather
+ones rarely want the same shrinkage. People without weather get the training mean of the
+weather columns, which the layer turns into a contribution of exactly 0. The standardisation
+is folded into the layers, so their logits equal the regression's on every input.
 """
+import time
+
 import numpy as np
 
 from ..baselines import fit_logistic
 from ..core.errors import ConfigError
 from ..core.paddle_env import import_paddle
+from ..modeling.layers.weather_offset import bin_matrix, bin_means
 
 paddle = import_paddle()
 
 
-def fit_patient_offset(model, train_set, val_set, seed, log):
-    """Fit the regression on ``train_set`` (C chosen on ``val_set``) and set ``model.patient_offset``.
-    Returns what was chosen per disease (JSON-ready)."""
+def fit_patient_offset(model, train_set, val_set, seed, log, cache=None):
+    """Fit the regression on ``train_set`` (C chosen on ``val_set``) and set the model's frozen
+    offset layers; ``cache`` (a day-feature cache of the model's ResNet) saves running the ResNet
+    for the weather columns. Returns what was chosen per disease (JSON-ready)."""
     if val_set is None:
         raise ConfigError("model.patient_offset chooses its regression's C on the validation split: "
                           "set train.eval=true (or turn the offset off)")
-    fitted = fit_logistic(np.asarray(train_set.tab, np.float64), train_set.labels,
-                          np.asarray(val_set.tab, np.float64), val_set.labels,
-                          c_grid=model.offset_c_grid, seed=seed)
-    coef = np.stack([m.coef_[0] for m in fitted.models], axis=1)          # [F, 4] on standardised inputs
-    intercept = np.array([m.intercept_[0] for m in fitted.models])
-    weight = coef / fitted.std[:, None]
-    bias = intercept - (fitted.mean[:, None] * weight).sum(axis=0)
-    model.patient_offset.weight.set_value(paddle.to_tensor(weight.astype(np.float32)))
-    model.patient_offset.bias.set_value(paddle.to_tensor(bias.astype(np.float32)))
-    chosen = fitted.params["per_disease"]
-    log.info("patient offset (logistic regression on the patient features, frozen): "
-             + ", ".join(f"{d} C={v['C']:g} val ROC-AUC {v['val_roc_auc']:.3f}" for d, v in chosen.items()))
+    if getattr(model, "weather_offset", None) is None:
+        fitted = fit_logistic(np.asarray(train_set.tab, np.float64), train_set.labels,
+                              np.asarray(val_set.tab, np.float64), val_set.labels,
+                              c_grid=model.offset_c_grid, seed=seed)
+        coef = np.stack([m.coef_[0] for m in fitted.models], axis=1)          # [F, 4] on standardised inputs
+        intercept = np.array([m.intercept_[0] for m in fitted.models])
+        weight = coef / fitted.std[:, None]
+        bias = intercept - (fitted.mean[:, None] * weight).sum(axis=0)
+        _set(model.patient_offset, weight, bias)
+        chosen = fitted.params["per_disease"]
+    else:
+        chosen = _fit_with_weather(model, train_set, val_set, seed, log, cache)
+    log.info("patient offset (logistic regression on the patient features"
+             + (" and the day features over lag bins" if getattr(model, "weather_offset", None) is not None else "")
+             + ", frozen): " + ", ".join(
+                 f"{d} C={v['C']:g}" + (f" weather penalty x{v['weather_penalty']:g}" if "weather_penalty" in v else "")
+                 + f" val ROC-AUC {v['val_roc_auc']:.3f}" for d, v in chosen.items()))
     return chosen
+
+
+def _set(layer, weight, bias):
+    layer.weight.set_value(paddle.to_tensor(np.asarray(weight, np.float32)))
+    layer.bias.set_value(paddle.to_tensor(np.asarray(bias, np.float32)))
+
+
+def _fit_with_weather(model, train_set, val_set, seed, log, cache):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    from ..data.dataset import DISEASES
+
+    t0 = time.perf_counter()
+    layer = model.weather_offset
+    w_train, w_val = (lag_bin_features(model, ds, cache) for ds in (train_set, val_set))
+    present = train_set.weather_present > 0
+    if not present.any():
+        raise ConfigError("model.patient_offset.weather: no training person has weather")
+    fill = w_train[present].mean(axis=0)
+    w_train[~present] = fill
+    w_val[val_set.weather_present <= 0] = fill
+    x_train = np.concatenate([np.asarray(train_set.tab, np.float64), w_train], axis=1)
+    x_val = np.concatenate([np.asarray(val_set.tab, np.float64), w_val], axis=1)
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    n_tab = train_set.tab.shape[1]
+    weight = np.zeros((x_train.shape[1], len(DISEASES)))
+    bias = np.zeros(len(DISEASES))
+    chosen = {}
+    for penalty in sorted((float(p) for p in model.offset_weather_penalty), reverse=True):
+        # a penalty r times the patient columns' on the weather columns = those columns scaled by 1/sqrt(r)
+        scale = np.concatenate([np.ones(n_tab), np.full(x_train.shape[1] - n_tab, penalty ** -0.5)]) / std
+        zt, zv = (x_train - mean) * scale, (x_val - mean) * scale
+        for j, d in enumerate(DISEASES):
+            for c in sorted(float(c) for c in model.offset_c_grid):
+                m = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(zt, train_set.labels[:, j])
+                auc = roc_auc_score(val_set.labels[:, j], m.decision_function(zv))
+                if d not in chosen or auc > chosen[d]["val_roc_auc"] + 1e-12:   # ties: the strongest shrinkage
+                    chosen[d] = {"C": c, "weather_penalty": penalty, "val_roc_auc": float(auc)}
+                    weight[:, j] = m.coef_[0] * scale
+                    bias[j] = m.intercept_[0] - float((mean * weight[:, j]).sum())
+    weather_bias = -(fill[:, None] * weight[n_tab:]).sum(axis=0)                    # 0 at the fill value
+    _set(model.patient_offset, weight[:n_tab], bias - weather_bias)
+    _set(layer.linear, weight[n_tab:], weather_bias)
+    log.info(f"patient offset: {w_train.shape[1]} weather columns ({len(layer.bins)} lag bins "
+             f"{', '.join(f'{a}-{b}' for a, b in layer.bins)} days before x {layer.features} day features) from "
+             f"{'the day-feature cache' if cache is not None else 'the frozen ResNet'} in {time.perf_counter() - t0:.1f} s")
+    return chosen
+
+
+def lag_bin_features(model, dataset, cache=None, chunk=64):
+    """Per person of ``dataset``: the ResNet's pooled day features averaged over the weather
+    offset's lag bins, [N, K * P] float64 (0 for people without weather). Reads ``cache`` rows
+    when given, else runs the model's (frozen) ResNet on the volumes of the days the windows use."""
+    layer = model.weather_offset
+    T, P, K = dataset.T, layer.features, len(layer.bins)
+    matrix = bin_matrix(layer.bins, T)
+    out = np.zeros((len(dataset), K * P))
+    present = dataset.weather_present > 0
+    was_training = model.backbone.training
+    model.backbone.eval()
+    try:
+        for site in np.unique(dataset.site[present]):
+            people = np.nonzero(present & (dataset.site == site))[0]
+            days = np.unique((dataset.start[people][:, None] + np.arange(T)).ravel())
+            rows = np.zeros((int(days[-1]) + 1, P), np.float64)
+            if cache is not None:
+                rows[days] = cache.read(int(site), days)
+            else:
+                with paddle.no_grad():
+                    for i in range(0, len(days), chunk):
+                        part = days[i : i + chunk]
+                        volumes = paddle.to_tensor(dataset.store.read(int(site), part))
+                        rows[part] = model.backbone(volumes).numpy()
+            windows = rows[dataset.start[people][:, None] + np.arange(T)]          # [n, T, P]
+            out[people] = bin_means(windows, matrix)
+    finally:
+        if was_training:
+            model.backbone.train()
+    return out

@@ -93,9 +93,6 @@ class Trainer:
         emb = getattr(getattr(self.model, "tabular", None), "embedding", None)
         if emb is not None:
             emb.fit(self.train_set.tab, self.train_set.tab_mask)
-        if getattr(self.model, "patient_offset", None) is not None:   # fitted here, frozen; a checkpoint loaded below replaces it
-            fit_patient_offset(self.model, self.train_set,
-                               self.val_set if self.val_set is not None else OnsetDataset(cfg, "val"), self.seed, self.log)
         if cfg.get("weights"):       # start from the weights of a run of this model (fine-tuning)
             self.log.info(f"initial weights from {load_weights(self.model, cfg['weights'])}")
         if cfg.get("pretrained"):    # start from the shared parts of a (contrastive or day) pretraining run
@@ -118,6 +115,14 @@ class Trainer:
         # frozen epochs read cached day features when there is a cache (checked against this
         # model's backbone and store), else they run the frozen ResNet on the volumes
         self.cache = open_cache(cfg, self.model, self.train_set.store) if self.frozen_epochs else None
+        if getattr(self.model, "patient_offset", None) is not None and not cfg.get("weights"):
+            # fitted here and frozen (with cfg.weights the checkpoint's offset is the one)
+            if self.model.weather_offset is not None and self.frozen_epochs < int(cfg["train"]["epochs"]):
+                raise ConfigError("model.patient_offset.weather reads the ResNet's day features, which must not change: "
+                                  "freeze the ResNet for the whole run (train.two_stage.frozen_epochs = train.epochs)")
+            fit_patient_offset(self.model, self.train_set,
+                               self.val_set if self.val_set is not None else OnsetDataset(cfg, "val"), self.seed,
+                               self.log, cache=self.cache)
         if self.cache is not None and getattr(self.model, "day_decoder", None) is not None and self.model.day_weight > 0:
             self.log.warning("model.day_reconstruction is on, but the frozen epochs read cached day features, not "
                              "volumes: its loss (the decoder's, and its pull on day_proj) is left out of those "

@@ -23,11 +23,11 @@ The day reconstruction (``model.day_reconstruction``) and the patient offset
 (``model.patient_offset``) are described, with why they exist, in docs/model.md.
 """
 from ..core.errors import InputError
+from ..core.model_config import ModelConfig
 from ..core.paddle_env import import_paddle
 from ..core.registry import MODELS
 from ..data.ukb.fields import DISEASES
 from .backbones.resnet3d import ResNet3D
-from ..core.model_config import ModelConfig
 from .inputs import check_inputs, unpack_batch
 from .layers.afno import AFNOBlock
 from .layers.day_decoder import DayDecoder
@@ -37,6 +37,7 @@ from .layers.missing import MissingModalities
 from .layers.moe import MoE, build_ffn
 from .layers.tabm import BatchEnsembleLinear, TabM
 from .layers.transformer import TemporalTransformer, build_positions
+from .layers.weather_offset import WeatherOffset
 
 paddle = import_paddle()
 nn = paddle.nn
@@ -131,6 +132,15 @@ class OnsetNet(nn.Layer):
             self.patient_offset = nn.Linear(self.shapes["F"], num_classes, weight_attr=frozen,
                                             bias_attr=paddle.ParamAttr(trainable=False,
                                                                        initializer=nn.initializer.Constant(0.0)))
+        self.weather_offset = None
+        if po.enabled and po.weather:      # + the day features over lag bins, in the same frozen regression
+            if not self.weather_branch:
+                raise InputError("model.patient_offset.weather needs the weather branch (weather_branch on)")
+            self.offset_weather_penalty = [float(r) for r in po.weather_penalty]
+            if not self.offset_weather_penalty or min(self.offset_weather_penalty) <= 0:
+                raise InputError(f"model.patient_offset.weather_penalty must be positive numbers, got {po.weather_penalty!r}")
+            self.weather_offset = WeatherOffset(self.backbone.out_channels, self.shapes["T"],
+                                                po.weather_lag_edges, num_classes)
         # with a patient offset the network is a residual on it and starts at zero (the classifier
         # and branch heads; the lag head always does): the model begins as the fitted patient-only
         # regression and learns only what it can add
@@ -254,13 +264,14 @@ class OnsetNet(nn.Layer):
             day_index = paddle.arange(b * t, dtype="int64").reshape([b, t])
             weather_unique = weather_unique.reshape([-1] + list(weather_unique.shape[2:]))
         self._check_inputs(weather_unique, day_index, tab, tab_mask)
-        if not self.weather_branch:
-            days, fmap = None, None
-        elif len(weather_unique.shape) == 2:    # pooled ResNet features from a day-feature cache
-            days, fmap = self.embed_pooled(weather_unique), None
-        else:
-            days, fmap = self.encode_days(weather_unique)
-        result = self.forward_days(days, day_index, tab, tab_mask, return_explain, weather_present)
+        days = pooled = fmap = None
+        if self.weather_branch:
+            if len(weather_unique.shape) == 2:    # pooled ResNet features from a day-feature cache
+                pooled = weather_unique
+            else:
+                pooled, fmap = self.backbone(weather_unique, return_features=True)
+            days = self.embed_pooled(pooled)
+        result = self.forward_days(days, day_index, tab, tab_mask, return_explain, weather_present, pooled=pooled)
         if return_explain and self.weather_branch:
             result[1]["day_embeddings"] = days
             if fmap is not None:
@@ -271,10 +282,12 @@ class OnsetNet(nn.Layer):
                 result[1]["aux_loss"] = result[1]["aux_loss"] + self.day_weight * loss
         return result
 
-    def forward_days(self, days, day_index, tab, tab_mask=None, return_explain=False, weather_present=None):
+    def forward_days(self, days, day_index, tab, tab_mask=None, return_explain=False, weather_present=None,
+                     pooled=None):
         """Everything after the ResNet: from day embeddings [U, E] (``encode_days``; None when the
         weather branch is off) to logits, as ``forward``. Training from cached day embeddings
-        (the frozen-encoder mode) calls this directly."""
+        (the frozen-encoder mode) calls this directly. ``pooled`` [U, P], the ResNet's output the
+        embeddings were made from, is needed by ``model.patient_offset.weather`` only."""
         out = {"routing": {}}
         batch = paddle.shape(tab)[0]
         if self.weather_branch:
@@ -304,6 +317,11 @@ class OnsetNet(nn.Layer):
             member_logits = member_logits + self.weather_head(seq.mean(axis=1)).unsqueeze(1)
         if self.patient_offset is not None:                                     # frozen patient-only logits
             member_logits = member_logits + self.patient_offset(tab).unsqueeze(1)
+        if self.weather_offset is not None:                                     # its weather part, frozen too
+            if pooled is None:
+                raise InputError("model.patient_offset.weather reads the ResNet's pooled day features: pass pooled "
+                                 "to forward_days")
+            member_logits = member_logits + self.weather_offset(pooled, day_index, weather_present).unsqueeze(1)
         if self.lag_head is not None:
             raw = paddle.gather(days, day_index.reshape([-1]).astype("int64")).reshape([-1, self.shapes["T"], self.width])
             lagged = self.lag_head(raw)                                         # [B, 4], from the days before positions
