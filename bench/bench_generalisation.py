@@ -55,7 +55,7 @@ LEVERS = {
     "offset": ["model.patient_offset.enabled=true"],                    # weather as a residual on a fitted
     "later_offset": ["ukb.validation=later", "model.patient_offset.enabled=true"],   # patient-only regression
     "weather_offset": ["model.patient_offset.enabled=true",               # + the day features over lag bins in
-                       "model.patient_offset.weather=true"],              # that frozen regression
+                       "model.patient_offset.weather.enabled=true"],      # that frozen regression
 }
 
 

@@ -87,7 +87,7 @@ TINY = {"width": 8, "backbone": {"depth": 10, "base_width": 2, "strides": [1, 2,
         "temporal": {"transformer": {"heads": 2, "layers": 1}, "afno": {"num_blocks": 2}},
         "tabular": {"k": 2, "hidden": 8}, "fusion": {"heads": 2},
         "day_reconstruction": {"grid": [1, 2, 2]}, "missing": {"blocks": [[0, 1], [3]]},
-        "patient_offset": {"weather_lag_edges": [2, 4]}}
+        "patient_offset": {"weather": {"lag_edges": [2, 4]}}}
 
 
 def _variants(cls=ModelConfig, path=()):

@@ -13,7 +13,7 @@ from ppeye.engine.checkpoint import load_weights
 from test_trainer import config, weights
 
 OFFSET = ["model.patient_offset.enabled=true"]
-WEATHER = OFFSET + ["model.patient_offset.weather=true", "model.patient_offset.weather_lag_edges=[3, 10]",
+WEATHER = OFFSET + ["model.patient_offset.weather.enabled=true", "model.patient_offset.weather.lag_edges=[3, 10]",
                     "train.epochs=1", "train.two_stage.frozen_epochs=1", "train.eval=true", "retrieval.enabled=false"]
 
 
@@ -71,10 +71,10 @@ def test_a_weather_only_model_cannot_have_a_patient_offset_and_its_baseline_drop
         ppeye.build_model(ppeye.load_config(DEMO, OFFSET + NEURAL["weather_only"]))
     assert "model.patient_offset.enabled=false" in weather_only_overrides(cfg)
     assert "model.patient_offset.enabled=false" not in patient_only_overrides(cfg)   # patient-only keeps it
-    weather = ppeye.load_config(DEMO, OFFSET + ["model.patient_offset.weather=true", "pretrained=null"])
-    assert "model.patient_offset.weather=false" in patient_only_overrides(weather)    # but not its weather columns
-    assert "model.patient_offset.weather=false" not in patient_only_overrides(cfg)
-    ppeye.build_model(ppeye.load_config(DEMO, OFFSET + ["model.patient_offset.weather=true", "pretrained=null"]
+    weather = ppeye.load_config(DEMO, OFFSET + ["model.patient_offset.weather.enabled=true", "pretrained=null"])
+    assert "model.patient_offset.weather.enabled=false" in patient_only_overrides(weather)    # but not its weather columns
+    assert "model.patient_offset.weather.enabled=false" not in patient_only_overrides(cfg)
+    ppeye.build_model(ppeye.load_config(DEMO, OFFSET + ["model.patient_offset.weather.enabled=true", "pretrained=null"]
                                         + NEURAL["patient_only"] + patient_only_overrides(weather)))
     model = ppeye.build_model(ppeye.load_config(DEMO, OFFSET + NEURAL["weather_only"] + weather_only_overrides(cfg)))
     assert model.patient_offset is None
@@ -158,7 +158,7 @@ def test_the_weather_offset_gives_people_without_weather_nothing_and_needs_a_fro
     out = layer(pooled, index, paddle_tensor(np.array([1.0, 0.0], np.float32))).numpy()
     assert np.abs(out[0]).sum() > 0 and np.all(out[1] == 0)
     for bad in ([5, 2], [0, 3], [3, 10], [2.5], "7"):
-        with pytest.raises(InputError, match="weather_lag_edges"):
+        with pytest.raises(InputError, match="weather.lag_edges"):
             lag_bins(bad, 10)
     assert lag_bins([], 10) == [(1, 10)]
     with pytest.raises(ConfigError, match="frozen_epochs = train.epochs"):

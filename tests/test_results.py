@@ -124,6 +124,7 @@ def test_the_fingerprint_ignores_settings_that_change_nothing():
     cfg = ppeye.load_config(DEMO)
     same = [["model.fusion.lag_head=false"], ["seed=7", "output_dir=elsewhere"],
             ["model.missing.reconstruct_weight=0.5"],                 # a key of a switched-off section
+            ["model.patient_offset.weather.lag_edges=[3]"],          # (the demo's offset is on, its weather off)
             ["export.participant_level=refuse", "ukb.warn_unreadable_share=0.5"],   # what is exported or said
             ["evaluation.decision_curve_risks=isotonic"]]             # what a decision curve draws
     assert fingerprint(ppeye.load_config(DEMO, ["data.download.retries=9"])) == fingerprint(cfg)   # how files are fetched

@@ -204,16 +204,21 @@ class Fusion(Settings):
 
 
 @dataclass
+class OffsetWeather(Settings):
+    enabled: bool = setting(False, ("+ the frozen ResNet's day features averaged over lag bins: a penalised",
+                                    "distributed-lag read-out (layers/weather_offset.py)"))
+    lag_edges: list = setting([7, 14, 28], ("the bins' last lags in days before the index date: [7, 14, 28]",
+                                            "= days 1-7, 8-14, 15-28 and 29 to the window's start"))
+    penalty: list = setting([1.0, 10.0, 100.0], ("its columns' L2 penalty relative to the patient columns',",
+                                                 "chosen with C per disease on validation"))
+
+
+@dataclass
 class PatientOffset(Settings):
     enabled: bool = setting(False, ("add the logits of a logistic regression on the patient features, fitted",
                                     "before training and frozen; the network learns a residual on them"))
     c_grid: list = setting([0.001, 0.01, 0.1, 1.0, 10.0], "its C per disease, chosen on validation ROC-AUC")
-    weather: bool = setting(False, ("+ the frozen ResNet's day features averaged over lag bins in the same",
-                                    "regression (a penalised distributed-lag read-out; needs the ResNet frozen)"))
-    weather_lag_edges: list = setting([7, 14, 28], ("the bins' last lags in days before the index date: [7, 14, 28]",
-                                                    "= days 1-7, 8-14, 15-28 and 29 to the window's start"))
-    weather_penalty: list = setting([1.0, 10.0, 100.0], ("the weather columns' L2 penalty relative to the patient",
-                                                         "columns', chosen with C per disease on validation"))
+    weather: OffsetWeather = section(OffsetWeather, "+ the weather in the same regression (needs the ResNet frozen)")
 
 
 @dataclass

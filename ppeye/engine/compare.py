@@ -68,8 +68,8 @@ def patient_only_overrides(cfg):
     the weather columns of the patient offset (its patient columns stay: the baseline is the same
     regression on the patient features with a network residual on it)."""
     out = single_modality_overrides(cfg)
-    if (cfg["model"].get("patient_offset") or {}).get("weather"):
-        out.append("model.patient_offset.weather=false")
+    if ((cfg["model"].get("patient_offset") or {}).get("weather") or {}).get("enabled"):
+        out.append("model.patient_offset.weather.enabled=false")
     ts = cfg["train"].get("two_stage") or {}
     if ts.get("frozen_epochs"):
         out.append("train.two_stage.frozen_epochs=0")

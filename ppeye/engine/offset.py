@@ -1,11 +1,11 @@
 """The patient offset of ``model.patient_offset``: a logistic regression on the patient features
-(and, with ``weather: true``, on the frozen ResNet's day features averaged over lag bins), fitted
+(and, with ``weather.enabled``, on the frozen ResNet's day features averaged over lag bins), fitted
 on the training split before the network trains and written into the model's frozen linear
 layers (see ppeye/modeling/onset_net.py and ppeye/modeling/layers/weather_offset.py).
 
 The patient-only regression is the ``logistic`` baseline of tools/compare.py (L2, features
 standardised with the training mean and SD, C per disease chosen on validation ROC-AUC). With
-the weather, the weather columns get their own penalty, ``weather_penalty`` times the patient
+the weather, the weather columns get their own penalty, ``weather.penalty`` times the patient
 columns' (chosen with C on validation): a few strong patient features and many weak weather
 ones rarely want the same shrinkage. People without weather get the training mean of the
 weather columns, which the layer turns into a contribution of exactly 0. The standardisation

@@ -164,8 +164,9 @@ class SeedRuns:
             if not same:
                 what = ""
                 if isinstance(saved.get("config"), dict):
-                    diff = config_differences(settings_that_act(saved["config"]),
-                                              settings_that_act(json.loads(json.dumps(computation(self.cfg), default=str))))
+                    diff = config_differences(
+                        settings_that_act(canonical(computation(saved["config"]))),
+                        settings_that_act(canonical(json.loads(json.dumps(computation(self.cfg), default=str)))))
                     what = ("; the settings that differ (theirs -> this config): " + "; ".join(diff[:12])
                             + (f"; and {len(diff) - 12} more" if len(diff) > 12 else "")) if diff else ""
                 raise InputError(f"{self.out_dir} holds seeds of another config (fingerprint {theirs}, this config "

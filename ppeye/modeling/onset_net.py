@@ -133,14 +133,14 @@ class OnsetNet(nn.Layer):
                                             bias_attr=paddle.ParamAttr(trainable=False,
                                                                        initializer=nn.initializer.Constant(0.0)))
         self.weather_offset = None
-        if po.enabled and po.weather:      # + the day features over lag bins, in the same frozen regression
+        if po.enabled and po.weather.enabled:      # + the day features over lag bins, in the same frozen regression
             if not self.weather_branch:
                 raise InputError("model.patient_offset.weather needs the weather branch (weather_branch on)")
-            self.offset_weather_penalty = [float(r) for r in po.weather_penalty]
+            self.offset_weather_penalty = [float(r) for r in po.weather.penalty]
             if not self.offset_weather_penalty or min(self.offset_weather_penalty) <= 0:
-                raise InputError(f"model.patient_offset.weather_penalty must be positive numbers, got {po.weather_penalty!r}")
+                raise InputError(f"model.patient_offset.weather.penalty must be positive numbers, got {po.weather.penalty!r}")
             self.weather_offset = WeatherOffset(self.backbone.out_channels, self.shapes["T"],
-                                                po.weather_lag_edges, num_classes)
+                                                po.weather.lag_edges, num_classes)
         # with a patient offset the network is a residual on it and starts at zero (the classifier
         # and branch heads; the lag head always does): the model begins as the fitted patient-only
         # regression and learns only what it can add

@@ -32,7 +32,7 @@ def lag_bins(edges, T):
     """``edges`` (last lag of each bin but the final one) -> [(first, last), ...] covering 1..T."""
     if (not isinstance(edges, (list, tuple)) or not all(isinstance(e, int) and not isinstance(e, bool) for e in edges)
             or list(edges) != sorted(set(edges)) or (edges and not (1 <= edges[0] and edges[-1] < T))):
-        raise InputError(f"model.patient_offset.weather_lag_edges must be increasing whole numbers of days between 1 "
+        raise InputError(f"model.patient_offset.weather.lag_edges must be increasing whole numbers of days between 1 "
                          f"and data.window_days - 1 = {T - 1}, got {edges!r}")
     firsts = [1] + [e + 1 for e in edges]
     return list(zip(firsts, list(edges) + [T]))
