@@ -22,3 +22,35 @@ def test_seed_everything_repeats_random_streams():
     a = (random.random(), np.random.rand())
     seed_everything(7)
     assert (random.random(), np.random.rand()) == a
+
+
+def test_a_progress_line_comes_when_the_log_has_been_quiet_not_only_when_one_loop_has():
+    import time
+
+    from ppeye.core import logger as logger_module
+    from ppeye.core.progress import Heartbeat
+
+    class Log:
+        def __init__(self):
+            self.lines = []
+
+        def info(self, text):
+            self.lines.append(text)
+
+    # short loops one after another (the splits a prediction runs through): the first one after
+    # 20 quiet seconds of the whole log speaks, though it started 2 s ago
+    clock = iter([100.0, 101.0, 102.0])
+    log = Log()
+    beat = Heartbeat(log, "val batches", total=3, every=20.0, clock=lambda: next(clock), quiet_since=lambda: 75.0)
+    beat.step()
+    beat.step()
+    assert log.lines == ["val batches: 1/3 (33%), 1 s, eta 2 s"]
+    # a loop that starts right after another line stays quiet
+    clock = iter([100.0, 101.0, 102.0])
+    beat = Heartbeat(log, "test batches", total=3, every=20.0, clock=lambda: next(clock), quiet_since=lambda: 95.0)
+    beat.step()
+    beat.step()
+    assert len(log.lines) == 1
+    # the real clock follows the process's log: a line written now resets the quiet time
+    get_logger("ppeye.test").info("a line")
+    assert time.perf_counter() - logger_module.last_line_at() < 5

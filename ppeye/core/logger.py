@@ -5,13 +5,27 @@ Never log participant ids, raw feature rows or credentials: log counts and row n
 import logging
 import os
 import sys
+import time
 
 _FORMAT = "[%(asctime)s] %(name)s %(levelname)s: %(message)s"
 _DATEFMT = "%Y-%m-%d %H:%M:%S"
 
 
+_last_line = [time.perf_counter()]
+
+
+def last_line_at():
+    """``time.perf_counter()`` when this process last wrote a log line (or imported this module):
+    a progress line (``ppeye.core.progress.Heartbeat``) is due when the log has been quiet long."""
+    return _last_line[0]
+
+
 class _StdoutHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stdout`` is at the time of the record (it may be redirected)."""
+
+    def emit(self, record):
+        _last_line[0] = time.perf_counter()
+        super().emit(record)
 
     @property
     def stream(self):

@@ -2,10 +2,13 @@
 
 The logs of a run (``demo.log``, ``log.txt``) should never go quiet for long: a reader cannot
 tell a slow stage from a hung one. :class:`Heartbeat` logs ``<what>: <done>/<total> (<pct>%),
-<elapsed>, eta <remaining>`` when ``every`` seconds have passed since its start or its last
-line, so a loop that ends sooner writes nothing.
+<elapsed>, eta <remaining>`` when the log has been quiet for ``every`` seconds (no line from
+this heartbeat since its start, nor any other line of the process: ``ppeye.core.logger``), so a
+loop that ends sooner writes nothing, and a run of short loops after a quiet spell still does.
 """
 import time
+
+from .logger import last_line_at
 
 
 class Heartbeat:
@@ -21,15 +24,18 @@ class Heartbeat:
     ['batches: 2/4 (50%), 21 s, eta 21 s', 'batches: 4/4 (100%), 45 s, eta 0 s']
     """
 
-    def __init__(self, log, what, total=None, every=20.0, clock=time.perf_counter):
+    def __init__(self, log, what, total=None, every=20.0, clock=time.perf_counter, quiet_since=None):
         self.log, self.what, self.total, self.every, self.clock = log, what, total, float(every), clock
-        self.start = self.last = clock()
+        self.start, self.last = clock(), float("-inf")
         self.done = 0
+        # when the process's log last wrote anything: ppeye's last line on the real clock; with
+        # another clock (tests), this heartbeat's start
+        self.quiet_since = quiet_since or (last_line_at if clock is time.perf_counter else (lambda: self.start))
 
     def step(self, n=1):
         self.done += n
         now = self.clock()
-        if now - self.last < self.every:
+        if now - max(self.last, self.quiet_since()) < self.every:
             return
         self.last = now
         elapsed = now - self.start

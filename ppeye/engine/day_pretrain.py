@@ -186,7 +186,8 @@ def pretrain_days(cfg, log=None):
             opt.clear_grad()
             losses.append(loss.item())
             beat.step()
-        held_mse, r2 = evaluate(encoder, store, hold, len(variables), s["batch_size"], varying)
+        held_mse, r2 = evaluate(encoder, store, hold, len(variables), s["batch_size"], varying,
+                                Heartbeat(log, f"epoch {epoch}/{s['epochs']} held-out days", total=len(hold)))
         row = {"epoch": epoch, "train_mse": float(np.mean(losses)), "heldout_mse": held_mse,
                **{f"heldout_r2_{v}": "constant" if r is None else r for v, r in zip(variables, r2)},
                "seconds": time.time() - t0}
@@ -204,10 +205,11 @@ def pretrain_days(cfg, log=None):
     return run_dir
 
 
-def evaluate(encoder, store, keys, channels, batch_size, varying=None):
+def evaluate(encoder, store, keys, channels, batch_size, varying=None, beat=None):
     """Held-out mean squared error and, per variable, the R^2 of its decoded targets that vary
     (``varying``: bool per target element, from :meth:`DayDecoder.varying` on the fitting days;
-    default all); ``None`` for a variable none of whose targets varies."""
+    default all); ``None`` for a variable none of whose targets varies. ``beat``: a
+    :class:`Heartbeat` stepped per day."""
     encoder.eval()
     dec = encoder.day_decoder
     err, tgt = [], []
@@ -217,6 +219,8 @@ def evaluate(encoder, store, keys, channels, batch_size, varying=None):
             t = dec.target(x)
             err.append((dec(encoder.embed(x)) - t).numpy())
             tgt.append(t.numpy())
+            if beat is not None:
+                beat.step(len(x))
     err, tgt = np.concatenate(err).astype(np.float64), np.concatenate(tgt).astype(np.float64)
     varying = np.ones(err.shape[1], bool) if varying is None else np.asarray(varying, bool)
     r2 = []
