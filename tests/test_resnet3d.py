@@ -105,3 +105,31 @@ def test_the_coarse_summary_is_each_variables_cell_means_and_starts_silent():
     w = with_summary.summary_proj.weight
     w.set_value(paddle.full(w.shape, 0.1))
     assert not np.allclose(with_summary(*x).numpy(), without(*x).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("pool", ["avg", "positional"])
+def test_channels_last_gives_the_same_numbers_gradients_and_checkpoints(pool):
+    """``channels_last`` (NDHWC convolutions, for half precision on GPUs) changes the layout only:
+    the same weights give the same pooled features, map, gradients and BatchNorm statistics."""
+    kw = dict(depth=10, base_width=4, stem_stride=(1, 2, 2), coords=True, pool=pool, input_size=(6, 8, 8),
+              summary={"enabled": True, "grid": [1, 2, 2]})
+    paddle.seed(0)
+    first = ResNet3D(3, **kw)
+    last = ResNet3D(3, channels_last=True, **kw)
+    state = first.state_dict()
+    assert {k: list(v.shape) for k, v in state.items()} == {k: list(v.shape) for k, v in last.state_dict().items()}
+    last.set_state_dict(state)                                   # a checkpoint of one layout loads into the other
+    x = np.random.default_rng(0).normal(size=(5, 3, 6, 8, 8)).astype(np.float32)
+    outs = []
+    for net in (first, last):
+        net.train()
+        xt = paddle.to_tensor(x, stop_gradient=False)
+        pooled, fmap = net(xt, return_features=True)
+        (pooled ** 2).sum().backward()
+        outs.append((pooled.numpy(), fmap.numpy(), xt.grad.numpy(), net.stem[0].weight.grad.numpy(),
+                     net.blocks[-1].bn2._mean.numpy()))
+    assert outs[0][1].shape == outs[1][1].shape == (5, 32, 2, 1, 1)   # the map Grad-CAM reads: [N, C, d, h, w] in both
+    for a, b, what in zip(outs[0], outs[1], ("pooled", "map", "input grad", "stem grad", "running mean")):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4, err_msg=what)
+    first.eval(), last.eval()
+    np.testing.assert_allclose(last(paddle.to_tensor(x)).numpy(), first(paddle.to_tensor(x)).numpy(), rtol=1e-4, atol=1e-5)
