@@ -14,6 +14,7 @@ effect) and for the three without one. Resumable: each step is skipped when its 
     python bench/bench_independent.py --out output/independent --seeds 7,8,9
     python bench/bench_independent.py --day_target deviation_and_mean     # pretrain on deviations and box means
     python bench/bench_independent.py --levers demo later_offset          # more levers of bench_generalisation.py
+    python bench/bench_independent.py --out output/independent_big --people 30000    # 5x the people, same weather
 """
 import argparse
 import csv
@@ -152,6 +153,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=os.path.join(ROOT, "output", "independent"))
     p.add_argument("--data_seed", type=int, default=20261201)
+    p.add_argument("--people", type=int, default=6000,
+                   help="cohort size (the weather does not depend on it: same data seed, same weather)")
     p.add_argument("--seeds", default="20261201,20261202,20261203")
     p.add_argument("--day_target", default=None, choices=["volume", "deviation", "deviation_and_mean"],
                    help="the day pretraining's reconstruction target (default: the demo config's)")
@@ -166,9 +169,14 @@ def main():
     cfg = os.path.join(out, "independent.yaml")
     with open(cfg, "w") as f:
         f.write(CONFIG.format(root=ROOT, out=out, seed=int(args.seeds.split(",")[0])))
-    if not os.path.isfile(os.path.join(out, "raw", "truth.json")):
-        run("data", ["bench/independent_data.py", "--out", os.path.join(out, "raw"), "--seed", str(args.data_seed)],
-            log)
+    if os.path.isfile(os.path.join(out, "raw", "truth.json")):
+        with open(os.path.join(out, "raw", "ukb.csv")) as f:
+            made = sum(1 for _ in f) - 1
+        if made != args.people:
+            sys.exit(f"{out}/raw holds {made} people, not --people {args.people}: choose another --out")
+    else:
+        run("data", ["bench/independent_data.py", "--out", os.path.join(out, "raw"), "--seed", str(args.data_seed),
+                     "--people", str(args.people)], log)
     for stage in ("era5", "ukb", "impute"):
         done = {"era5": "era5.zarr", "ukb": "cohort.parquet", "impute": "cohort_imputed.parquet"}[stage]
         if not os.path.exists(os.path.join(out, "work", done)):
