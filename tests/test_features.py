@@ -46,6 +46,10 @@ def test_the_cache_holds_the_dygraph_resnet_features_of_every_valid_day(tiny_wor
     model = ppeye.build_model(cfg)
     model.eval()
     assert c.identity == encoder_identity(cfg, model, store)
+    # the convolutions' layout changes no number beyond rounding: the cache serves a channels-last run
+    seed_everything(cfg["seed"])
+    last = config(tiny_work, tmp_path, ["model.backbone.channels_last=true"])
+    assert c.identity == encoder_identity(last, ppeye.build_model(last), store)
     days = np.nonzero(store.valid[1])[0][[0, 1, 2, 30, 31, 90]]
     with paddle.no_grad():
         expected = model.backbone(paddle.to_tensor(store.read(1, days))).numpy()

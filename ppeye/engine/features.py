@@ -69,9 +69,10 @@ def weights_hash(layer):
 def encoder_identity(cfg, model, store):
     """What the cached features depend on, with hashes a stale cache would differ in."""
     s = input_shapes(cfg)
+    # the layout (channels_last) changes no number beyond float rounding: a cache serves either
+    backbone = {k: v for k, v in dict(cfg["model"].get("backbone") or {}).items() if k != "channels_last"}
     return {
-        "backbone_config": digest({"backbone": cfg["model"].get("backbone"), "C": s["C"], "D": s["D"],
-                                    "H": s["H"], "W": s["W"]}),
+        "backbone_config": digest({"backbone": backbone, "C": s["C"], "D": s["D"], "H": s["H"], "W": s["W"]}),
         "backbone_weights": weights_hash(model.backbone),
         "store_identity": digest(store.identity),
         "store_normalisation": digest([np.round(store.mean.reshape(-1), 6).tolist(),
