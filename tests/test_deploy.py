@@ -49,12 +49,25 @@ def test_export_writes_a_self_contained_checked_directory(exported):
     assert on_disk["inputs"][1] == {"name": "day_index", "shape": [-1, 28], "dtype": "int64"}
     assert on_disk["inputs"][0]["shape"][0] == -1                  # the number of distinct days is dynamic
     assert on_disk["self_check"]["max_abs_diff"] <= 1e-5
+    assert on_disk["self_check"]["device"] == ppeye.core.device.resolve_device(cfg.get("device", "auto"))
     assert on_disk["weather"]["variables"] == ["t2m", "tp", "ssrd", "d2m"]
     # thresholds are the evaluation's (same rule, same validation predictions)
     summary = Evaluator(cfg, out_dir=os.path.join(out, "..", "eval")).run("val")
     for variant in ("model", "retrieval"):
         for d in DISEASES:
             assert on_disk["thresholds"][variant][d] == pytest.approx(summary["thresholds"][variant][d])
+
+
+def test_export_runs_on_the_configured_device_and_refuses_one_that_is_absent(trained, tmp_path):
+    from ppeye.core.errors import ConfigError
+
+    root, overrides = trained
+    if ppeye.core.device.resolve_device("auto") != "cpu":
+        pytest.skip("this machine has a GPU: the refusal of an absent one cannot be shown")
+    cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "device=gpu"])
+    with pytest.raises(ConfigError, match="device: gpu was asked for but Paddle sees no GPU"):
+        export_model(cfg, out_dir=str(tmp_path / "m"))
+    assert not (tmp_path / "m").exists()                          # nothing half-written
 
 
 @pytest.mark.parametrize("batch", [1, 3])

@@ -94,7 +94,10 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
     weights = weights or cfg.get("weights")
     if not weights:
         raise InputError("nothing to export: pass -o weights=<run directory or checkpoint>")
-    select_device("cpu")   # tracing and the self-check run on the CPU; the export runs anywhere
+    # the validation predictions, tracing and the self-check run on the config's device (a GPU
+    # when there is one: at full size the validation split takes hours on a CPU); the exported
+    # program runs on either
+    device = select_device(cfg.get("device", "auto"))
     model = build_model(cfg)
     checkpoint = load_weights(model, weights)
     model.eval()
@@ -157,7 +160,7 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
         if model.weather_branch and store.climatology is not None:   # data.anomalies: the sites' climatology
             store.climatology.save(os.path.join(tmp, CLIMATOLOGY_FILE))
         # self-check: Paddle Inference (as tools/infer.py runs it) against the dygraph model
-        got = run_predictor(create_predictor(tmp, "cpu", onednn=True), arrays)
+        got = run_predictor(create_predictor(tmp, device, onednn=True), arrays)
         diff = float(max(np.abs(g - e).max() for g, e in zip(got[:2], expected[:2])))
         if diff > CHECK_TOLERANCE:
             raise DataError(f"the exported model disagrees with the dygraph model by {diff:.2e} "
@@ -185,14 +188,15 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
             "features": {"dir": "features", "count": len(pipeline.columns), "site_from": ukb["site_from"]},
             "retrieval": None if retrieval is None else {"dir": "retrieval", **retrieval.params},
             "quantization": quant_info,
-            "self_check": {"max_abs_diff": diff, "batch": len(arrays[-1]), "onednn": True},
+            "self_check": {"max_abs_diff": diff, "batch": len(arrays[-1]), "device": device,
+                           "onednn": not device.startswith("gpu")},
             "participant_level_content": carried,
             "files": {rel: sha256(os.path.join(tmp, rel)) for rel in bundle_files(tmp)},
         }
         with open(os.path.join(tmp, CFG_FILE), "w") as f:
             yaml.safe_dump(info, f, sort_keys=False)
     log.info(f"exported {info['config']} ({os.path.basename(checkpoint)}) to {out_dir}: inputs "
-             f"{', '.join(names)}; Paddle Inference vs dygraph max |diff| {diff:.1e}")
+             f"{', '.join(names)}; Paddle Inference vs dygraph max |diff| {diff:.1e} on {device}")
     return info
 
 
