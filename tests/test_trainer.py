@@ -349,3 +349,22 @@ def test_a_training_step_reads_back_only_its_loss(work, tmp_path, monkeypatch):
     info = step_report(0, 1, 1, value, value, 1e-3, 64, ex)
     assert ex["routing"] and info["routing"] and info["attention"]                # MoE on, maps passed on
     assert reads == {"item": 1 + 2, "numpy": 0}, reads       # the loss + day_index min/max (CPU tensors only)
+
+
+def test_sync_batchnorm_converts_every_batchnorm_on_gpus_and_is_refused_on_the_cpu(work, tmp_path):
+    from ppeye.core.device import sync_batchnorm
+    from ppeye.core.errors import ConfigError
+    from ppeye.core.paddle_env import import_paddle
+
+    paddle = import_paddle()
+    with pytest.raises(ConfigError, match="train.sync_batchnorm needs GPUs"):
+        Trainer(config(work, tmp_path, ["train.sync_batchnorm=true"]))
+    model = ppeye.build_model(config(work, tmp_path))
+    before = {k: list(v.shape) for k, v in model.state_dict().items()}
+    params = {id(p) for p in model.parameters()}
+    norms = sum(isinstance(layer, paddle.nn.layer.norm._BatchNormBase) for layer in model.sublayers())
+    assert sync_batchnorm(model, "gpu", 1) is model                  # one rank: nothing to synchronise
+    converted = sync_batchnorm(model, "gpu:0", 2)                      # (the conversion itself needs no GPU)
+    assert norms > 0 and sum(isinstance(layer, paddle.nn.SyncBatchNorm) for layer in converted.sublayers()) == norms
+    assert {k: list(v.shape) for k, v in converted.state_dict().items()} == before   # checkpoints load either way
+    assert {id(p) for p in converted.parameters()} == params          # the same parameters, not copies

@@ -62,3 +62,20 @@ def agreed_loss(value, world):
         paddle.distributed.all_reduce(flag)
         return value if flag.item() == 0 else float("nan")
     return value
+
+
+def sync_batchnorm(model, device, world, log=None):
+    """``train.sync_batchnorm``: every BatchNorm of ``model`` as a SyncBatchNorm (statistics over
+    all ranks' batches in each step; same parameters and state-dict keys, so checkpoints load either
+    way). GPUs only: Paddle 3.3.1 registers no CPU kernel for it. With one rank there is nothing to
+    synchronise and the model is returned as it is."""
+    if not str(device).startswith("gpu"):
+        raise ConfigError("train.sync_batchnorm needs GPUs (Paddle has no CPU kernel for SyncBatchNorm); on CPU "
+                          "ranks keep their own BatchNorm statistics, averaged at each epoch's end: set it to false")
+    if world == 1:
+        return model
+    converted = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if log is not None:
+        count = sum(isinstance(layer, paddle.nn.SyncBatchNorm) for layer in converted.sublayers())
+        log.info(f"train.sync_batchnorm: {count} BatchNorm layers synchronised over {world} ranks")
+    return converted

@@ -23,13 +23,17 @@ from ..modeling.layers.weather_offset import bin_matrix, bin_means
 paddle = import_paddle()
 
 
-def fit_patient_offset(model, train_set, val_set, seed, log, cache=None):
+def fit_patient_offset(model, train_set, val_set, seed, log, cache=None, resnet_frozen=True):
     """Fit the regression on ``train_set`` (C chosen on ``val_set``) and set the model's frozen
     offset layers; ``cache`` (a day-feature cache of the model's ResNet) saves running the ResNet
-    for the weather columns. Returns what was chosen per disease (JSON-ready)."""
+    for the weather columns, which need it frozen for the whole run (``resnet_frozen``). Returns
+    what was chosen per disease (JSON-ready)."""
     if val_set is None:
         raise ConfigError("model.patient_offset chooses its regression's C on the validation split: "
                           "set train.eval=true (or turn the offset off)")
+    if getattr(model, "weather_offset", None) is not None and not resnet_frozen:
+        raise ConfigError("model.patient_offset.weather reads the ResNet's day features, which must not change: "
+                          "freeze the ResNet for the whole run (train.two_stage.frozen_epochs = train.epochs)")
     if getattr(model, "weather_offset", None) is None:
         fitted = fit_logistic(np.asarray(train_set.tab, np.float64), train_set.labels,
                               np.asarray(val_set.tab, np.float64), val_set.labels,

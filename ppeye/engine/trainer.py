@@ -22,7 +22,8 @@ from paddle.base.unique_name import UniqueNameGenerator
 
 from .. import build_model
 from ..core.config import save_config
-from ..core.device import agreed_loss, average_batchnorm_statistics, init_distributed, select_device
+from ..core.device import (agreed_loss, average_batchnorm_statistics, init_distributed, select_device,
+                           sync_batchnorm)
 from ..core.errors import ConfigError, PpeyeError
 from ..core.fingerprint import config_fingerprint
 from ..core.logger import get_logger
@@ -115,14 +116,10 @@ class Trainer:
         # frozen epochs read cached day features when there is a cache (checked against this
         # model's backbone and store), else they run the frozen ResNet on the volumes
         self.cache = open_cache(cfg, self.model, self.train_set.store) if self.frozen_epochs else None
-        if getattr(self.model, "patient_offset", None) is not None and not cfg.get("weights"):
-            # fitted here and frozen (with cfg.weights the checkpoint's offset is the one)
-            if self.model.weather_offset is not None and self.frozen_epochs < int(cfg["train"]["epochs"]):
-                raise ConfigError("model.patient_offset.weather reads the ResNet's day features, which must not change: "
-                                  "freeze the ResNet for the whole run (train.two_stage.frozen_epochs = train.epochs)")
-            fit_patient_offset(self.model, self.train_set,
-                               self.val_set if self.val_set is not None else OnsetDataset(cfg, "val"), self.seed,
-                               self.log, cache=self.cache)
+        if getattr(self.model, "patient_offset", None) is not None and not cfg.get("weights"):   # else the checkpoint's
+            fit_patient_offset(self.model, self.train_set, self.val_set if self.val_set is not None else
+                               OnsetDataset(cfg, "val"), self.seed, self.log, cache=self.cache,
+                               resnet_frozen=self.frozen_epochs == int(cfg["train"]["epochs"]))
         if self.cache is not None and getattr(self.model, "day_decoder", None) is not None and self.model.day_weight > 0:
             self.log.warning("model.day_reconstruction is on, but the frozen epochs read cached day features, not "
                              "volumes: its loss (the decoder's, and its pull on day_proj) is left out of those "
@@ -142,6 +139,8 @@ class Trainer:
         self.per_epoch_schedule = isinstance(self.scheduler, paddle.optimizer.lr.ReduceOnPlateau)
         # bfloat16 has float32's range: only float16 needs its loss scaled
         self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if self.amp and self.amp["scaler"] else None
+        if cfg["train"].get("sync_batchnorm"):
+            self.model = sync_batchnorm(self.model, self.device, self.world, self.log)
         self.backbone_params = ([p for p in self.model.backbone.parameters() if not p.stop_gradient]
                                 if self.frozen_epochs else [])
         self.net = self.model
