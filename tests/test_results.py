@@ -131,6 +131,10 @@ def test_the_fingerprint_ignores_settings_that_change_nothing():
     before_decision_risks = ppeye.load_config(DEMO)                   # the key came later: earlier runs still count
     del before_decision_risks["evaluation"]["decision_curve_risks"]
     assert fingerprint(before_decision_risks) == fingerprint(cfg)
+    before_norm = ppeye.load_config(DEMO)                            # so did model.backbone.norm (batch = as before)
+    del before_norm["model"]["backbone"]["norm"]
+    assert fingerprint(before_norm) == fingerprint(cfg)
+    assert fingerprint(ppeye.load_config(DEMO, ["model.backbone.norm=group"])) != fingerprint(cfg)
     for overrides in same:
         assert fingerprint(ppeye.load_config(DEMO, overrides)) == fingerprint(cfg), overrides
     new_option = ppeye.load_config(DEMO)

@@ -351,20 +351,36 @@ def test_a_training_step_reads_back_only_its_loss(work, tmp_path, monkeypatch):
     assert reads == {"item": 1 + 2, "numpy": 0}, reads       # the loss + day_index min/max (CPU tensors only)
 
 
-def test_sync_batchnorm_converts_every_batchnorm_on_gpus_and_is_refused_on_the_cpu(work, tmp_path):
+def test_sync_batch_norm_converts_every_batchnorm_on_gpus_and_is_refused_across_cpu_processes(work, tmp_path):
     from ppeye.core.device import sync_batchnorm
     from ppeye.core.errors import ConfigError
     from ppeye.core.paddle_env import import_paddle
 
     paddle = import_paddle()
-    with pytest.raises(ConfigError, match="train.sync_batchnorm needs GPUs"):
-        Trainer(config(work, tmp_path, ["train.sync_batchnorm=true"]))
-    model = ppeye.build_model(config(work, tmp_path))
+    cfg = config(work, tmp_path, ["model.backbone.norm=sync_batch"])
+    Trainer(cfg)                                                        # one process: it is plain BatchNorm
+    model = ppeye.build_model(cfg)
+    with pytest.raises(ConfigError, match="sync_batch over 2 CPU processes"):
+        sync_batchnorm(model, "cpu", 2)
     before = {k: list(v.shape) for k, v in model.state_dict().items()}
     params = {id(p) for p in model.parameters()}
     norms = sum(isinstance(layer, paddle.nn.layer.norm._BatchNormBase) for layer in model.sublayers())
-    assert sync_batchnorm(model, "gpu", 1) is model                  # one rank: nothing to synchronise
+    assert sync_batchnorm(model, "gpu", 1) is model                    # one rank: nothing to synchronise
     converted = sync_batchnorm(model, "gpu:0", 2)                      # (the conversion itself needs no GPU)
     assert norms > 0 and sum(isinstance(layer, paddle.nn.SyncBatchNorm) for layer in converted.sublayers()) == norms
     assert {k: list(v.shape) for k, v in converted.state_dict().items()} == before   # checkpoints load either way
     assert {id(p) for p in converted.parameters()} == params          # the same parameters, not copies
+
+
+def test_group_norm_has_no_batch_statistics_so_one_person_is_scored_alike_in_any_batch():
+    from ppeye.core.paddle_env import import_paddle
+    from ppeye.modeling.backbones.resnet3d import ResNet3D
+
+    paddle = import_paddle()
+    paddle.seed(0)
+    net = ResNet3D(2, depth=10, base_width=4, norm="group")
+    assert not [n for n, _ in net.named_buffers() if "mean" in n or "variance" in n]
+    assert {layer._num_groups for layer in net.sublayers() if isinstance(layer, paddle.nn.GroupNorm)} == {1, 2, 4}
+    x = paddle.randn([6, 2, 4, 8, 8])
+    net.train()                                                         # even in training mode
+    np.testing.assert_allclose(net(x[:1]).numpy(), net(x)[:1].numpy(), rtol=1e-4, atol=1e-5)

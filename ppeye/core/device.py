@@ -65,15 +65,16 @@ def agreed_loss(value, world):
 
 
 def sync_batchnorm(model, device, world, log=None):
-    """``train.sync_batchnorm``: every BatchNorm of ``model`` as a SyncBatchNorm (statistics over
-    all ranks' batches in each step; same parameters and state-dict keys, so checkpoints load either
-    way). GPUs only: Paddle 3.3.1 registers no CPU kernel for it. With one rank there is nothing to
-    synchronise and the model is returned as it is."""
-    if not str(device).startswith("gpu"):
-        raise ConfigError("train.sync_batchnorm needs GPUs (Paddle has no CPU kernel for SyncBatchNorm); on CPU "
-                          "ranks keep their own BatchNorm statistics, averaged at each epoch's end: set it to false")
+    """``model.backbone.norm: sync_batch``: every BatchNorm of ``model`` as a SyncBatchNorm
+    (statistics over all ranks' batches in each step; same parameters and state-dict keys, so
+    checkpoints load either way). With one rank that is plain BatchNorm and the model is returned
+    as it is; several ranks need GPUs (Paddle 3.3.1 registers no CPU kernel for it)."""
     if world == 1:
         return model
+    if not str(device).startswith("gpu"):
+        raise ConfigError(f"model.backbone.norm: sync_batch over {world} CPU processes: Paddle has no CPU kernel "
+                          f"for SyncBatchNorm. Use norm: batch (each rank's statistics, averaged at each epoch's end) "
+                          f"or group, or train on GPUs")
     converted = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if log is not None:
         count = sum(isinstance(layer, paddle.nn.SyncBatchNorm) for layer in converted.sublayers())

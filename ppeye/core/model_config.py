@@ -128,6 +128,9 @@ class Backbone(Settings):
                         choices=("avg", "positional"))
     pool_heads: int = setting(4, "positional: weighted means per day (embedding = heads x channels)")
     coords: bool = setting(False, "feed each cell's row/column to the stem (CoordConv; see resnet3d.py)")
+    norm: str = setting("batch", ("batch | sync_batch (statistics over every GPU's batch in each step) |",
+                                  "group (GroupNorm: no batch statistics; see resnet3d.py)"),
+                        choices=("batch", "sync_batch", "group"))
     channels_last: bool = setting(False, ("convolutions on NDHWC (faster with half precision on GPUs; same",
                                           "numbers, same checkpoints; see resnet3d.py)"))
     summary: Summary = section(Summary, "a coarse summary of each day beside the learned features")

@@ -69,8 +69,11 @@ def weights_hash(layer):
 def encoder_identity(cfg, model, store):
     """What the cached features depend on, with hashes a stale cache would differ in."""
     s = input_shapes(cfg)
-    # the layout (channels_last) changes no number beyond float rounding: a cache serves either
-    backbone = {k: v for k, v in dict(cfg["model"].get("backbone") or {}).items() if k != "channels_last"}
+    # the layout (channels_last) changes no number beyond float rounding, and a frozen ResNet
+    # normalises with its running statistics whether they were synchronised or not: a cache
+    # serves either (and caches made before these keys existed still match)
+    backbone = {k: v for k, v in dict(cfg["model"].get("backbone") or {}).items()
+                if k != "channels_last" and not (k == "norm" and v in ("batch", "sync_batch"))}
     return {
         "backbone_config": digest({"backbone": backbone, "C": s["C"], "D": s["D"], "H": s["H"], "W": s["W"]}),
         "backbone_weights": weights_hash(model.backbone),

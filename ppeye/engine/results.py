@@ -53,7 +53,7 @@ NOT_COMPUTATION_KEYS = (("ukb", "warn_unreadable_share"), ("evaluation", "decisi
                         ("data", "download"))
 # options added after seeds were run, at the value that does what their absence did: left out of
 # the fingerprint at that value, so earlier seed directories of the same computation still count
-ABSENT_MEANS = {("ukb", "validation"): "random"}
+ABSENT_MEANS = {("ukb", "validation"): "random", ("model", "backbone", "norm"): "batch"}
 SEED_COLUMNS = ["seed", "split", "contender", "disease", "roc_auc", "ci_low", "ci_high", "model_minus_contender",
                 "diff_ci_low", "diff_ci_high"]
 COLUMNS = ["split", "contender", "disease", "seeds", "roc_auc_mean", "roc_auc_sd", "roc_auc_min", "roc_auc_max",
@@ -90,10 +90,22 @@ def computation(cfg):
     for section, key in NOT_COMPUTATION_KEYS:
         if isinstance(out.get(section), dict) and key in out[section]:
             out[section] = {k: v for k, v in out[section].items() if k != key}
-    for (section, key), value in ABSENT_MEANS.items():
-        if isinstance(out.get(section), dict) and out[section].get(key, value) == value and key in out[section]:
-            out[section] = {k: v for k, v in out[section].items() if k != key}
+    for (*sections, key), value in ABSENT_MEANS.items():
+        out = _without(out, sections, key, value)
     return out
+
+
+def _without(data, sections, key, value):
+    """``data`` (nested dicts, copied where changed) without ``key`` under ``sections`` when it
+    holds ``value``."""
+    if not isinstance(data, dict):
+        return data
+    if not sections:
+        return {k: v for k, v in data.items() if k != key} if key in data and data[key] == value else data
+    head, *rest = sections
+    if head not in data:
+        return data
+    return {**data, head: _without(data[head], rest, key, value)}
 
 
 def settings_that_act(data):

@@ -139,7 +139,7 @@ class Trainer:
         self.per_epoch_schedule = isinstance(self.scheduler, paddle.optimizer.lr.ReduceOnPlateau)
         # bfloat16 has float32's range: only float16 needs its loss scaled
         self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if self.amp and self.amp["scaler"] else None
-        if cfg["train"].get("sync_batchnorm"):
+        if self.model.weather_branch and cfg["model"]["backbone"]["norm"] == "sync_batch":
             self.model = sync_batchnorm(self.model, self.device, self.world, self.log)
         self.backbone_params = ([p for p in self.model.backbone.parameters() if not p.stop_gradient]
                                 if self.frozen_epochs else [])

@@ -46,6 +46,15 @@ Channels-last (``channels_last: true``). The convolutions and BatchNorms then ru
 once after the coordinate channels are added and the last map once before pooling (so Grad-CAM
 reads [N, C, d, h, w] as always). Parameters have the same shapes in both layouts, so a
 checkpoint loads into either; outputs agree to float rounding (tested).
+
+Normalisation (``norm``). ``batch`` (default): BatchNorm, whose statistics come from each
+process's batch; the grouped sampler makes a batch the people of one site, so on several GPUs
+each normalises with one site's days and the running statistics are averaged over ranks at each
+epoch's end. ``sync_batch``: the trainer turns every BatchNorm into a SyncBatchNorm on multi-GPU
+runs (statistics over all ranks' batches in each step; same parameters, so checkpoints load
+either way; Paddle has no CPU kernel for it). ``group``: GroupNorm (groups of about 8 channels),
+no batch statistics at all, so training and inference normalise alike whatever the batch; its
+checkpoints hold no running statistics and do not load into the other two.
 """
 from math import prod
 
@@ -68,21 +77,24 @@ def _conv(cin, cout, kernel, stride, layout="NCDHW"):
                      weight_attr=nn.initializer.KaimingNormal(nonlinearity="relu"), data_format=layout)
 
 
-def _bn(channels, layout="NCDHW"):
-    return nn.BatchNorm3D(channels, data_format=layout)
+def _bn(channels, layout="NCDHW", norm="batch"):
+    if norm == "group":      # groups of about 8 channels (at most 32 groups), dividing the channels
+        groups = max(g for g in range(1, min(32, channels) + 1) if channels % g == 0 and channels // g >= min(8, channels))
+        return nn.GroupNorm(groups, channels, data_format=layout)
+    return nn.BatchNorm3D(channels, data_format=layout)    # batch, and sync_batch (converted by the trainer)
 
 
 class BasicBlock3D(nn.Layer):
     """Two 3x3x3 convolutions with BatchNorm; a 1x1x1 projection shortcut when the shape changes."""
 
-    def __init__(self, cin, cout, stride=1, layout="NCDHW"):
+    def __init__(self, cin, cout, stride=1, layout="NCDHW", norm="batch"):
         super().__init__()
         stride = _triple(stride)
-        self.conv1, self.bn1 = _conv(cin, cout, 3, stride, layout), _bn(cout, layout)
-        self.conv2, self.bn2 = _conv(cout, cout, 3, 1, layout), _bn(cout, layout)
+        self.conv1, self.bn1 = _conv(cin, cout, 3, stride, layout), _bn(cout, layout, norm)
+        self.conv2, self.bn2 = _conv(cout, cout, 3, 1, layout), _bn(cout, layout, norm)
         self.shortcut = None
         if cin != cout or stride != [1, 1, 1]:
-            self.shortcut = nn.Sequential(_conv(cin, cout, 1, stride, layout), _bn(cout, layout))
+            self.shortcut = nn.Sequential(_conv(cin, cout, 1, stride, layout), _bn(cout, layout, norm))
 
     def forward(self, x):
         h = F.relu(self.bn1(self.conv1(x)))
@@ -129,12 +141,15 @@ class ResNet3D(nn.Layer):
     """ResNet3D-{10, 18, 34} with stages of base_width x (1, 2, 4, 8) channels."""
 
     def __init__(self, in_channels, depth=18, base_width=64, stem_stride=(1, 1, 1), strides=(1, 2, 2, 1), recompute=False,
-                 pool="avg", pool_heads=4, coords=False, input_size=None, summary=None, channels_last=False):
+                 pool="avg", pool_heads=4, coords=False, input_size=None, summary=None, channels_last=False,
+                 norm="batch"):
         super().__init__()
         if depth not in STAGE_BLOCKS:
             raise InputError(f"model.backbone.depth must be one of {sorted(STAGE_BLOCKS)}, got {depth}")
         if len(strides) != 4:
             raise InputError(f"model.backbone.strides needs one stride per stage (4), got {strides}")
+        if norm not in ("batch", "sync_batch", "group"):
+            raise InputError(f"model.backbone.norm must be batch, sync_batch or group, got {norm!r}")
         if pool not in ("avg", "positional"):
             raise InputError(f"model.backbone.pool must be avg or positional, got {pool!r}")
         if pool == "positional" and input_size is None:
@@ -150,12 +165,12 @@ class ResNet3D(nn.Layer):
         self.channels_last = bool(channels_last)
         layout = "NDHWC" if self.channels_last else "NCDHW"
         self.stem = nn.Sequential(_conv(in_channels + 2 * self.coords, base_width, 3, _triple(stem_stride), layout),
-                                  _bn(base_width, layout), nn.ReLU())
+                                  _bn(base_width, layout, norm), nn.ReLU())
         blocks, cin = [], base_width
         for i, (n, stride) in enumerate(zip(STAGE_BLOCKS[depth], strides)):
             cout = base_width * 2 ** i
             for j in range(n):
-                blocks.append(BasicBlock3D(cin, cout, stride if j == 0 else 1, layout))
+                blocks.append(BasicBlock3D(cin, cout, stride if j == 0 else 1, layout, norm))
                 cin = cout
         self.blocks = nn.LayerList(blocks)
         self.recompute = recompute
