@@ -7,13 +7,14 @@ DEMO_CONFIG ?= configs/demo.yaml
 PYTEST_ARGS ?=
 RESULTS_ARGS ?=
 
-.PHONY: demo test test-slow results install bench clean help
+.PHONY: demo test test-slow results smoke-full install bench clean help
 
 help:
 	@echo "make demo   install into $(VENV), make synthetic data, run every stage on $(DEMO_CONFIG)"
 	@echo "make test   install into $(VENV) and run the tests (under 10 minutes on 2 cores)"
 	@echo "make test-slow  the slow tests: comparisons over seeds and centres (.ci/run runs both)"
 	@echo "make results  the neural figures of docs/results.md over 3 seeds (RESULTS_ARGS=--cv adds every centre held out)"
+	@echo "make smoke-full  configs/full.yaml at its real shapes, every stage, a few people (bench/bench_full_size.py)"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make clean  remove $(VENV), data/demo and output/demo"
 
@@ -39,6 +40,9 @@ test-slow: install
 
 results: install
 	$(PY) tools/results.py -c $(DEMO_CONFIG) $(RESULTS_ARGS)
+
+smoke-full: install
+	$(PY) bench/bench_full_size.py
 
 bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
