@@ -31,6 +31,7 @@ from ..core.device import resolve_device, select_device
 from ..core.errors import DataError, InputError
 from ..core.io import atomic_directory, digest, save_npz
 from ..core.logger import get_logger
+from ..core.progress import Heartbeat
 from ..core.paddle_env import import_paddle
 from ..core.seed import seed_everything
 from ..data.climatology import open_store
@@ -192,6 +193,7 @@ def extract_day_features(cfg, out, weights=None, batch_size=64, device="auto", o
         features = group.create_array("features", shape=(len(store.sites), store.n_days, dim), dtype="float32",
                                       chunks=(1, min(store.n_days, 128), dim), fill_value=0.0)
         group.create_array("valid", data=store.valid)
+        beat = Heartbeat(log, "day features, volumes", total=int(store.valid.sum()))
         for s in range(len(store.sites)):
             days = np.nonzero(store.valid[s])[0]
             block = np.zeros((store.n_days, dim), np.float32)
@@ -207,6 +209,7 @@ def extract_day_features(cfg, out, weights=None, batch_size=64, device="auto", o
                         raise DataError(f"the day encoder run by Paddle Inference disagrees with the dygraph "
                                         f"network by {diff:.2e} (> {CHECK_TOLERANCE}): no cache written")
                 count += len(chunk)
+                beat.step(len(chunk))
             features[s] = block
         seconds = time.perf_counter() - t0
         group.attrs.update({
