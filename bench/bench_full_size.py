@@ -11,7 +11,7 @@ memory, about 128 MB per day volume on this CPU, bench/bench_model.py), evaluati
 (trace, Paddle Inference self-check), a scoring table and inference. Prints each stage's wall
 time and peak resident memory and exits non-zero at the first that fails.
 
-    python bench/bench_full_size.py                     # output/full_size, 16 people
+    python bench/bench_full_size.py                     # output/full_size, 24 people
     python bench/bench_full_size.py --quick             # the same stages at a small size (minutes)
 """
 import argparse
@@ -41,11 +41,12 @@ data:
 
 synthetic:
   num_participants: {people}
+  prevalence: {{glaucoma: 0.45, cataract: 0.45, amd: 0.45, dr: 0.45}}   # cases and non-cases of each in every split
 
 ukb:
   split: {{train: 0.5, val: 0.25, test: 0.25}}
 
-loader: {{batch_size: 4, num_workers: 0}}
+loader: {{batch_size: 8, num_workers: 0}}
 
 train:
   epochs: 1
@@ -97,7 +98,8 @@ def stages(cfg, out, opt):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=os.path.join(ROOT, "output", "full_size"))
-    p.add_argument("--people", type=int, default=16, help="synthetic people (half train, a quarter val and test: one batch of 4 each)")
+    p.add_argument("--people", type=int, default=24, help="synthetic people (half train, a quarter val and test: one batch "
+                   "of 8 each)")
     p.add_argument("--quick", action="store_true", help="the same stages at a small size, to check the script")
     args = p.parse_args()
     out = os.path.abspath(args.out)
