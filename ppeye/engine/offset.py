@@ -18,6 +18,7 @@ import numpy as np
 from ..baselines import fit_logistic
 from ..core.errors import ConfigError
 from ..core.paddle_env import import_paddle
+from ..data.ukb.fields import DISEASES
 from ..modeling.layers.weather_offset import bin_matrix, bin_means
 
 paddle = import_paddle()
@@ -62,8 +63,6 @@ def _set(layer, weight, bias):
 def _fit_with_weather(model, train_set, val_set, seed, log, cache):
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-
-    from ..data.dataset import DISEASES
 
     t0 = time.perf_counter()
     layer = model.weather_offset
