@@ -150,6 +150,49 @@ def test_logistic_and_xgboost_baselines_learn_and_check_their_input():
         fit_xgboost(Xt, Yt, Xv, Yv, {"depth": 3})
 
 
+def test_logistic_with_its_own_penalty_on_some_columns():
+    """``own_penalty``: a penalty ratio of 1 is the plain fit; a huge one shrinks those columns
+    toward 0 while the others keep theirs; the raw-feature linear form gives the same logits."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    from ppeye.baselines import fit_logistic
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(900, 6)) * [1, 2, 3, 1, 5, 0.5] + [0, 1, -2, 3, 0, 10]
+    logits = np.stack([X[:, 0] - 0.5 * X[:, 4], -X[:, 1], X[:, 5] - 10 + X[:, 0], 0.3 * X[:, 2]], axis=1)
+    Y = (rng.random((900, 4)) < 1 / (1 + np.exp(-logits))).astype(float)
+    tr, va = slice(0, 600), slice(600, 900)
+    plain = fit_logistic(X[tr], Y[tr], X[va], Y[va], c_grid=(0.1, 1.0))
+    same = fit_logistic(X[tr], Y[tr], X[va], Y[va], c_grid=(0.1, 1.0), own_penalty=(4, [1.0]))
+    np.testing.assert_allclose(same.predict(X[va]), plain.predict(X[va]), rtol=1e-12)
+    assert all(v["own_penalty"] == 1.0 for v in same.params["per_disease"].values())
+    # one ratio, chosen by nobody: the shrinkage is the point
+    shrunk = fit_logistic(X[tr], Y[tr], X[va], Y[va], c_grid=(1.0,), own_penalty=(4, [1e6]))
+    w_plain, _ = plain.linear()
+    w, b = shrunk.linear()
+    assert np.abs(w[4:]).max() < 1e-3 < np.abs(w_plain[4:]).max()
+    assert np.abs(w[:4]).max() > 0.3
+    # the linear form is the fitted models' logits on the raw features
+    for fitted in (plain, shrunk):
+        w, b = fitted.linear()
+        np.testing.assert_allclose(1 / (1 + np.exp(-(X[va] @ w + b))), fitted.predict(X[va]), rtol=1e-9, atol=1e-12)
+    # the validation ROC-AUC recorded is the chosen model's, over every (ratio, C) pair tried
+    both = fit_logistic(X[tr], Y[tr], X[va], Y[va], c_grid=(0.1, 1.0), own_penalty=(4, [1.0, 100.0]))
+    p = both.predict(X[va])
+    for j, (d, v) in enumerate(both.params["per_disease"].items()):
+        assert v["val_roc_auc"] == pytest.approx(roc_auc_score(Y[va, j], p[:, j]), abs=1e-12)
+        for r in (1.0, 100.0):
+            z = (X - X[tr].mean(0)) / X[tr].std(0) * np.r_[np.ones(4), np.full(2, r ** -0.5)]
+            for c in (0.1, 1.0):
+                m = LogisticRegression(C=c, max_iter=5000).fit(z[tr], Y[tr, j])
+                assert roc_auc_score(Y[va, j], m.decision_function(z[va])) <= v["val_roc_auc"] + 1e-9
+    with pytest.raises(InputError, match="own_penalty needs a column in 0..5 and positive ratios"):
+        fit_logistic(X[tr], Y[tr], X[va], Y[va], own_penalty=(4, [0.0]))
+    with pytest.raises(InputError, match="own_penalty needs a column"):
+        fit_logistic(X[tr], Y[tr], X[va], Y[va], own_penalty=(6, [1.0]))
+
+
 def test_climate_features_are_window_means_and_anomalies_of_the_store(tiny_work):
     from conftest import PIPE, TINY
     from ppeye.baselines import ClimateFeatures

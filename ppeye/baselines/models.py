@@ -14,14 +14,28 @@ from ..metrics import DISEASES
 
 
 class PerDisease:
-    def __init__(self, models, params, mean=None, std=None):
-        self.models, self.params, self.mean, self.std = models, params, mean, std
+    """``models[j]`` predicts disease j. With ``mean``/``std`` the inputs are standardised first
+    and, with ``factor`` ([F, 4]), then multiplied column by column by disease j's factors."""
+
+    def __init__(self, models, params, mean=None, std=None, factor=None):
+        self.models, self.params, self.mean, self.std, self.factor = models, params, mean, std, factor
+
+    def _inputs(self, X, j):
+        return X if self.factor is None else X * self.factor[:, j]
 
     def predict(self, X):
         X = np.asarray(X, dtype=np.float64)
         if self.mean is not None:
             X = (X - self.mean) / self.std
-        return np.stack([m.predict_proba(X)[:, 1] for m in self.models], axis=1)
+        return np.stack([m.predict_proba(self._inputs(X, j))[:, 1] for j, m in enumerate(self.models)], axis=1)
+
+    def linear(self):
+        """Weights [F, 4] and biases [4] of the logits on the raw (unstandardised) features: the
+        form a frozen linear layer takes (linear models only)."""
+        factor = np.ones((len(self.mean), len(self.models))) if self.factor is None else self.factor
+        weight = np.stack([m.coef_[0] * factor[:, j] for j, m in enumerate(self.models)], axis=1) / self.std[:, None]
+        bias = np.array([m.intercept_[0] for m in self.models]) - (self.mean[:, None] * weight).sum(axis=0)
+        return weight, bias
 
 
 def _check(X_train, Y_train, X_val, Y_val, what, allow_nan=False):
@@ -38,31 +52,51 @@ def _check(X_train, Y_train, X_val, Y_val, what, allow_nan=False):
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
-def fit_logistic(X_train, Y_train, X_val, Y_val, c_grid=C_GRID, seed=0):
+def fit_logistic(X_train, Y_train, X_val, Y_val, c_grid=C_GRID, seed=0, own_penalty=None):
     """L2 logistic regression on features standardised with the training mean and SD; per
     disease the inverse regularisation strength ``C`` with the best validation ROC-AUC (ties:
-    the strongest regularisation)."""
+    the strongest regularisation).
+
+    ``own_penalty=(first, grid)`` gives the columns from ``first`` on their own penalty, ``r``
+    times the other columns' for ``r`` in ``grid``, chosen per disease with ``C`` (ties: the
+    largest ``r``) and recorded as ``own_penalty``. A penalty ``r`` on a column is that column
+    scaled by ``1/sqrt(r)`` under the common penalty."""
     from sklearn.linear_model import LogisticRegression
 
     _check(X_train, Y_train, X_val, Y_val, "logistic regression")
     grid = sorted(float(c) for c in c_grid)
     if not grid or grid[0] <= 0:
         raise InputError(f"compare.logistic_c must be a list of positive numbers, got {list(c_grid)}")
+    factors = [(None, None)]
+    if own_penalty is not None:
+        first, ratios = own_penalty
+        ratios = sorted((float(r) for r in ratios), reverse=True)
+        if not ratios or ratios[-1] <= 0 or not 0 <= first < X_train.shape[1]:
+            raise InputError(f"logistic regression: own_penalty needs a column in 0..{X_train.shape[1] - 1} "
+                             f"and positive ratios, got {own_penalty}")
+        factors = [(r, np.concatenate([np.ones(first), np.full(X_train.shape[1] - first, r ** -0.5)]))
+                   for r in ratios]
     mean = X_train.mean(axis=0)
     std = X_train.std(axis=0)
     std = np.where(std > 0, std, 1.0)
     Xt, Xv = (X_train - mean) / std, (X_val - mean) / std
-    models, chosen = [], {}
+    models, chosen, chosen_factor = [], {}, np.ones((X_train.shape[1], len(DISEASES)))
     for j, d in enumerate(DISEASES):
         best = None
-        for c in grid:
-            m = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(Xt, Y_train[:, j])
-            auc = roc_auc_score(Y_val[:, j], m.predict_proba(Xv)[:, 1])
-            if best is None or auc > best[0] + 1e-12:
-                best = (auc, c, m)
+        for ratio, factor in factors:
+            zt, zv = (Xt, Xv) if factor is None else (Xt * factor, Xv * factor)
+            for c in grid:
+                m = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(zt, Y_train[:, j])
+                auc = roc_auc_score(Y_val[:, j], m.predict_proba(zv)[:, 1])
+                if best is None or auc > best[0] + 1e-12:
+                    best = (auc, c, m, ratio, factor)
         models.append(best[2])
         chosen[d] = {"C": best[1], "val_roc_auc": float(best[0])}
-    return PerDisease(models, {"model": "L2 logistic regression", "per_disease": chosen}, mean, std)
+        if best[4] is not None:
+            chosen[d]["own_penalty"] = best[3]
+            chosen_factor[:, j] = best[4]
+    return PerDisease(models, {"model": "L2 logistic regression", "per_disease": chosen}, mean, std,
+                      None if own_penalty is None else chosen_factor)
 
 
 XGBOOST_DEFAULTS = {"n_estimators": 500, "learning_rate": 0.05, "max_depth": 3, "subsample": 0.8,

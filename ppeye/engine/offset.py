@@ -39,11 +39,7 @@ def fit_patient_offset(model, train_set, val_set, seed, log, cache=None, resnet_
         fitted = fit_logistic(np.asarray(train_set.tab, np.float64), train_set.labels,
                               np.asarray(val_set.tab, np.float64), val_set.labels,
                               c_grid=model.offset_c_grid, seed=seed)
-        coef = np.stack([m.coef_[0] for m in fitted.models], axis=1)          # [F, 4] on standardised inputs
-        intercept = np.array([m.intercept_[0] for m in fitted.models])
-        weight = coef / fitted.std[:, None]
-        bias = intercept - (fitted.mean[:, None] * weight).sum(axis=0)
-        _set(model.patient_offset, weight, bias)
+        _set(model.patient_offset, *fitted.linear())
         chosen = fitted.params["per_disease"]
     else:
         chosen = _fit_with_weather(model, train_set, val_set, seed, log, cache)
@@ -61,9 +57,6 @@ def _set(layer, weight, bias):
 
 
 def _fit_with_weather(model, train_set, val_set, seed, log, cache):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-
     t0 = time.perf_counter()
     layer = model.weather_offset
     w_train, w_val = (lag_bin_features(model, ds, cache) for ds in (train_set, val_set))
@@ -73,26 +66,13 @@ def _fit_with_weather(model, train_set, val_set, seed, log, cache):
     fill = w_train[present].mean(axis=0)
     w_train[~present] = fill
     w_val[val_set.weather_present <= 0] = fill
-    x_train = np.concatenate([np.asarray(train_set.tab, np.float64), w_train], axis=1)
-    x_val = np.concatenate([np.asarray(val_set.tab, np.float64), w_val], axis=1)
-    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
     n_tab = train_set.tab.shape[1]
-    weight = np.zeros((x_train.shape[1], len(DISEASES)))
-    bias = np.zeros(len(DISEASES))
-    chosen = {}
-    for penalty in sorted((float(p) for p in model.offset_weather_penalty), reverse=True):
-        # a penalty r times the patient columns' on the weather columns = those columns scaled by 1/sqrt(r)
-        scale = np.concatenate([np.ones(n_tab), np.full(x_train.shape[1] - n_tab, penalty ** -0.5)]) / std
-        zt, zv = (x_train - mean) * scale, (x_val - mean) * scale
-        for j, d in enumerate(DISEASES):
-            for c in sorted(float(c) for c in model.offset_c_grid):
-                m = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(zt, train_set.labels[:, j])
-                auc = roc_auc_score(val_set.labels[:, j], m.decision_function(zv))
-                if d not in chosen or auc > chosen[d]["val_roc_auc"] + 1e-12:   # ties: the strongest shrinkage
-                    chosen[d] = {"C": c, "weather_penalty": penalty, "val_roc_auc": float(auc)}
-                    weight[:, j] = m.coef_[0] * scale
-                    bias[j] = m.intercept_[0] - float((mean * weight[:, j]).sum())
+    fitted = fit_logistic(np.concatenate([np.asarray(train_set.tab, np.float64), w_train], axis=1), train_set.labels,
+                          np.concatenate([np.asarray(val_set.tab, np.float64), w_val], axis=1), val_set.labels,
+                          c_grid=model.offset_c_grid, seed=seed, own_penalty=(n_tab, model.offset_weather_penalty))
+    weight, bias = fitted.linear()
+    chosen = {d: {"C": v["C"], "weather_penalty": v["own_penalty"], "val_roc_auc": v["val_roc_auc"]}
+              for d, v in fitted.params["per_disease"].items()}
     weather_bias = -(fill[:, None] * weight[n_tab:]).sum(axis=0)                    # 0 at the fill value
     _set(model.patient_offset, weight[:n_tab], bias - weather_bias)
     _set(layer.linear, weight[n_tab:], weather_bias)
