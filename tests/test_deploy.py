@@ -253,6 +253,53 @@ def test_a_patient_only_model_exports_without_weather_inputs(tiny_work, tmp_path
     assert s["scored"] == 5
 
 
+class _Lines:
+    def __init__(self):
+        self.lines = []
+
+    def __getattr__(self, level):
+        return self.lines.append
+
+
+def test_export_takes_the_validation_predictions_of_an_evaluation_of_the_same_weights_only(trained, tmp_path):
+    """The thresholds come from ``<run>/eval/val_predictions.npz`` when it is stamped with these
+    weights and settings (so an export at full size does not predict the split again); stamped
+    for other weights or settings, or unstamped, it is ignored and the split predicted."""
+    from ppeye.metrics.multilabel import choose_thresholds
+
+    root, overrides = trained
+    shutil.copytree(root / "r", tmp_path / "r", ignore=shutil.ignore_patterns("eval", "retrieval"))
+    base = overrides + [f"weights={tmp_path}/r", "retrieval.enabled=false"]
+    cfg = ppeye.load_config(DEMO, base)
+    Evaluator(cfg).run("val")
+    saved = tmp_path / "r" / "eval" / "val_predictions.npz"
+    with np.load(saved) as z:
+        stamp = {k: z[k] for k in z.files}
+    assert set(stamp) == {"labels", "probs", "rows", "weights_sha256", "config_fingerprint"}
+    real = choose_thresholds(stamp["labels"], stamp["probs"])
+    # squared risks rank alike but pick other thresholds: the export's show which it read
+    squared = stamp["probs"] ** 2
+    np.savez(saved, **(stamp | {"probs": squared}))
+
+    def export(name, extra=()):
+        log = _Lines()
+        info = export_model(ppeye.load_config(DEMO, base + list(extra)), out_dir=str(tmp_path / name), log=log)
+        return [info["thresholds"]["model"][d] for d in DISEASES], " ".join(map(str, log.lines))
+
+    got, lines = export("same", ["export.participant_level=allow"])   # export settings do not count
+    assert got == pytest.approx(list(choose_thresholds(stamp["labels"], squared)))
+    assert f"validation predictions from {saved}" in lines and "predicting" not in lines
+    for name, extra, why in (("other_settings", ["seed=123"], "was written for other config"),
+                             ("other_weights", [], "was written for other weights")):
+        if name == "other_weights":
+            np.savez(saved, **(stamp | {"probs": squared, "weights_sha256": np.array("0" * 64)}))
+        got, lines = export(name, extra)
+        assert got == pytest.approx(list(real)) and why in lines and "predicting the" in lines
+    np.savez(saved, **{k: stamp[k] for k in ("labels", "probs", "rows")})      # an evaluation before the stamp
+    got, lines = export("unstamped")
+    assert got == pytest.approx(list(real)) and "was written for other weights and config" in lines
+
+
 def test_bad_inputs_get_clear_errors(exported, tmp_path):
     cfg, out, _ = exported
     m = ExportedModel(out, device="cpu")

@@ -31,7 +31,8 @@ def test_every_split_gets_metrics_intervals_curves_and_predictions(trained):
         auc = m["macro_roc_auc"]
         assert auc["ci_low"] <= auc["value"] <= auc["ci_high"] and auc["replicates"] > 0
         pred = np.load(out / f"{split}_predictions.npz")
-        assert set(pred.files) == {"labels", "probs", "rows"}       # row numbers, never participant ids
+        # row numbers, never participant ids; the stamp tools/export.py checks before reusing them
+        assert set(pred.files) == {"labels", "probs", "rows", "weights_sha256", "config_fingerprint"}
         # the file's numbers are the metrics of the saved predictions at the validation thresholds
         thr = [summary["thresholds"]["model"][d] for d in ("glaucoma", "cataract", "amd", "dr")]
         again = multilabel_metrics(pred["labels"], pred["probs"], thr)

@@ -11,7 +11,9 @@ directory behind and an old one untouched)::
               retrieval/                    the retrieval index, when the run has one
 
 Thresholds are chosen on the validation split with the rule of ``tools/eval.py`` (so they
-equal the evaluation's). Before the directory is put in place, the exported network is
+equal the evaluation's), from the evaluation's saved validation predictions when they were
+made with the same weights and settings (``<run>/eval/val_predictions.npz``: at full size
+predicting the split again takes hours), else predicted here. Before the directory is put in place, the exported network is
 loaded with Paddle Inference and compared with the dygraph model on a validation batch;
 the largest difference is recorded in ``infer_cfg.yml``.
 """
@@ -34,7 +36,7 @@ from ..core.paddle_env import import_paddle
 from ..data.dataset import OnsetDataset, WeatherCollator
 from ..data.ukb.centres import resolve_sites
 from ..engine.checkpoint import load_weights, run_dir_of
-from ..engine.predict import predict
+from ..engine.predict import predict, prediction_identity, saved_predictions
 from ..metrics import THRESHOLD_RULE
 from ..metrics.clinical import PostHocCalibrator
 from ..metrics.multilabel import DISEASES, choose_thresholds
@@ -60,8 +62,20 @@ def input_specs(cfg, names):
     return [paddle.static.InputSpec(shapes[n][0], shapes[n][1], n) for n in names]
 
 
-def _validation_predictions(cfg, model, with_embeddings):
+def _validation_predictions(cfg, model, checkpoint, with_embeddings, log):
+    """The validation split and its predictions: the evaluation's when they are these weights'
+    under these settings (retrieval needs the embeddings, which are not saved), else predicted."""
     ds = OnsetDataset(cfg, "val")
+    eval_dir = os.path.join(run_dir_of(checkpoint), "eval")
+    if with_embeddings:
+        why = "the retrieval blend needs the validation embeddings, which the evaluation does not save"
+    else:
+        saved, why = saved_predictions(eval_dir, "val", ds, prediction_identity(cfg, checkpoint))
+        if saved is not None:
+            log.info(f"validation predictions from {os.path.join(eval_dir, 'val_predictions.npz')} "
+                     f"(the same weights and settings)")
+            return ds, saved
+    log.info(f"predicting the {len(ds)} validation people ({why})")
     return ds, predict(model, ds, cfg, with_embeddings=with_embeddings)
 
 
@@ -119,7 +133,7 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
                          "content: " + "; ".join(carried) + ". Drop it (-o retrieval.enabled=false; an imputer that "
                          "keeps no rows, e.g. ukb.imputer=median, then --stage impute) or set allow")
     t0 = time.time()
-    val_ds, val = _validation_predictions(cfg, model, with_embeddings=retrieval is not None)
+    val_ds, val = _validation_predictions(cfg, model, checkpoint, retrieval is not None, log)
     thresholds = {"rule": THRESHOLD_RULE, "model": dict(zip(DISEASES, choose_thresholds(val.labels, val.probs)))}
     if retrieval is not None:
         blended = retrieval.blend(val.probs, val.embeddings)

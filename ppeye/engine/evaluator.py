@@ -8,7 +8,9 @@ the evaluator writes, under ``<run>/eval/`` (or ``output``):
 - ``<split>_metrics.json`` / ``.csv``: every metric with its bootstrap interval;
 - ``<split>_calibration.csv``: reliability bins per disease;
 - ``<split>_roc.png``, ``<split>_pr.png``, ``<split>_calibration.png``;
-- ``<split>_predictions.npz``: labels, probabilities and export row numbers (no ids);
+- ``<split>_predictions.npz``: labels, probabilities and export row numbers (no ids), stamped
+  with the SHA-256 of the weights and the fingerprint of the settings (``predict.prediction_identity``), so
+  ``tools/export.py`` can take the validation split's from here instead of predicting it again;
 - ``<split>_clinical.csv``: per disease ROC-AUC (DeLong interval), sensitivity at fixed
   specificities and specificity at fixed sensitivities (``evaluation.specificities`` /
   ``sensitivities``), Brier score, calibration intercept and slope (bootstrap intervals);
@@ -54,7 +56,7 @@ from ..metrics.plots import decision_curve_figure, save_curves, save_figure
 from ..metrics.subgroups import COLUMNS, forest_figure, subgroup_table
 from ..retrieval import RetrievalIndex
 from .checkpoint import load_weights, resolve, run_dir_of
-from .predict import predict
+from .predict import predict, prediction_identity
 
 paddle = import_paddle()
 SPLITS = ("val", "test", "external", "period", "period_2")
@@ -259,7 +261,8 @@ class Reporter:
                    [{"metric": k, **v} for k, v in m.items()], ["metric", "value", "ci_low", "ci_high", "replicates"])
         write_csv(os.path.join(out, f"{name}_calibration.csv"), cal,
                    ["disease", "bin", "mean_predicted", "observed_rate", "count"])
-        save_npz(os.path.join(out, f"{name}_predictions.npz"), labels=labels, probs=probs, rows=ds.rows)
+        save_npz(os.path.join(out, f"{name}_predictions.npz"), labels=labels, probs=probs, rows=ds.rows,
+                 **{k: np.array(v) for k, v in (getattr(self, "identity", None) or {}).items()})
         self._clinical(name, labels, probs, thresholds, ec, level, decision)
         images = {}
         for kind in ("roc", "pr", "calibration"):
@@ -286,9 +289,11 @@ class Evaluator(Reporter):
             raise InputError("no weights to evaluate: pass -o weights=<run directory or checkpoint>")
         self.log = log or get_logger("ppeye.eval")
         select_device(cfg.get("device", "auto"))
+        self.identity = None                  # only weights loaded here are known to be the model's
         if model is None:
             model = build_model(cfg)
             self.checkpoint = load_weights(model, weights)
+            self.identity = prediction_identity(cfg, self.checkpoint)
         else:
             self.checkpoint = resolve(weights) if weights else None
         self.model = model

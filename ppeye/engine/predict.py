@@ -5,16 +5,20 @@ when asked, the fused embeddings the retrieval index is built from). Under fleet
 predicts every ``world``-th batch and the pieces are gathered, so every rank ends with the
 whole split's predictions before any metric is computed.
 """
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..core.errors import ConfigError
+from ..core.fingerprint import config_fingerprint
+from ..core.io import sha256
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
 from ..core.progress import Heartbeat
 from ..data.dataset import SiteDateBatchSampler, WeatherCollator
 from ..metrics import DISEASES
+from .checkpoint import MODEL_FILE
 
 paddle = import_paddle()
 
@@ -131,3 +135,29 @@ def _gather(arrays):
         return np.concatenate([p.numpy()[:s] for p, s in zip(parts, sizes)])
 
     return [gather(a) for a in arrays]
+
+
+def prediction_identity(cfg, checkpoint):
+    """What a split's predictions depend on: the weights' bytes and the settings that change the
+    computation (``core.fingerprint``); stored in ``<split>_predictions.npz``."""
+    settings = {k: v for k, v in (cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)).items() if k != "export"}
+    return {"weights_sha256": sha256(os.path.join(checkpoint, MODEL_FILE)),
+            "config_fingerprint": config_fingerprint(settings)}
+
+
+def saved_predictions(eval_dir, split, ds, identity):
+    """``(Predictions, None)`` from ``<eval_dir>/<split>_predictions.npz`` when it was written
+    for ``identity`` and holds ``ds``'s people and labels in ``ds``'s order, else ``(None, why
+    not)``: a mismatch is never an error, the caller predicts instead."""
+    path = os.path.join(eval_dir, f"{split}_predictions.npz")
+    if not os.path.isfile(path):
+        return None, f"{path} does not exist"
+    with np.load(path, allow_pickle=False) as z:
+        stamped = {k: str(z[k]) for k in identity if k in z.files}
+        if stamped != identity:
+            differ = [k for k in identity if stamped.get(k) != identity[k]]
+            return None, f"{path} was written for other {' and '.join(k.split('_')[0] for k in differ)}"
+        rows, labels, probs = z["rows"], z["labels"].astype(np.float64), z["probs"].astype(np.float64)
+    if not (np.array_equal(rows, ds.rows) and np.array_equal(labels, ds.labels.astype(np.float64))):
+        return None, f"{path} holds other people or labels than the {split} split of this config"
+    return Predictions(labels=labels, probs=probs), None
