@@ -54,6 +54,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     include_package_data=True,
-    package_data={"ppeye": ["configs/*.yaml", "configs/_base_/*.yaml", "configs/_base_/*/*.yaml"]},
+    package_data={"ppeye": ["configs/*.yaml", "configs/_base_/*.yaml", "configs/_base_/*/*.yaml",
+                            "data/ukb/field_lists/*.csv"]},
     entry_points={"console_scripts": [f"ppeye-{t.replace('_', '-')}=ppeye.tools.{t}:main" for t in TOOLS]},
 )

@@ -2,14 +2,15 @@
 """configs/full.yaml at its real shapes, end to end on this machine (``make smoke-full``).
 
 The users' job runs ``configs/full.yaml`` (365 days x 50 ERA5-Land variables x 24 hours x 20 x 20
-cells, 424 patient features, width 512) on GPUs. This runs every stage of it as a user would, on
-synthetic data for a few people at one centre over 13 months, so a shape, dtype or memory error
-at full size shows here first: synthetic data, preprocess (era5, ukb, impute), the day-feature
-cache (``tools/extract.py``, the ResNet3D-18 through Paddle Inference), one epoch of training
-from it (a few steps; the ResNet frozen: its end-to-end backward at 365 days needs a GPU's
-memory, about 128 MB per day volume on this CPU, bench/bench_model.py), evaluation, export
-(trace, Paddle Inference self-check), a scoring table and inference. Prints each stage's wall
-time and peak resident memory and exits non-zero at the first that fails.
+cells, the 148 real UK Biobank fields of ``ukb.features: eye_onset_v1``, width 512) on GPUs. This
+runs every stage of it as a user would, on synthetic data for a few people at one centre over 13
+months, so a shape, dtype or memory error at full size shows here first: synthetic data,
+preprocess (era5, ukb, impute), the day-feature cache (``tools/extract.py``, the ResNet3D-18
+through Paddle Inference), one epoch of training from it (a few steps; the ResNet frozen: its
+end-to-end backward at 365 days needs a GPU's memory, about 128 MB per day volume on this CPU,
+bench/bench_model.py), evaluation, export (trace, Paddle Inference self-check), a scoring table
+and inference. Prints each stage's wall time and peak resident memory and exits non-zero at the
+first that fails.
 
     python bench/bench_full_size.py                     # output/full_size, 24 people
     python bench/bench_full_size.py --quick             # the same stages at a small size (minutes)
@@ -54,7 +55,7 @@ train:
 """
 
 QUICK = ["data.window_days=30", "data.hours=6", "data.box=[8, 8]", "data.variables=[t2m, d2m, tp, ssrd, sp, u10]",
-         "data.num_features=24", "synthetic.num_features=24", "model.width=64", "model.backbone.base_width=8",
+         "model.width=64", "model.backbone.base_width=8",
          "synthetic.signals.event.lags=[3, 20]", "synthetic.signals.periodic.period_days=10"]
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ...core.errors import ConfigError
 from ..ukb import fields as F
+from ..ukb.field_lists import load_field_list
 
 FILLER_BASE = 900000
 N_LATENT = 6
@@ -176,6 +177,66 @@ def feature_fields(num_features, seed):
         chosen = [c for c in CURATED if c.field in SIGNAL_FIELDS] + [c for c in chosen if c.field not in SIGNAL_FIELDS]
         chosen = chosen[:num_features]
     return chosen + filler_fields(max(0, num_features - len(chosen)), seed)
+
+
+# the latent factors a listed field without a curated model loads on, by showcase category
+CATEGORY_LOADS = {17518: {METAB: 0.6, BLOOD: 0.4}, 100081: {BLOOD: 0.8}, 100083: {METAB: 0.5},
+                  100015: {EYE: 0.8}, 100014: {EYE: 0.7}, 100017: {EYE: 0.5, FRAILTY: 0.3},
+                  114: {SOCIO: 0.7}, 115: {SOCIO: 0.6}, 151: {SOCIO: -0.6}, 100066: {SOCIO: 0.7}}
+
+
+def synthetic_maker(spec, loads):
+    """``make(people, rng)`` from a field list's ``synthetic`` column: ``normal mean sd lo hi``,
+    ``lognormal mean sd`` or ``values code:weight ...``, driven by the latent factors ``loads``."""
+    kind, *args = spec.split()
+    try:
+        if kind == "normal":
+            mean, sd, lo, hi = (float(a) for a in args)
+            return lambda P, r: np.clip(mean + sd * _lat(P, r, loads), lo, hi)
+        if kind == "lognormal":
+            mean, sd = (float(a) for a in args)
+            s2 = np.log1p((sd / mean) ** 2)
+            return lambda P, r: np.exp(np.log(mean) - s2 / 2 + np.sqrt(s2) * _lat(P, r, loads))
+        if kind == "values" and args:
+            pairs = [a.split(":") for a in args]
+            codes, weights = [float(c) for c, _ in pairs], [float(w) for _, w in pairs]
+            return lambda P, r: _categories(_lat(P, r, loads), codes, weights).astype(float)
+    except ValueError:
+        pass
+    raise ConfigError(f"synthetic model {spec!r}: expected 'normal mean sd lo hi', 'lognormal mean sd' or "
+                      f"'values code:weight ...'")
+
+
+def listed_fields(name):
+    """The fields of the versioned list ``name`` (``ukb.features: <name>``) with their makers: the
+    curated one where the generator has it, else the list's ``synthetic`` model."""
+    out = []
+    for f in load_field_list(name):
+        make = MAKERS.get(f.field) if f.synthetic == "curated" else \
+            synthetic_maker(f.synthetic, CATEGORY_LOADS.get(f.category, {LIFESTYLE: 0.4, FRAILTY: 0.3}))
+        if make is None:
+            raise ConfigError(f"field list {name}: field {f.field} says curated but the generator has no model for it")
+        base = {k: getattr(f, k) for k in ("field", "name", "kind", "block", "codes", "less_than_one", "instanced",
+                                             "decimals")}
+        out.append(FieldSpec(**base, make=make))
+    missing = [f for f in SIGNAL_FIELDS if f not in {s.field for s in out}]
+    if missing:
+        raise ConfigError(f"field list {name} lacks {missing}, which the planted signals read")
+    return out
+
+
+def synthetic_fields(cfg, seed):
+    """The feature fields of the synthetic table: a named list's (``ukb.features: <name>``, whose
+    size ``synthetic.num_features`` must be), else the curated fields and fillers."""
+    spec = (cfg.get("ukb") or {}).get("features")
+    n = int(cfg["synthetic"]["num_features"])
+    if isinstance(spec, str):
+        fields = listed_fields(spec)
+        if n != len(fields):
+            raise ConfigError(f"synthetic.num_features is {n} but the field list {spec} (ukb.features) has "
+                              f"{len(fields)} fields: set synthetic.num_features and data.num_features to {len(fields)}")
+        return fields
+    return feature_fields(n, seed)
 
 
 class People:

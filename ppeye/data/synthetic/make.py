@@ -181,7 +181,7 @@ def _cohort(cfg, sites, start, end, window, sig, gen, seed, show):
             onset[d].iloc[i] = ref[i] + pd.Timedelta(days=later)
 
     table, flags = _outcome_columns(cfg, people, onset, labels, any_case, rng, start, end)
-    features = cohort.feature_fields(int(syn["num_features"]), seed)
+    features = cohort.synthetic_fields(cfg, seed)
     true_values = cohort.make_feature_values(features, people, seed)
     exported, miss_report = cohort.apply_missingness(features, true_values, syn["missing"], seed, n)
     eids = rng.choice(np.arange(1000000, 6000000), n, replace=False)

@@ -19,6 +19,7 @@ import pandas as pd
 from ...core.errors import ConfigError
 from ..synthetic.cohort import feature_fields
 from . import fields as F
+from .field_lists import list_names, load_field_list
 
 KINDS = ("continuous", "integer", "ordinal", "categorical")
 FEATURE_KEYS = ("field", "kind", "less_than_one", "codes")
@@ -27,15 +28,18 @@ LESS_THAN_ONE_VALUE = 0.5
 
 def feature_list(cfg):
     """``[(field, kind, less_than_one, codes)]`` from ``ukb.features`` (null: the synthetic table's
-    fields). ``codes`` is the list of valid codes an entry gives (``codes: [...]``, e.g. from the
+    fields; a name: that versioned list of real fields, ``ukb/field_lists/<name>.csv``). ``codes`` is the list of valid codes an entry gives (``codes: [...]``, e.g. from the
     field's UK Biobank coding), else None."""
     ukb = cfg["ukb"]
     spec = ukb.get("features")
     if spec is None:
         return [(f.field, f.kind, f.less_than_one, None)
                 for f in feature_fields(int(cfg["data"]["num_features"]), int(cfg["synthetic"]["seed"]))]
+    if isinstance(spec, str):
+        return [(f.field, f.kind, f.less_than_one, None) for f in load_field_list(spec)]
     if not isinstance(spec, list) or not spec:
-        raise ConfigError(f"ukb.features must be null or a list of field ids, got {spec!r}")
+        raise ConfigError(f"ukb.features must be null, the name of a field list ({', '.join(list_names())}) "
+                          f"or a list of field ids, got {spec!r}")
     known = {f.field: f for f in F.KNOWN_FIELDS}
     out = []
     for item in spec:

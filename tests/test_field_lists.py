@@ -1,0 +1,84 @@
+"""Versioned lists of real UK Biobank fields (``ukb.features: <name>``, ppeye/data/ukb/field_lists)."""
+import json
+import os
+
+import pandas as pd
+import pytest
+
+import ppeye
+from conftest import DEMO, PIPE, TINY
+from ppeye.core.errors import ConfigError
+from ppeye.data.synthetic import cohort as synthetic_cohort
+from ppeye.data.synthetic.make import make_synthetic
+from ppeye.data.ukb import field_lists
+from ppeye.data.ukb.cohort import build_cohort
+from ppeye.data.ukb.field_lists import load_field_list
+from ppeye.data.ukb.fields import KNOWN_FIELDS
+
+LIST = "eye_onset_v1"
+
+
+def test_the_list_holds_real_single_answer_fields_with_their_showcase_categories():
+    fields = load_field_list(LIST)
+    ids = [f.field for f in fields]
+    assert len(ids) == 148 and len(set(ids)) == 148
+    assert max(ids) < synthetic_cohort.FILLER_BASE                 # no synthetic filler ids
+    assert all(f.category > 0 and f.category_name and f.why for f in fields)
+    # every single-answer field ppeye knew is in; multiple-answer fields (one indicator per code
+    # would be needed) and self-reported eye disorders (the outcome itself) are not
+    multi = {6150, 6138}
+    assert {f.field for f in KNOWN_FIELDS} - set(ids) == multi
+    assert not {6148, 6119, 4689, 4700, 5901, 6177, 6153, 20107, 20110, 20111, 20002} & set(ids)
+    by_id = {f.field: f for f in fields}
+    # spot checks against the showcase: category ids and kinds
+    assert (by_id[30750].category, by_id[30750].kind) == (17518, "continuous")        # HbA1c, blood biochemistry
+    assert (by_id[5264].category, by_id[5264].block) == (100015, "eye")                # corneal hysteresis, IOP
+    assert (by_id[24006].category, by_id[24006].name) == (114, "Particulate matter air pollution (pm2.5); 2010")
+    assert by_id[2277].less_than_one and by_id[2277].codes == (-1, -3)
+    assert all(f.synthetic == "curated" for f in fields if f.field in {k.field for k in KNOWN_FIELDS})
+    assert synthetic_cohort.SIGNAL_FIELDS and set(synthetic_cohort.SIGNAL_FIELDS) <= set(ids)
+
+
+def test_a_bad_list_or_name_is_refused_with_file_line_and_field(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match=r"no field list named 'eye_onset_v9'; the lists are eye_onset_v1"):
+        load_field_list("eye_onset_v9")
+    rows = open(os.path.join(field_lists.HERE, f"{LIST}.csv")).read().splitlines()
+    bad = [rows[0], rows[1], rows[2].replace(",integer,", ",count,", 1)]
+    (tmp_path / "bad.csv").write_text("\n".join(bad) + "\n")
+    (tmp_path / "twice.csv").write_text("\n".join([rows[0], rows[1], rows[1]]) + "\n")
+    (tmp_path / "arrays.csv").write_text("\n".join([rows[0], rows[1].replace(",0,curated,", ",1,curated,")]) + "\n")
+    monkeypatch.setattr(field_lists, "HERE", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"bad.csv, line 3 \(field '34'\): kind 'count' is not one of continuous"):
+        load_field_list("bad")
+    with pytest.raises(ConfigError, match="twice.csv: a field is listed twice"):
+        load_field_list("twice")
+    with pytest.raises(ConfigError, match=r"arrays.csv, line 2 \(field '31'\): only instance 0 \(or none\) and array 0"):
+        load_field_list("arrays")
+
+
+def test_synthetic_data_and_the_cohort_follow_the_named_list(tmp_path):
+    """The generator writes a column for every listed id (and no filler), the cohort builder
+    encodes them in the list's order with the list's kinds, and a size that disagrees with the
+    list is refused before anything is written."""
+    fields = load_field_list(LIST)
+    paths = [f"data.era5_raw_dir={tmp_path}/raw/era5", f"data.ukb_table={tmp_path}/raw/ukb.csv",
+             f"data.work_dir={tmp_path}/work"]
+    overrides = TINY + PIPE + paths + ["ukb.features=eye_onset_v1", "synthetic.num_participants=300"]
+    with pytest.raises(ConfigError, match=r"synthetic.num_features is 20 but the field list eye_onset_v1 "
+                                          r"\(ukb.features\) has 148 fields"):
+        make_synthetic(ppeye.load_config(DEMO, overrides), str(tmp_path / "raw"))
+    assert not (tmp_path / "raw").exists()
+    cfg = ppeye.load_config(DEMO, overrides + ["synthetic.num_features=148", "data.num_features=148"])
+    make_synthetic(cfg, str(tmp_path / "raw"))
+    raw = pd.read_csv(tmp_path / "raw" / "ukb.csv")
+    written = sorted(int(c.split("-")[0]) for c in raw.columns if c.endswith("-0.0") and int(c.split("-")[0]) in
+                     {f.field for f in fields})
+    assert written == sorted(f.field for f in fields)
+    assert not [c for c in raw.columns if c != "eid" and int(c.split("-")[0]) >= synthetic_cohort.FILLER_BASE]
+    pm25 = raw["24006-0.0"].dropna()                                # "normal 10.0 1.06 6 20"
+    assert 6 <= pm25.min() and pm25.max() <= 20 and abs(pm25.mean() - 10.0) < 0.3
+    build_cohort(cfg)
+    cohort = pd.read_parquet(tmp_path / "work" / "cohort.parquet")
+    assert [c for c in cohort.columns if c.startswith("f") and c[1:].isdigit()] == [f"f{f.field}" for f in fields]
+    saved = json.load(open(tmp_path / "work" / "features" / "ukb_fields.json"))["fields"]
+    assert [(e["field"], e["kind"]) for e in saved] == [(f.field, f.kind) for f in fields]
