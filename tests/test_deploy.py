@@ -300,6 +300,47 @@ def test_export_takes_the_validation_predictions_of_an_evaluation_of_the_same_we
     assert got == pytest.approx(list(real)) and "was written for other weights and config" in lines
 
 
+def test_half_precision_and_tensorrt_are_configured_on_a_gpu_and_refused_on_the_cpu(exported, monkeypatch):
+    """No GPU here: the CPU refuses them with what they need; on a GPU the predictor's config gets
+    the precision, TensorRT with the export's dynamic shapes, and the FFT ops kept in float32
+    (Paddle Inference's config recorded by a stand-in)."""
+    from paddle import inference
+
+    from ppeye.deploy import predictor as P
+
+    cfg, out, info = exported
+    with pytest.raises(InputError, match=r"--precision fp16 and --tensorrt need a GPU .* this run is on cpu"):
+        ExportedModel(out, device="cpu", precision="fp16", tensorrt=True)
+    with pytest.raises(InputError, match="--precision must be one of fp32, fp16, bf16, got 'int8'"):
+        P.create_predictor(out, "gpu", precision="int8")
+    calls = []
+
+    class Recorder:
+        def __init__(self, *files):
+            calls.append(("files", [os.path.basename(f) for f in files]))
+
+        def __getattr__(self, name):
+            return lambda *a, **k: calls.append((name, a, k))
+
+    monkeypatch.setattr(inference, "Config", Recorder)
+    monkeypatch.setattr(inference, "create_predictor", lambda config: config)
+    P.create_predictor(out, "gpu:1", precision="bf16")
+    assert ("enable_use_gpu", (256, 1, inference.PrecisionType.Bfloat16), {}) in calls
+    assert ("exp_disable_mixed_precision_ops", ({"fft_r2c", "fft_c2r", "fft_c2c"},), {}) in calls
+    calls.clear()
+    shapes = P.trt_shapes(info["inputs"], batch_size=16, window_days=28)
+    assert shapes["weather_unique"][0][0] == 1 and shapes["weather_unique"][2][0] == 16 * 28
+    assert shapes["day_index"] == ([1, 28], [16, 28], [16, 28]) and shapes["tab"][2] == [16, info["inputs"][2]["shape"][1]]
+    P.create_predictor(out, "gpu", precision="fp16", tensorrt=shapes)
+    trt = next(c for c in calls if c[0] == "enable_tensorrt_engine")[2]
+    assert trt["precision_mode"] == inference.PrecisionType.Half and trt["max_batch_size"] == 16
+    assert not trt["use_calib_mode"] and ("enable_use_gpu", (256, 0), {}) in calls
+    dyn = next(c for c in calls if c[0] == "set_trt_dynamic_shape_info")[1]
+    assert dyn == tuple({k: v[i] for k, v in shapes.items()} for i in (0, 2, 1))     # min, max, opt
+    with pytest.raises(InputError, match="--tensorrt runs in fp32 or fp16, not bf16"):
+        P.create_predictor(out, "gpu", precision="bf16", tensorrt=shapes)
+
+
 def test_bad_inputs_get_clear_errors(exported, tmp_path):
     cfg, out, _ = exported
     m = ExportedModel(out, device="cpu")

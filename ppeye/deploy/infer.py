@@ -30,7 +30,7 @@ from ..data.era5.convert import convert_era5
 from ..data.store import Era5Store
 from ..retrieval import RetrievalIndex
 from .pipeline import FEATURE_FLAGS, PROBLEMS, FeaturePipeline, index_dates
-from .predictor import create_predictor, load_infer_cfg, run_predictor
+from .predictor import create_predictor, load_infer_cfg, run_predictor, trt_shapes
 
 
 def _device(name):
@@ -42,7 +42,8 @@ def _device(name):
 class ExportedModel:
     """An export directory ready to run: ``info`` (infer_cfg.yml), ``pipeline``, ``retrieval``."""
 
-    def __init__(self, model_dir, device="auto", onednn=True, threads=None, expect_fingerprint=None):
+    def __init__(self, model_dir, device="auto", onednn=True, threads=None, expect_fingerprint=None,
+                 precision="fp32", tensorrt=False, batch_size=32):
         self.dir = model_dir
         self.info = load_infer_cfg(model_dir)
         if expect_fingerprint and expect_fingerprint != self.info["config_fingerprint"]:
@@ -52,7 +53,10 @@ class ExportedModel:
         self.device = _device(device)
         self.inputs = self.info["inputs"]
         self.labels = list(self.info["labels"])
-        self.predictor = create_predictor(model_dir, self.device, onednn=onednn, threads=threads)
+        self.precision, self.tensorrt = precision, bool(tensorrt)
+        shapes = trt_shapes(self.inputs, batch_size, int(self.info["window_days"])) if tensorrt else None
+        self.predictor = create_predictor(model_dir, self.device, onednn=onednn, threads=threads,
+                                          precision=precision, tensorrt=shapes)
         names = list(self.predictor.get_input_names())
         if names != [i["name"] for i in self.inputs]:
             raise InputError(f"{model_dir}: the model's inputs {names} differ from infer_cfg.yml's "
@@ -149,13 +153,14 @@ def refuse_to_overwrite_inputs(output, table, input_dirs):
 
 def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_size=32, device="auto",
                 onednn=True, index_date=None, explain=False, allow_unknown_columns=False,
-                expect_fingerprint=None, log=None):
+                expect_fingerprint=None, precision="fp32", tensorrt=False, log=None):
     """Score ``table``; write ``output`` (CSV) and ``<output>.summary.json``; return the summary."""
     log = log or get_logger("ppeye.infer")
     if not output:
         raise InputError("--output is required (the CSV of risks)")
     t0 = time.time()
-    model = ExportedModel(model_dir, device, onednn=onednn, expect_fingerprint=expect_fingerprint)
+    model = ExportedModel(model_dir, device, onednn=onednn, expect_fingerprint=expect_fingerprint,
+                          precision=precision, tensorrt=tensorrt, batch_size=batch_size)
     refuse_to_overwrite_inputs(output, table, {"--model_dir": model_dir, "--era5": era5, "--era5_raw": era5_raw})
     pipe = model.pipeline
     frame, report = pipe.read_table(table, allow_unknown_columns=allow_unknown_columns)
@@ -222,6 +227,7 @@ def infer_table(model_dir, table, era5=None, output=None, era5_raw=None, batch_s
                      without, flags)
     summary["seconds"] = round(time.time() - t0, 2)
     summary["device"] = model.device
+    summary["precision"], summary["tensorrt"] = model.precision, model.tensorrt
     with atomic_write(output + ".summary.json") as f:
         json.dump(summary, f, indent=1)
     log.info(f"scored {summary['scored']} of {n} rows in {summary['seconds']} s; problems "

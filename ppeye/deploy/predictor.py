@@ -14,20 +14,67 @@ CFG_FILE = "infer_cfg.yml"
 MODEL_FILES = ("model.json", "model.pdiparams")
 
 
-def create_predictor(model_dir, device="cpu", onednn=True, threads=None):
-    """A Paddle Inference predictor for ``model_dir`` (GPU when asked, oneDNN on CPU)."""
+PRECISIONS = ("fp32", "fp16", "bf16")
+# kept in float32 under half precision (Paddle Inference's mixed precision would cast them otherwise)
+FLOAT32_OPS = {"fft_r2c", "fft_c2r", "fft_c2c"}
+
+
+def create_predictor(model_dir, device="cpu", onednn=True, threads=None, precision="fp32", tensorrt=None):
+    """A Paddle Inference predictor for ``model_dir`` (GPU when asked, oneDNN on CPU).
+
+    On a GPU, ``precision`` fp16 or bf16 runs the program in half precision (the FFT ops stay in
+    float32), and ``tensorrt`` (``{input name: (min, opt, max) shape}``, see :func:`trt_shapes`)
+    hands the subgraphs TensorRT supports to TensorRT (fp32 or fp16) with those dynamic shapes.
+    Both need a GPU build of Paddle with CUDA (and TensorRT); on the CPU they are refused."""
     from paddle import inference
 
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    gpu = device.startswith("gpu")
+    if not gpu and (precision != "fp32" or tensorrt):
+        asked = " and ".join(filter(None, [f"--precision {precision}" if precision != "fp32" else "",
+                                           "--tensorrt" if tensorrt else ""]))
+        raise InputError(f"{asked} need a GPU (Paddle Inference's half precision and TensorRT run on CUDA); this "
+                         f"run is on {device}: drop them or run on --device gpu")
+    if tensorrt and precision == "bf16":
+        raise InputError("--tensorrt runs in fp32 or fp16, not bf16: use --precision fp16, or bf16 without --tensorrt")
     config = inference.Config(os.path.join(model_dir, MODEL_FILES[0]), os.path.join(model_dir, MODEL_FILES[1]))
-    if device.startswith("gpu"):
+    if gpu:
         gpu_id = int(device.split(":")[1]) if ":" in device else 0
-        config.enable_use_gpu(256, gpu_id)
+        mode = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half,
+                "bf16": inference.PrecisionType.Bfloat16}[precision]
+        if tensorrt:
+            config.enable_use_gpu(256, gpu_id)
+            batch = max(shape[2][0] for name, shape in tensorrt.items() if name != "weather_unique")
+            config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=int(batch), min_subgraph_size=3,
+                                          precision_mode=mode, use_static=False, use_calib_mode=False)
+            config.set_trt_dynamic_shape_info({k: v[0] for k, v in tensorrt.items()},
+                                              {k: v[2] for k, v in tensorrt.items()},
+                                              {k: v[1] for k, v in tensorrt.items()})
+        else:
+            config.enable_use_gpu(256, gpu_id, mode)
+            if precision != "fp32":
+                config.exp_disable_mixed_precision_ops(FLOAT32_OPS)
     else:
         config.disable_gpu()
         config.set_cpu_math_library_num_threads(int(threads or os.environ.get("OMP_NUM_THREADS") or os.cpu_count()))
         config.enable_mkldnn() if onednn else config.disable_mkldnn()
     config.disable_glog_info()
     return inference.create_predictor(config)
+
+
+def trt_shapes(inputs, batch_size, window_days):
+    """TensorRT's dynamic shape ranges ``{name: (min, opt, max)}`` for an export's ``inputs``
+    (infer_cfg.yml): 1 to ``batch_size`` people; the distinct day volumes ``weather_unique`` from 1
+    to every person's own window (``batch_size x window_days``), optimised for one shared window."""
+    out = {}
+    for spec in inputs:
+        if spec["name"] == "weather_unique":
+            lo, opt, hi = 1, window_days, batch_size * window_days
+        else:
+            lo, opt, hi = 1, batch_size, batch_size
+        out[spec["name"]] = tuple([n if d == -1 else int(d) for d in spec["shape"]] for n in (lo, opt, hi))
+    return out
 
 
 def run_predictor(predictor, arrays):

@@ -28,6 +28,10 @@ def main():
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--device", default="auto", help="auto | cpu | gpu | gpu:N")
     parser.add_argument("--no_onednn", action="store_true", help="CPU: run without oneDNN")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                        help="GPU: run the program in half precision (the FFT ops stay in fp32)")
+    parser.add_argument("--tensorrt", action="store_true",
+                        help="GPU: TensorRT for the subgraphs it supports (fp32 or fp16; a GPU build with TensorRT)")
     parser.add_argument("--explain", action="store_true",
                         help="also write each person's attention over the window's days (<output>_explain.npz)")
     parser.add_argument("--ignore_unknown_columns", action="store_true", help="skip columns that are not UKB fields")
@@ -52,7 +56,7 @@ def main():
                     era5_raw=args.era5_raw, batch_size=args.batch_size, device=args.device,
                     onednn=not args.no_onednn, index_date=args.index_date, explain=args.explain,
                     allow_unknown_columns=args.ignore_unknown_columns, expect_fingerprint=fingerprint,
-                    log=get_logger("ppeye.infer"))
+                    precision=args.precision, tensorrt=args.tensorrt, log=get_logger("ppeye.infer"))
 
     cli.main(run)
 
