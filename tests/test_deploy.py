@@ -284,10 +284,12 @@ def test_export_takes_the_validation_predictions_of_an_evaluation_of_the_same_we
     def export(name, extra=()):
         log = _Lines()
         info = export_model(ppeye.load_config(DEMO, base + list(extra)), out_dir=str(tmp_path / name), log=log)
+        export.checked = info["self_check"]["batch"]
         return [info["thresholds"]["model"][d] for d in DISEASES], " ".join(map(str, log.lines))
 
-    got, lines = export("same", ["export.participant_level=allow"])   # export settings do not count
-    assert got == pytest.approx(list(choose_thresholds(stamp["labels"], squared)))
+    # export settings do not count (here: a self-check on 1 person instead of 3)
+    got, lines = export("same", ["export.participant_level=allow", "export.self_check_people=1"])
+    assert got == pytest.approx(list(choose_thresholds(stamp["labels"], squared))) and export.checked == 1
     assert f"validation predictions from {saved}" in lines and "predicting" not in lines
     for name, extra, why in (("other_settings", ["seed=123"], "was written for other config"),
                              ("other_weights", [], "was written for other weights")):
@@ -298,6 +300,10 @@ def test_export_takes_the_validation_predictions_of_an_evaluation_of_the_same_we
     np.savez(saved, **{k: stamp[k] for k in ("labels", "probs", "rows")})      # an evaluation before the stamp
     got, lines = export("unstamped")
     assert got == pytest.approx(list(real)) and "was written for other weights and config" in lines
+    assert export.checked == 3
+    with pytest.raises(InputError, match="export.self_check_people must be a whole number >= 1, got 0"):
+        export("none_checked", ["export.self_check_people=0"])
+    assert not (tmp_path / "none_checked").exists()
 
 
 def test_half_precision_and_tensorrt_are_configured_on_a_gpu_and_refused_on_the_cpu(exported, monkeypatch):

@@ -125,7 +125,11 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
 
     retrieval = _retrieval_for(cfg, run_dir, checkpoint, log)
     carried = participant_level_content(retrieval, pipeline)
-    policy = (cfg.get("export") or {}).get("participant_level", "allow")
+    ec = cfg.get("export") or {}
+    policy = ec.get("participant_level", "allow")
+    check_people = ec.get("self_check_people", 3)
+    if isinstance(check_people, bool) or not isinstance(check_people, int) or check_people < 1:
+        raise InputError(f"export.self_check_people must be a whole number >= 1, got {check_people!r}")
     if policy not in ("allow", "refuse"):
         raise InputError(f"export.participant_level must be allow or refuse, got {policy!r}")
     if carried and policy == "refuse":
@@ -156,7 +160,7 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
     shapes = input_shapes(cfg)
     store = val_ds.store
     # the self-check's reference: the dygraph layer, before to_static turns its forward static
-    arrays = _check_batch(val_ds, names)
+    arrays = _check_batch(val_ds, names, check_people)
     with paddle.no_grad():
         expected = [t.numpy() for t in net_for_export(*[paddle.to_tensor(a) for a in arrays])]
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
