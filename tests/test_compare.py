@@ -67,6 +67,13 @@ def test_the_table_lists_every_baseline_on_the_same_test_people(compared):
         assert saved["model"][key] is False and saved["train"]["epochs"] == 1
     fitted = json.load(open(out / "logistic" / "eval" / "summary.json"))["fitted"]["per_disease"]
     assert {v["C"] for v in fitted.values()} <= {0.01, 1.0}
+    # the distributed-lag baseline's lag-response curves: every lag of the window, and overall
+    curves = pd.read_csv(out / "dlnm" / "lag_response.csv")
+    T = ppeye.load_config(str(out / "patient_only" / "config.yaml"))["data"]["window_days"]
+    assert len(curves) == 4 * (T + 1) and (curves.ci_low <= curves.log_or).all()
+    assert (out / "dlnm" / "lag_response.png").exists()
+    fitted = json.load(open(out / "dlnm" / "eval" / "summary.json"))["fitted"]
+    assert fitted["variable"] == "surface_solar_radiation_downwards" and fitted["region"] == [0.15, 0.4, 0.55, 0.8]
 
 
 def _write_eval(d, rows, labels, probs):
@@ -212,10 +219,29 @@ def test_climate_features_are_window_means_and_anomalies_of_the_store(tiny_work)
     whole = ClimateFeatures(ds.store, cfg["data"]["norm_period"], segments=1).transform(ds)
     assert (X[:, V:2 * V] + X[:, 2 * V:]) / 2 == pytest.approx(whole[:, V:], abs=1e-5)
     assert np.abs(whole[:, V:]).max() > 1e-3                       # and they are not all zero
+    # the distributed-lag exposure: one variable's daily mean at lags 1..T (lag 1 the day before the
+    # index date), over the box or a part of it
+    t2m = list(cfg["data"]["variables"]).index("t2m")
+    lagged = climate.lagged(ds, "2m_temperature", anomaly=False)
+    corner = ClimateFeatures(ds.store, cfg["data"]["norm_period"], segments=1, region=[0, 0.5, 0.5, 1])
+    lagged_corner = corner.lagged(ds, "t2m", anomaly=False)
+    mean, std = ds.store.mean.reshape(-1)[t2m], ds.store.std.reshape(-1)[t2m]
+    for i in (0, len(ds) - 1):
+        days = np.arange(ds.start[i], ds.start[i] + ds.T)
+        raw = ds.store.read(int(ds.site[i]), days)[:, t2m] * std + mean          # back from the store's units
+        assert lagged[i] * std + mean == pytest.approx(raw.mean(axis=(1, 2, 3))[::-1], abs=1e-3)
+        H, W = raw.shape[-2:]
+        part = raw[:, :, : H // 2, W // 2:].mean(axis=(1, 2, 3))[::-1]
+        assert lagged_corner[i] * std + mean == pytest.approx(part, abs=1e-3)
+    with pytest.raises(InputError, match=r"compare.dlnm.variable 'skt' is not in the store's variables"):
+        climate.lagged(ds, "skt")
+    with pytest.raises(InputError, match=r"a box region is \[row0, row1, col0, col1\] fractions"):
+        ClimateFeatures(ds.store, cfg["data"]["norm_period"], region=[0.5, 0.2, 0, 1])
     # people without weather get the climatological zero
     absent = ds.subset(np.arange(3))
     absent.weather_present = np.zeros(3, np.float32)
     assert (climate.transform(absent) == 0).all()
+    assert np.isnan(climate.lagged(absent, "t2m")).all()
     with pytest.raises(DataError, match="no valid day in data.norm_period"):
         ClimateFeatures(ds.store, ["1990-01-01", "1990-12-31"])
 

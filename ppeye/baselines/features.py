@@ -10,14 +10,29 @@ include``) get zeros: the norm-period mean and no anomaly.
 """
 import numpy as np
 
-from ..core.errors import DataError
+from ..core.errors import DataError, InputError
 from ..core.logger import get_logger
+from ..data.era5.variables import get_variable
 
 
 def patient_features(ds, raw=False):
     """``[N, F]``: the standardised imputed features, or with ``raw`` the observed values only
     (NaN where a value was not observed; standardising is monotone, so trees see the raw order)."""
     return np.where(ds.tab_mask > 0, ds.tab, np.nan).astype(np.float32) if raw else ds.tab
+
+
+def box_slices(region, shape):
+    """Row and column slices of a ``shape`` (H, W) box for the fractions ``[row0, row1, col0, col1]``
+    (None: the whole box); at least one cell each way."""
+    H, W = (int(n) for n in shape)
+    if region is None:
+        return slice(0, H), slice(0, W)
+    if not (isinstance(region, (list, tuple)) and len(region) == 4 and 0 <= region[0] < region[1] <= 1
+            and 0 <= region[2] < region[3] <= 1):
+        raise InputError(f"a box region is [row0, row1, col0, col1] fractions with 0 <= row0 < row1 <= 1 and "
+                         f"0 <= col0 < col1 <= 1, got {region!r}")
+    r0, c0 = int(np.floor(region[0] * H)), int(np.floor(region[2] * W))
+    return slice(r0, max(int(np.ceil(region[1] * H)), r0 + 1)), slice(c0, max(int(np.ceil(region[3] * W)), c0 + 1))
 
 
 def _smooth_circular(values, width):
@@ -34,7 +49,9 @@ class ClimateFeatures:
 
     SMOOTH_DAYS = 31
 
-    def __init__(self, store, norm_period, segments=4, block=64, log=None):
+    def __init__(self, store, norm_period, segments=4, block=64, log=None, region=None):
+        """``region``: box fractions ``[row0, row1, col0, col1]`` the daily means are taken over (default
+        the whole box)."""
         log = log or get_logger("ppeye.baselines")
         segments = int(segments)
         if segments < 1:
@@ -44,11 +61,13 @@ class ClimateFeatures:
         array = store.group["weather"]
         n_sites, n_days, n_vars = len(store.sites), store.n_days, len(self.variables)
         mean, inv_std = store.mean.reshape(-1), store.inv_std.reshape(-1)
+        rows, cols = box_slices(region, store.shape[-2:])
+        self.region = None if region is None else [float(r) for r in region]
         daily = np.zeros((n_sites, n_days, n_vars), np.float64)
         for s in range(n_sites):
             for a in range(0, n_days, block):
                 b = min(a + block, n_days)
-                volumes = np.asarray(array[s, a:b], dtype=np.float64)           # [n, C, D, H, W]
+                volumes = np.asarray(array[s, a:b], dtype=np.float64)[..., rows, cols]   # [n, C, D, h, w]
                 daily[s, a:b] = (volumes.mean(axis=(2, 3, 4)) - mean) * inv_std
         valid = np.asarray(store.valid, dtype=bool)
         daily[~valid] = 0.0
@@ -69,6 +88,7 @@ class ClimateFeatures:
             overall = daily[s, use].mean(axis=0)
             clim[s] = np.where(counts > 0, sums / np.maximum(counts, 1), overall)
         anomaly = np.where(valid[..., None], daily - clim[:, doy], 0.0)
+        self.daily, self.anomaly = daily, anomaly
         zeros = np.zeros((n_sites, 1, n_vars))
         self._daily_sum = np.concatenate([zeros, np.cumsum(daily, axis=1)], axis=1)
         self._anomaly_sum = np.concatenate([zeros, np.cumsum(anomaly, axis=1)], axis=1)
@@ -96,3 +116,16 @@ class ClimateFeatures:
         features = np.concatenate(parts, axis=1)
         features[ds.weather_present == 0] = 0.0
         return features.astype(np.float32)
+
+    def lagged(self, ds, variable, anomaly=True):
+        """``[N, T]``: one variable's daily site mean (or its anomaly) at lags 1..T, lag 1 the window's
+        last day (the day before the index date); NaN rows for people without weather."""
+        shorts = [get_variable(v).short for v in self.variables]
+        short = get_variable(variable).short
+        if short not in shorts:
+            raise InputError(f"compare.dlnm.variable {variable!r} is not in the store's variables {self.variables}")
+        source = (self.anomaly if anomaly else self.daily)[..., shorts.index(short)]
+        days = ds.start[:, None] + np.arange(ds.T)[::-1]                    # lag 1 = the last day of the window
+        out = source[ds.site[:, None], days]
+        out[ds.weather_present == 0] = np.nan
+        return out

@@ -8,6 +8,9 @@ Contenders (``compare.baselines``):
 - ``logistic``: L2 logistic regression on the standardised imputed patient features;
 - ``climate``: L2 logistic regression on per-variable window means and anomalies
   (:class:`~ppeye.baselines.ClimateFeatures`);
+- ``dlnm``: a distributed-lag non-linear model of one variable's daily anomaly over the window's
+  lags (``compare.dlnm``), adjusted for age, sex, season and centre, with its lag-response curves
+  (``<out>/dlnm/lag_response.csv`` / ``.png``; :mod:`ppeye.baselines.dlnm`);
 - ``late_fusion``: L2 logistic regression on the weather-only model's weather embedding
   concatenated with the patient-only model's patient embedding (per-person features as
   ``tools/extract.py --people`` writes them), so it needs those two runs.
@@ -26,7 +29,7 @@ import os
 
 import numpy as np
 
-from ..baselines import ClimateFeatures, fit_logistic, fit_xgboost, patient_features
+from ..baselines import ClimateFeatures, dlnm, fit_logistic, fit_xgboost, patient_features
 from ..baselines.models import C_GRID
 from ..core.config import load_yaml
 from ..core.errors import DataError, InputError
@@ -35,6 +38,7 @@ from ..core.logger import get_logger
 from ..data.dataset import OnsetDataset
 from ..metrics import DISEASES
 from ..metrics.comparison import COLUMNS, compare_table, load_predictions
+from ..metrics.plots import save_figure
 from .checkpoint import resolve, run_dir_of
 from .evaluator import SPLITS, Evaluator, Reporter, split_available
 from .features import extract_people
@@ -42,7 +46,7 @@ from .runs import train_variant
 from .verdicts import REFERENCE, weather_verdicts
 
 NEURAL = {"patient_only": ["model.weather_branch=false"], "weather_only": ["model.patient_branch=false"]}
-CLASSICAL = ("xgboost", "logistic", "climate")
+CLASSICAL = ("xgboost", "logistic", "climate", "dlnm")
 BASELINES = (*NEURAL, *CLASSICAL, "late_fusion")
 
 
@@ -251,13 +255,48 @@ class Comparison:
         Reporter(self.cfg, out, log=self.log).report_predictions(scored, name, {"fitted": model.params})
         return out
 
-    def _classical(self, name, data):
-        if name == "climate":
+    def _climate(self, data):
+        """The daily site means and anomalies (read once for the climate and dlnm baselines)."""
+        if getattr(self, "_climate_features", None) is None:
             segments = int(self.cc.get("climate_segments", 4))
             if not 1 <= segments <= data["train"].T:
                 raise InputError(f"compare.climate_segments must be between 1 and data.window_days "
                                  f"({data['train'].T}), got {segments}")
-            climate = ClimateFeatures(data["train"].store, self.cfg["data"]["norm_period"], segments, log=self.log)
+            self._climate_features = ClimateFeatures(data["train"].store, self.cfg["data"]["norm_period"], segments,
+                                                     log=self.log)
+        return self._climate_features
+
+    def _dlnm(self, data):
+        dc = self.cc.get("dlnm") or {}
+        variable, anomaly = dc.get("variable", "2m_temperature"), bool(dc.get("anomaly", True))
+        region = dc.get("region")
+        climate = self._climate(data) if region is None else ClimateFeatures(
+            data["train"].store, self.cfg["data"]["norm_period"], 1, log=self.log, region=region)
+        exposure = {s: climate.lagged(ds, variable, anomaly) for s, ds in data.items()}
+        adjust = {s: dlnm.covariates(self.cfg, ds) for s, ds in data.items()}
+        model = dlnm.DistributedLag(dc.get("var_df", 2), dc.get("lag_df", 4), dc.get("contrast", (50, 90)))
+        model.fit(exposure["train"], adjust["train"], data["train"].labels)
+        scored = {s: (data[s], model.predict(exposure[s], adjust[s])) for s in data if s != "train"}
+        root = os.path.join(self.out_dir, "dlnm")
+        Reporter(self.cfg, os.path.join(root, "eval"), log=self.log).report_predictions(
+            scored, "dlnm", {"fitted": model.params | {"variable": variable, "anomaly": anomaly, "region": region}})
+        write_csv(os.path.join(root, "lag_response.csv"), dlnm.lag_response_rows(model),
+                  ["disease", "lag", "log_or", "ci_low", "ci_high"])
+        save_figure(dlnm.lag_response_figure(model, variable), os.path.join(root, "lag_response.png"))
+        for j, d in enumerate(DISEASES):
+            r = model.lag_response(j)
+            lags = r["lag"][(r["low"] > 0) | (r["high"] < 0)]
+            self.log.info(f"dlnm {d}: {variable} {'anomaly ' if anomaly else ''}{f'over {region} ' if region else ''}at its {model.contrast[1]:g}th vs "
+                          f"{model.contrast[0]:g}th percentile: overall log OR {r['overall']:+.3f} "
+                          f"[{r['overall_low']:+.3f}, {r['overall_high']:+.3f}]; interval excludes 0 at "
+                          f"{_ranges(lags) or 'no lag'}")
+        return os.path.join(root, "eval")
+
+    def _classical(self, name, data):
+        if name == "dlnm":
+            return self._dlnm(data)
+        if name == "climate":
+            climate = self._climate(data)
             inputs = {s: climate.transform(ds) for s, ds in data.items()}
         else:
             inputs = {s: patient_features(ds, raw=name == "xgboost") for s, ds in data.items()}
@@ -281,3 +320,14 @@ class Comparison:
                     parts.setdefault(s, []).append(z[key])
         inputs = {s: np.concatenate(p, axis=1).astype(np.float64) for s, p in parts.items()}
         return self._fit_and_report("late_fusion", inputs, data)
+
+
+def _ranges(values):
+    """Sorted integers as ranges: [3, 4, 5, 9] -> '3-5, 9'."""
+    out, values = [], [int(v) for v in values]
+    for v in values:
+        if out and v == out[-1][1] + 1:
+            out[-1][1] = v
+        else:
+            out.append([v, v])
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in out)
