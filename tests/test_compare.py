@@ -21,7 +21,8 @@ def compared(trained, tmp_path_factory):
     root, overrides = trained
     out = tmp_path_factory.mktemp("compare")
     cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "compare.logistic_c=[0.01, 1.0]",
-                                               "compare.xgboost.n_estimators=40", "train.epochs=1"])
+                                               "compare.xgboost.n_estimators=40", "train.epochs=1",
+                                               "compare.dlnm.negative_control_shift_days=60"])   # 6 months of data
     rows = Comparison(cfg, str(out), processes="inline").run()
     return root, out, rows
 
@@ -74,6 +75,9 @@ def test_the_table_lists_every_baseline_on_the_same_test_people(compared):
     assert (out / "dlnm" / "lag_response.png").exists()
     fitted = json.load(open(out / "dlnm" / "eval" / "summary.json"))["fitted"]
     assert fitted["variable"] == "surface_solar_radiation_downwards" and fitted["region"] == [0.15, 0.4, 0.55, 0.8]
+    # its negative control: the same model on windows a year earlier, beside the real one
+    assert len(pd.read_csv(out / "dlnm" / "lag_response_negative_control.csv")) == 4 * (T + 1)
+    assert set(json.load(open(out / "dlnm" / "lag_response.json"))) == {"weather", "weather 60 days earlier"}
 
 
 def _write_eval(d, rows, labels, probs):
@@ -233,6 +237,13 @@ def test_climate_features_are_window_means_and_anomalies_of_the_store(tiny_work)
         H, W = raw.shape[-2:]
         part = raw[:, :, : H // 2, W // 2:].mean(axis=(1, 2, 3))[::-1]
         assert lagged_corner[i] * std + mean == pytest.approx(part, abs=1e-3)
+    # a window moved 7 days earlier: lag l is the unshifted lag l + 7; one that leaves the store is NaN
+    shifted = climate.lagged(ds, "t2m", anomaly=False, shift=7)
+    late, early = ds.start >= 7, ds.start < 7
+    assert late.any() and early.any() and np.isnan(shifted[early]).all()
+    whole = late & np.isfinite(shifted).all(axis=1)
+    assert whole.sum() > 0.9 * late.sum()
+    np.testing.assert_array_equal(shifted[whole, : ds.T - 7], lagged[whole, 7:])
     with pytest.raises(InputError, match=r"compare.dlnm.variable 'skt' is not in the store's variables"):
         climate.lagged(ds, "skt")
     with pytest.raises(InputError, match=r"a box region is \[row0, row1, col0, col1\] fractions"):
@@ -259,6 +270,13 @@ def test_bad_comparison_settings_are_refused_before_anything_runs(trained, tmp_p
     with pytest.raises(InputError, match=r"splits \['holdout'\] are not in the cohort"):
         Comparison(cfg, str(tmp_path / "d"), ["logistic"], splits=["holdout"]).run()
     assert not (tmp_path / "d").exists()
+    for bad, message in (("compare.dlnm.negative_control_shift_days=-1", "negative_control_shift_days must be a whole"),
+                         ("compare.dlnm.lag_df=0", r"compare.dlnm.lag_df must be a whole number >= 1, got 0"),
+                         ("compare.dlnm.region=[0.5, 0.2, 0, 1]", "a box region is"),
+                         ("compare.dlnm.contrast=[90, 10]", "contrast must be two percentiles")):
+        with pytest.raises(InputError, match=message):
+            Comparison(ppeye.load_config(DEMO, overrides + [f"weights={root}/r", bad]), str(tmp_path / "e"), ["dlnm"])
+    assert not (tmp_path / "e").exists()
 
 
 def test_the_comparison_says_plainly_when_the_model_is_below_its_patient_only_baseline():

@@ -117,15 +117,22 @@ class ClimateFeatures:
         features[ds.weather_present == 0] = 0.0
         return features.astype(np.float32)
 
-    def lagged(self, ds, variable, anomaly=True):
+    def lagged(self, ds, variable, anomaly=True, shift=0):
         """``[N, T]``: one variable's daily site mean (or its anomaly) at lags 1..T, lag 1 the window's
-        last day (the day before the index date); NaN rows for people without weather."""
+        last day (the day before the index date); NaN rows for people without weather. ``shift``
+        moves every window that many days earlier (a negative control: the weather of another
+        year's days); a shifted window that leaves the store or meets a missing day is NaN."""
         shorts = [get_variable(v).short for v in self.variables]
         short = get_variable(variable).short
         if short not in shorts:
             raise InputError(f"compare.dlnm.variable {variable!r} is not in the store's variables {self.variables}")
         source = (self.anomaly if anomaly else self.daily)[..., shorts.index(short)]
-        days = ds.start[:, None] + np.arange(ds.T)[::-1]                    # lag 1 = the last day of the window
+        start = ds.start - int(shift)
+        inside = start >= 0
+        days = np.where(inside, start, 0)[:, None] + np.arange(ds.T)[::-1]   # lag 1 = the last day of the window
         out = source[ds.site[:, None], days]
-        out[ds.weather_present == 0] = np.nan
+        usable = (ds.weather_present > 0) & inside
+        if shift:
+            usable &= np.asarray(self.store.valid, dtype=bool)[ds.site[:, None], days].all(axis=1)
+        out[~usable] = np.nan
         return out

@@ -30,6 +30,7 @@ import os
 import numpy as np
 
 from ..baselines import ClimateFeatures, dlnm, fit_logistic, fit_xgboost, patient_features
+from ..baselines.features import box_slices
 from ..baselines.models import C_GRID
 from ..core.config import load_yaml
 from ..core.errors import DataError, InputError
@@ -181,6 +182,8 @@ class Comparison:
         self.splits = splits
 
         self.c_grid = cc.get("logistic_c", C_GRID)
+        if "dlnm" in self.baselines:
+            check_dlnm_settings(cc.get("dlnm") or {})
 
     def run(self):
         present = [s for s in SPLITS if split_available(self.cfg, s)]
@@ -269,27 +272,50 @@ class Comparison:
     def _dlnm(self, data):
         dc = self.cc.get("dlnm") or {}
         variable, anomaly = dc.get("variable", "2m_temperature"), bool(dc.get("anomaly", True))
-        region = dc.get("region")
+        region, shift = dc.get("region"), dc.get("negative_control_shift_days", 365)
         climate = self._climate(data) if region is None else ClimateFeatures(
             data["train"].store, self.cfg["data"]["norm_period"], 1, log=self.log, region=region)
-        exposure = {s: climate.lagged(ds, variable, anomaly) for s, ds in data.items()}
         adjust = {s: dlnm.covariates(self.cfg, ds) for s, ds in data.items()}
-        model = dlnm.DistributedLag(dc.get("var_df", 2), dc.get("lag_df", 4), dc.get("contrast", (50, 90)))
-        model.fit(exposure["train"], adjust["train"], data["train"].labels)
-        scored = {s: (data[s], model.predict(exposure[s], adjust[s])) for s in data if s != "train"}
         root = os.path.join(self.out_dir, "dlnm")
+        settings = (dc.get("var_df", 2), dc.get("lag_df", 4), dc.get("contrast", (50, 90)))
+        exposure = {s: climate.lagged(ds, variable, anomaly) for s, ds in data.items()}
+        model = dlnm.DistributedLag(*settings).fit(exposure["train"], adjust["train"], data["train"].labels)
+        scored = {s: (data[s], model.predict(exposure[s], adjust[s])) for s in data if s != "train"}
         Reporter(self.cfg, os.path.join(root, "eval"), log=self.log).report_predictions(
             scored, "dlnm", {"fitted": model.params | {"variable": variable, "anomaly": anomaly, "region": region}})
-        write_csv(os.path.join(root, "lag_response.csv"), dlnm.lag_response_rows(model),
-                  ["disease", "lag", "log_or", "ci_low", "ci_high"])
-        save_figure(dlnm.lag_response_figure(model, variable), os.path.join(root, "lag_response.png"))
-        for j, d in enumerate(DISEASES):
-            r = model.lag_response(j)
-            lags = r["lag"][(r["low"] > 0) | (r["high"] < 0)]
-            self.log.info(f"dlnm {d}: {variable} {'anomaly ' if anomaly else ''}{f'over {region} ' if region else ''}at its {model.contrast[1]:g}th vs "
-                          f"{model.contrast[0]:g}th percentile: overall log OR {r['overall']:+.3f} "
-                          f"[{r['overall_low']:+.3f}, {r['overall_high']:+.3f}]; interval excludes 0 at "
-                          f"{_ranges(lags) or 'no lag'}")
+        fits = {"weather": model}
+        if shift:
+            # the negative control: the same model on each person's window moved ``shift`` days earlier
+            shifted = climate.lagged(data["train"], variable, anomaly, shift=shift)
+            try:
+                fits[f"weather {shift} days earlier"] = dlnm.DistributedLag(*settings).fit(
+                    shifted, adjust["train"], data["train"].labels)
+            except DataError as e:               # the store does not reach that far back for enough people
+                self.log.warning(f"dlnm negative control not fitted: {e} {shift} days earlier "
+                                 f"(compare.dlnm.negative_control_shift_days)")
+                fits[f"weather {shift} days earlier"] = f"not fitted: {e} {shift} days earlier"
+        summary = {}
+        for label, fitted in fits.items():
+            if isinstance(fitted, str):
+                summary[label] = fitted
+                continue
+            stem = "lag_response" if fitted is model else "lag_response_negative_control"
+            write_csv(os.path.join(root, f"{stem}.csv"), dlnm.lag_response_rows(fitted),
+                      ["disease", "lag", "log_or", "ci_low", "ci_high"])
+            save_figure(dlnm.lag_response_figure(fitted, variable), os.path.join(root, f"{stem}.png"))
+            summary[label] = {"fitted_on": fitted.params["fitted_on"]}
+            for j, d in enumerate(DISEASES):
+                r = fitted.lag_response(j)
+                lags = r["lag"][(r["low"] > 0) | (r["high"] < 0)]
+                summary[label][d] = {"overall_log_or": r["overall"], "ci": [r["overall_low"], r["overall_high"]],
+                                     "lags_excluding_0": _ranges(lags)}
+                self.log.info(f"dlnm {d} ({label}): {variable} {'anomaly ' if anomaly else ''}"
+                              f"{f'over {region} ' if region else ''}at its {fitted.contrast[1]:g}th vs "
+                              f"{fitted.contrast[0]:g}th percentile: overall log OR {r['overall']:+.3f} "
+                              f"[{r['overall_low']:+.3f}, {r['overall_high']:+.3f}]; interval excludes 0 at "
+                              f"{_ranges(lags) or 'no lag'}")
+        with atomic_write(os.path.join(root, "lag_response.json")) as f:
+            json.dump(summary, f, indent=1)
         return os.path.join(root, "eval")
 
     def _classical(self, name, data):
@@ -320,6 +346,21 @@ class Comparison:
                     parts.setdefault(s, []).append(z[key])
         inputs = {s: np.concatenate(p, axis=1).astype(np.float64) for s, p in parts.items()}
         return self._fit_and_report("late_fusion", inputs, data)
+
+
+def check_dlnm_settings(dc):
+    """Refuse bad ``compare.dlnm`` settings before anything runs."""
+    shift = dc.get("negative_control_shift_days", 365)
+    if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
+        raise InputError(f"compare.dlnm.negative_control_shift_days must be a whole number of days >= 0 "
+                         f"(0: none), got {shift!r}")
+    for key in ("var_df", "lag_df"):
+        value = dc.get(key, 2)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"compare.dlnm.{key} must be a whole number >= 1, got {value!r}")
+    if dc.get("region") is not None:
+        box_slices(dc["region"], (1, 1))
+    dlnm.DistributedLag(contrast=dc.get("contrast", (50, 90)))
 
 
 def _ranges(values):
