@@ -56,14 +56,17 @@ def test_a_bad_list_or_name_is_refused_with_file_line_and_field(tmp_path, monkey
         load_field_list("arrays")
 
 
-def test_synthetic_data_and_the_cohort_follow_the_named_list(tmp_path):
-    """The generator writes a column for every listed id (and no filler), the cohort builder
-    encodes them in the list's order with the list's kinds, and a size that disagrees with the
-    list is refused before anything is written."""
+@pytest.mark.parametrize("style", ["ukbconv", "rap"])
+def test_synthetic_data_and_the_cohort_follow_the_named_list(tmp_path, style):
+    """The generator writes a column for every listed id (and no filler), in ukbconv (``30750-0.0``)
+    or Research Analysis Platform naming (``p30750_i0``, ``p31``), the cohort builder encodes them
+    in the list's order with the list's kinds, and a size that disagrees with the list is refused
+    before anything is written."""
     fields = load_field_list(LIST)
     paths = [f"data.era5_raw_dir={tmp_path}/raw/era5", f"data.ukb_table={tmp_path}/raw/ukb.csv",
              f"data.work_dir={tmp_path}/work"]
-    overrides = TINY + PIPE + paths + ["ukb.features=eye_onset_v1", "synthetic.num_participants=300"]
+    overrides = TINY + PIPE + paths + ["ukb.features=eye_onset_v1", "synthetic.num_participants=300",
+                                       f"synthetic.table_style={style}"]
     with pytest.raises(ConfigError, match=r"synthetic.num_features is 20 but the field list eye_onset_v1 "
                                           r"\(ukb.features\) has 148 fields"):
         make_synthetic(ppeye.load_config(DEMO, overrides), str(tmp_path / "raw"))
@@ -71,11 +74,16 @@ def test_synthetic_data_and_the_cohort_follow_the_named_list(tmp_path):
     cfg = ppeye.load_config(DEMO, overrides + ["synthetic.num_features=148", "data.num_features=148"])
     make_synthetic(cfg, str(tmp_path / "raw"))
     raw = pd.read_csv(tmp_path / "raw" / "ukb.csv")
-    written = sorted(int(c.split("-")[0]) for c in raw.columns if c.endswith("-0.0") and int(c.split("-")[0]) in
-                     {f.field for f in fields})
-    assert written == sorted(f.field for f in fields)
-    assert not [c for c in raw.columns if c != "eid" and int(c.split("-")[0]) >= synthetic_cohort.FILLER_BASE]
-    pm25 = raw["24006-0.0"].dropna()                                # "normal 10.0 1.06 6 20"
+
+    def name(f):
+        if style == "ukbconv":
+            return f"{f.field}-0.0"
+        return f"p{f.field}_i0" if f.instanced else f"p{f.field}"
+
+    assert all(name(f) in raw.columns for f in fields)
+    ids = [int(c.split("-")[0]) if style == "ukbconv" else int(c[1:].split("_")[0]) for c in raw.columns if c != "eid"]
+    assert max(ids) < synthetic_cohort.FILLER_BASE
+    pm25 = raw[name(next(f for f in fields if f.field == 24006))].dropna()     # "normal 10.0 1.06 6 20"
     assert 6 <= pm25.min() and pm25.max() <= 20 and abs(pm25.mean() - 10.0) < 0.3
     build_cohort(cfg)
     cohort = pd.read_parquet(tmp_path / "work" / "cohort.parquet")
