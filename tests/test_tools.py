@@ -1,6 +1,7 @@
 """The tools/ scripts: PaddleDetection-style flags, clear errors, honest about unbuilt stages."""
 import argparse
 import importlib
+import json
 import os
 import re
 import shlex
@@ -169,6 +170,17 @@ def test_visualize_from_the_command_line(tiny_work, tmp_path):
     assert not (vis / "gradcam_spatial.png").exists()
     res = run_tool("visualize", *base, f"weights={tmp_path / 'demo'}", "--what", "gradcam", "--layer", "fc")
     assert res.returncode == 2 and "valid layers: backbone.blocks.0" in res.stderr
+    # the lag-response of two runs (here one run twice), pooled
+    run = str(tmp_path / "demo")
+    res = run_tool("visualize", *base, "explain.lag_response.max_lag=3", "--what", "lag_response", "--runs", run, run,
+                   "--output_dir", str(tmp_path / "lag"), "--max_people", "20")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.load(open(tmp_path / "lag" / "lag_response.json"))["runs"] == 2
+    for argv, message in ((["--what", "gradcam", "--runs", run, "--output_dir", str(tmp_path / "x")], "--what lag_response"),
+                          (["--what", "lag_response", "--runs", run], "--output_dir")):
+        res = run_tool("visualize", *base, *argv)
+        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert not (tmp_path / "x").exists()
 
 
 def test_missing_config_file():

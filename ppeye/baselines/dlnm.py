@@ -216,3 +216,23 @@ def lag_response_figure(model, variable, diseases=DISEASES):
     np.atleast_1d(axes)[0].set_ylabel(f"log OR, {get_variable(variable).short}: p{high:g} vs p{low:g}")
     fig.tight_layout()
     return fig
+
+
+def from_config(cfg):
+    """``compare.dlnm``'s settings: the exposure (variable, anomaly, region), the negative control's
+    shift and the model's ``(var_df, lag_df, contrast)``."""
+    dc = (cfg.get("compare") or {}).get("dlnm") or {}
+    return {"variable": dc.get("variable", "2m_temperature"), "anomaly": bool(dc.get("anomaly", True)),
+            "region": dc.get("region"), "shift": dc.get("negative_control_shift_days", 365),
+            "model": (dc.get("var_df", 2), dc.get("lag_df", 4), dc.get("contrast", (50, 90)))}
+
+
+def lag_ranges(values):
+    """Sorted integers as ranges: [3, 4, 5, 9] -> '3-5, 9'."""
+    out = []
+    for v in (int(v) for v in values):
+        if out and v == out[-1][1] + 1:
+            out[-1][1] = v
+        else:
+            out.append([v, v])
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in out)

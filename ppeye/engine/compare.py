@@ -270,14 +270,12 @@ class Comparison:
         return self._climate_features
 
     def _dlnm(self, data):
-        dc = self.cc.get("dlnm") or {}
-        variable, anomaly = dc.get("variable", "2m_temperature"), bool(dc.get("anomaly", True))
-        region, shift = dc.get("region"), dc.get("negative_control_shift_days", 365)
+        dc = dlnm.from_config(self.cfg)
+        variable, anomaly, region, shift, settings = (dc[k] for k in ("variable", "anomaly", "region", "shift", "model"))
         climate = self._climate(data) if region is None else ClimateFeatures(
             data["train"].store, self.cfg["data"]["norm_period"], 1, log=self.log, region=region)
         adjust = {s: dlnm.covariates(self.cfg, ds) for s, ds in data.items()}
         root = os.path.join(self.out_dir, "dlnm")
-        settings = (dc.get("var_df", 2), dc.get("lag_df", 4), dc.get("contrast", (50, 90)))
         exposure = {s: climate.lagged(ds, variable, anomaly) for s, ds in data.items()}
         model = dlnm.DistributedLag(*settings).fit(exposure["train"], adjust["train"], data["train"].labels)
         scored = {s: (data[s], model.predict(exposure[s], adjust[s])) for s in data if s != "train"}
@@ -308,12 +306,12 @@ class Comparison:
                 r = fitted.lag_response(j)
                 lags = r["lag"][(r["low"] > 0) | (r["high"] < 0)]
                 summary[label][d] = {"overall_log_or": r["overall"], "ci": [r["overall_low"], r["overall_high"]],
-                                     "lags_excluding_0": _ranges(lags)}
+                                     "lags_excluding_0": dlnm.lag_ranges(lags)}
                 self.log.info(f"dlnm {d} ({label}): {variable} {'anomaly ' if anomaly else ''}"
                               f"{f'over {region} ' if region else ''}at its {fitted.contrast[1]:g}th vs "
                               f"{fitted.contrast[0]:g}th percentile: overall log OR {r['overall']:+.3f} "
                               f"[{r['overall_low']:+.3f}, {r['overall_high']:+.3f}]; interval excludes 0 at "
-                              f"{_ranges(lags) or 'no lag'}")
+                              f"{dlnm.lag_ranges(lags) or 'no lag'}")
         with atomic_write(os.path.join(root, "lag_response.json")) as f:
             json.dump(summary, f, indent=1)
         return os.path.join(root, "eval")
@@ -361,14 +359,3 @@ def check_dlnm_settings(dc):
     if dc.get("region") is not None:
         box_slices(dc["region"], (1, 1))
     dlnm.DistributedLag(contrast=dc.get("contrast", (50, 90)))
-
-
-def _ranges(values):
-    """Sorted integers as ranges: [3, 4, 5, 9] -> '3-5, 9'."""
-    out, values = [], [int(v) for v in values]
-    for v in values:
-        if out and v == out[-1][1] + 1:
-            out[-1][1] = v
-        else:
-            out.append([v, v])
-    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in out)

@@ -23,12 +23,12 @@ from ..engine.predict import make_loader, to_tensors
 from ..metrics import DISEASES
 from ..modeling.layers.moe import MoE
 from . import attention as att
-from . import figures, routing, spectrum
+from . import figures, lag_response, routing, spectrum
 from .gradcam import GradCAM3D, person_maps, pointing_game, region_energy_ratio, window_sum
-from .truth import load_truth
+from .truth import load_gt, load_truth
 
 paddle = import_paddle()
-WHAT = ("gradcam", "attention", "afno", "moe")
+WHAT = ("gradcam", "attention", "afno", "moe", "lag_response")
 
 
 class Explainer:
@@ -136,15 +136,24 @@ class Explainer:
         if "gradcam" in what:
             cam = GradCAM3D(self.model, **cam_settings)     # a bad layer name fails here, before any work
             cam_settings["layer"] = cam.layer_name
-        os.makedirs(out_dir, exist_ok=True)
         ds = OnsetDataset(self.cfg, split)
+        if "lag_response" in what:
+            lag_response.check(self.cfg, ds)           # its settings, before anything is written
+        os.makedirs(out_dir, exist_ok=True)
         self.log.info(f"explaining {split} ({len(ds)} people): {', '.join(what)}")
+        summary = {"split": split, "what": what}
+        if "lag_response" in what:                  # its own passes: every lag of every window changed in turn
+            summary["lag_response"] = lag_response.analyse(
+                self.cfg, [self.model], ds, OnsetDataset(self.cfg, "train"), out_dir,
+                gt=load_gt(self.cfg), max_people=max_people, log=self.log)
+            if what == ["lag_response"]:
+                return self._finish(summary, out_dir, vdl)
         got = self.collect(ds, what, cam, max_people)
         order = got["index"]
         labels = ds.labels[order]
         attrs = self.attributes(ds, order)
         truth = load_truth(self.cfg, ds, order)
-        summary = {"split": split, "people": int(len(order)), "what": what, "ground_truth": truth is not None}
+        summary.update({"people": int(len(order)), "ground_truth": truth is not None})
         if truth is not None and truth["visibility"] is not None:
             summary["planted_signal_visibility"] = {
                 "meaning": "correlation of the truth's z with an ideal hand-made detector on the store (no model)",
@@ -158,6 +167,9 @@ class Explainer:
             summary["afno"] = self._afno(got, labels, attrs, truth, T, out_dir)
         if "moe" in what and "routing" in got:
             summary["moe"] = self._moe(got, attrs, truth, clusters, out_dir)
+        return self._finish(summary, out_dir, vdl)
+
+    def _finish(self, summary, out_dir, vdl):
         with atomic_write(os.path.join(out_dir, "summary.json")) as f:
             json.dump(summary, f, indent=1, default=float)
         with atomic_write(os.path.join(out_dir, "summary.txt")) as f:
@@ -363,8 +375,9 @@ class Explainer:
 
     @staticmethod
     def _text(summary):
-        lines = [f"explanations of {summary['people']} people ({summary['split']} split)"]
-        for section in ("planted_signal_visibility", "gradcam", "attention", "afno", "moe"):
+        people = summary.get("people", (summary.get("lag_response") or {}).get("people"))
+        lines = [f"explanations of {people} people ({summary['split']} split)"]
+        for section in ("planted_signal_visibility", "gradcam", "attention", "afno", "moe", "lag_response"):
             if section in summary:
                 lines.append(f"[{section}]")
                 for k, v in summary[section].items():
@@ -372,3 +385,22 @@ class Explainer:
                         continue
                     lines.append(f"  {k}: {round(v, 3) if isinstance(v, float) else v}")
         return "\n".join(lines) + "\n"
+
+
+def pooled_lag_response(cfg, runs, out_dir, split="test", max_people=None, log=None):
+    """``tools/visualize.py --what lag_response --runs ...``: the lag-response of several runs of
+    ``cfg`` (seeds) on the same people, pooled (:func:`ppeye.explain.lag_response.analyse`)."""
+    log = log or get_logger("ppeye.explain")
+    select_device(cfg.get("device", "auto"))
+    models = []
+    for run in runs:
+        model = build_model(cfg)
+        load_weights(model, run)
+        models.append(model)
+    ds = OnsetDataset(cfg, split)
+    lag_response.check(cfg, ds)
+    os.makedirs(out_dir, exist_ok=True)
+    log.info(f"lag-response of {len(runs)} runs on {split} ({len(ds)} people)")
+    return lag_response.analyse(cfg, models, ds, OnsetDataset(cfg, "train"), out_dir, gt=load_gt(cfg),
+                                max_people=max_people, log=log)
+

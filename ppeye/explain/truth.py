@@ -10,6 +10,17 @@ from ..core.errors import InputError
 from ..data.synthetic.signals import visibility
 
 
+def load_gt(cfg):
+    """The synthetic data's ``ground_truth.json`` (the planted signals' description), or None on real
+    data (no ``ground_truth.json`` and ``truth.csv`` beside the raw files)."""
+    raw = os.path.dirname(str(cfg["data"]["era5_raw_dir"]).rstrip("/"))
+    gt_path, truth_path = os.path.join(raw, "ground_truth.json"), os.path.join(raw, "truth.csv")
+    if not (os.path.isfile(gt_path) and os.path.isfile(truth_path)):
+        return None
+    with open(gt_path) as f:
+        return json.load(f)
+
+
 def load_truth(cfg, ds, order):
     """The synthetic data's planted truth for the people ``ds`` at positions ``order``, or None
     when the raw data have no ``ground_truth.json`` and ``truth.csv`` (real data): the planted
@@ -17,11 +28,10 @@ def load_truth(cfg, ds, order):
     as the generator wrote it), each person's planted subgroup (``older``, ``winter``) and how
     visible the signals are in the store itself (``visibility``: the ceiling an explanation can
     reach). The analyses score against ``gt`` only; nothing here names a disease or a signal."""
-    raw = os.path.dirname(str(cfg["data"]["era5_raw_dir"]).rstrip("/"))
-    gt_path, truth_path = os.path.join(raw, "ground_truth.json"), os.path.join(raw, "truth.csv")
-    if not (os.path.isfile(gt_path) and os.path.isfile(truth_path)):
+    gt = load_gt(cfg)
+    if gt is None:
         return None
-    gt = json.load(open(gt_path))
+    truth_path = os.path.join(os.path.dirname(str(cfg["data"]["era5_raw_dir"]).rstrip("/")), "truth.csv")
     truth = pd.read_csv(truth_path, usecols=["eid", "older", "winter", "reference_date", "z_event", "z_periodic"],
                         dtype={"eid": str}).set_index("eid")
     cohort = pd.read_parquet(os.path.join(cfg["data"]["work_dir"], "cohort.parquet"), columns=["eid"])
