@@ -8,8 +8,8 @@ import pytest
 
 import ppeye
 from conftest import DEMO, PIPE, TINY
-from ppeye.core.errors import DataError
-from ppeye.data.dataset import OnsetDataset, SiteDateBatchSampler, WeatherCollator, load_tab_stats
+from ppeye.core.errors import ConfigError, DataError
+from ppeye.data.dataset import OnsetDataset, SiteDateBatchSampler, WeatherCollator, load_tab_stats, window_shift
 from ppeye.data.store import Era5Store
 
 
@@ -32,6 +32,23 @@ def test_a_sample_is_the_window_before_the_index_date(work, train):
     assert last_day == np.datetime64(cohort.index_date[5], "D") - 1
     assert s["tab"].shape == s["tab_mask"].shape == (20,) and s["labels"].shape == (4,)
     np.testing.assert_array_equal(s["tab_mask"], cohort.loc[5, [c for c in cohort if c.startswith("f")]].notna())
+
+
+def test_a_negative_control_moves_every_window_and_counts_those_leaving_the_store(work, tiny_work, train):
+    for shift in (10, -28):                          # 10 days earlier; the 28 days from the index date on
+        moved = OnsetDataset(ppeye.load_config(DEMO, TINY + PIPE + tiny_work + [f"data.window_shift_days={shift}"]),
+                             "train")
+        rows = {int(r): i for i, r in enumerate(train.rows)}
+        both = [(rows[int(r)], j) for j, r in enumerate(moved.rows) if int(r) in rows]
+        assert len(both) > 0.5 * len(train)
+        a, b = np.array(both).T
+        np.testing.assert_array_equal(moved.start[b], train.start[a] - shift)
+        assert len(moved) + sum(moved.excluded.values()) == len(train) + sum(train.excluded.values())
+    for bad in ("1.5", "true", "a"):
+        with pytest.raises(ConfigError, match="data.window_shift_days"):
+            ppeye.load_config(DEMO, TINY + PIPE + tiny_work + [f"data.window_shift_days={bad}"])
+    with pytest.raises(DataError, match="data.window_shift_days must be a whole number"):
+        window_shift({"window_shift_days": 1.5})                  # a config built in code, not loaded
 
 
 def test_features_are_standardised_with_training_statistics(work, train):

@@ -482,3 +482,11 @@ def test_weights_that_do_not_fit_the_config_fail_before_anything_is_written(trai
     with pytest.raises(CheckpointError, match="does not fit this model"):
         export_model(cfg, out_dir=str(tmp_path / "m"))
     assert not os.path.exists(tmp_path / "m")
+
+
+def test_a_negative_control_model_is_not_exported(trained, tmp_path):
+    root, overrides = trained
+    cfg = ppeye.load_config(DEMO, overrides + ["data.window_shift_days=365"])
+    with pytest.raises(InputError, match="data.window_shift_days is 365"):
+        export_model(cfg, weights=f"{root}/r", out_dir=str(tmp_path / "x"))
+    assert not (tmp_path / "x").exists()

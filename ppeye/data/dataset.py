@@ -75,7 +75,8 @@ class OnsetDataset:
         if unknown:
             raise DataError(f"sites {unknown} of the cohort are not in {self.store.path} (sites {self.store.sites})")
         site = cohort.loc[chosen, "site"].map(self.store.site_position).to_numpy(np.int64)
-        end = self.store.day_index(cohort.loc[chosen, "index_date"].to_numpy())  # exclusive: the day before
+        shift = window_shift(data)
+        end = self.store.day_index(cohort.loc[chosen, "index_date"].to_numpy()) - shift   # exclusive: the day before
         start = end - T
         inside = (start >= 0) & (end <= self.store.n_days)
         complete = np.zeros(len(site), dtype=bool)
@@ -129,6 +130,16 @@ class OnsetDataset:
             "tab_mask": self.tab_mask[i],
             "labels": self.labels[i],
         }
+
+
+def window_shift(data):
+    """``data.window_shift_days``: how many days earlier every window is taken (0: the days before
+    the index date; a negative control otherwise)."""
+    shift = data.get("window_shift_days", 0)
+    if isinstance(shift, bool) or not isinstance(shift, int):
+        raise DataError(f"data.window_shift_days must be a whole number of days (0: the window ends the day before the "
+                        f"index date), got {shift!r}")
+    return shift
 
 
 def shared_window_days(train, ds):

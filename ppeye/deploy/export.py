@@ -108,6 +108,10 @@ def export_model(cfg, weights=None, out_dir=None, overwrite=True, quantize=False
     weights = weights or cfg.get("weights")
     if not weights:
         raise InputError("nothing to export: pass -o weights=<run directory or checkpoint>")
+    if cfg["data"].get("window_shift_days", 0):
+        raise InputError(f"data.window_shift_days is {cfg['data']['window_shift_days']}: a negative control reads "
+                         f"weather away from the days before the index date, which inference never does; it is not "
+                         f"exported")
     # the validation predictions, tracing and the self-check run on the config's device (a GPU
     # when there is one: at full size the validation split takes hours on a CPU); the exported
     # program runs on either

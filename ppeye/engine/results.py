@@ -46,14 +46,14 @@ from .compare import Comparison
 from .verdicts import REFERENCE, verdict
 
 NOT_COMPUTATION = ("output_dir", "run_name", "seed", "weights", "log_iter", "use_vdl", "vdl_log_dir", "num_threads",
-                   "device", "export")
+                   "device", "export", "explain")
 # nested settings that only change what is said or drawn (the decision curves' risks: not a ROC-AUC),
 # or how the raw files are fetched (the CDS download), not what is computed from them
 NOT_COMPUTATION_KEYS = (("ukb", "warn_unreadable_share"), ("evaluation", "decision_curve_risks"),
                         ("data", "download"))
 # options added after seeds were run, at the value that does what their absence did: left out of
 # the fingerprint at that value, so earlier seed directories of the same computation still count
-ABSENT_MEANS = {("ukb", "validation"): "random", ("model", "backbone", "norm"): "batch"}
+ABSENT_MEANS = {("ukb", "validation"): "random", ("model", "backbone", "norm"): "batch", ("data", "window_shift_days"): 0}
 SEED_COLUMNS = ["seed", "split", "contender", "disease", "roc_auc", "ci_low", "ci_high", "model_minus_contender",
                 "diff_ci_low", "diff_ci_high"]
 COLUMNS = ["split", "contender", "disease", "seeds", "roc_auc_mean", "roc_auc_sd", "roc_auc_min", "roc_auc_max",
