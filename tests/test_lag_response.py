@@ -57,6 +57,8 @@ def test_logit_changes_are_exact_per_person_even_where_people_share_days():
     want = np.stack([w[T - lags] * delta * shape[1] * cj for cj in c], axis=-1)                  # [L, 4]
     assert got.shape == (B, T, 4)
     np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=1e-5, atol=1e-5)
+    afternoon = lr.logit_changes(model, batch, 1, rows, cols, delta, lags, steps=slice(1, 3))    # 2 of 4 steps
+    np.testing.assert_allclose(afternoon, got / 2, rtol=1e-5, atol=1e-5)
 
 
 def test_summaries_pool_runs_and_resample_people():
@@ -138,6 +140,7 @@ def test_lag_response_settings_are_checked(trained, tmp_path):
     for bad, words in ((["explain.lag_response.variable=snow_depth"], "explain.lag_response.variable"),
                        (["explain.lag_response.delta=0"], "explain.lag_response.delta"),
                        (["explain.lag_response.max_lag=0"], "explain.lag_response.max_lag"),
+                       (["explain.lag_response.hours=[3, 99]"], "explain.lag_response.hours"),
                        (["explain.lag_response.region=[0.5, 0.2, 0, 1]"], "region")):
         cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r"] + bad)
         with pytest.raises(InputError) as e:

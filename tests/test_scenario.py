@@ -50,6 +50,8 @@ def test_each_kind_of_scenario_moves_the_logits_exactly(kind):
         per_day[:, [T - 3, T - 2]] = 2.0 / 4.0                   # lags 3 and 2
     want = (per_day * hours * w).sum(1, keepdims=True) * c      # LinearInLags: hours x the region mean
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    sc = sim.parse([{**spec, "hours": [1, 2]}], STORE, 5)[0]     # 2 of the 4 steps
+    np.testing.assert_allclose(sim.scenario_changes(model, batch, dates, sc)[1], want / 2, rtol=1e-5, atol=1e-5)
 
 
 def test_scenario_settings_are_refused_naming_the_scenario_and_key():
@@ -64,6 +66,7 @@ def test_scenario_settings_are_refused_naming_the_scenario_and_key():
            ([{**ok, "kind": "heatwave", "lags": [3, 9]}], "within 1..5"),
            ([{**ok, "change": True}], "change"),
            ([{**ok, "region": [0.5, 0.1, 0, 1]}], "region"),
+           ([{**ok, "hours": [2, 4]}], "simulate.scenarios[0].hours"),
            ([], "a list of scenarios")]
     for scenarios, words in bad:
         with pytest.raises(InputError) as e:

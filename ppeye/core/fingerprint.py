@@ -4,7 +4,7 @@ from .io import digest
 # Keys that change how a run is watched or where it writes, not what it computes.
 RUNTIME_KEYS = ("output_dir", "run_name", "weights", "log_iter", "use_vdl", "vdl_log_dir", "fleet", "num_threads",
                 "device", "train.eval", "loader.num_workers", "train.checkpoint_every", "train.keep_checkpoints",
-                "evaluation", "retrieval", "compare", "sweep", "explain")
+                "evaluation", "retrieval", "compare", "sweep", "explain", "simulate")
 
 
 def config_fingerprint(cfg):

@@ -46,7 +46,7 @@ from .compare import Comparison
 from .verdicts import REFERENCE, verdict
 
 NOT_COMPUTATION = ("output_dir", "run_name", "seed", "weights", "log_iter", "use_vdl", "vdl_log_dir", "num_threads",
-                   "device", "export", "explain")
+                   "device", "export", "explain", "simulate")
 # nested settings that only change what is said or drawn (the decision curves' risks: not a ROC-AUC),
 # or how the raw files are fetched (the CDS download), not what is computed from them
 NOT_COMPUTATION_KEYS = (("ukb", "warn_unreadable_share"), ("evaluation", "decision_curve_risks"),

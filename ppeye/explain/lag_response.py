@@ -5,7 +5,9 @@ distributed-lag baseline's, ``compare.dlnm``), every person's window is fed agai
 variable raised by ``delta`` over the region for every hour of one day, one lag at a time (lag 1 is
 the day before the index date); the change of each disease's logit against the unchanged window
 is the person's response at that lag. The mean over people, with a percentile interval from
-resampling people, is the model's lag-response in log odds. ``delta`` is in the store's units of
+resampling people, is the model's lag-response in log odds. With ``hours`` ([first, last] steps of
+the day) the rise goes into those steps only, as large as keeps the day's mean rise ``delta`` (an
+afternoon event rather than a rise at night too). ``delta`` is in the store's units of
 the variable's standard deviation; by default it is the distributed-lag baseline's contrast (the
 training exposures' 90th minus 50th percentile), so both curves answer "the log odds of this
 exposure being that much higher on the day at this lag", the baseline's as a population log odds
@@ -53,7 +55,15 @@ def settings(cfg, store):
                               or delta == 0):
         raise InputError(f"explain.lag_response.delta must be a non-zero number (standard deviations), got {delta!r}")
     rows, cols = box_slices(region, store.shape[-2:])
+    D = int(store.shape[1])
+    hours = section.get("hours")
+    if hours is not None and not (isinstance(hours, list) and len(hours) == 2 and all(
+            isinstance(h, int) and not isinstance(h, bool) for h in hours) and 0 <= hours[0] <= hours[1] < D):
+        raise InputError(f"explain.lag_response.hours must be [first, last] steps of the day within 0..{D - 1} "
+                         f"(data.hours {D}: step k covers UTC hours from k * {24 // D}), got {hours!r}")
+    steps = slice(0, D) if hours is None else slice(hours[0], hours[1] + 1)
     return {"variable": variable, "channel": shorts.index(short), "region": region, "rows": rows, "cols": cols,
+            "hours": hours, "steps": steps, "spread": D / (steps.stop - steps.start),
             "delta": None if delta is None else float(delta), "anomaly": base["anomaly"], "dlnm": base["model"]}
 
 
@@ -82,10 +92,11 @@ def baseline(cfg, train, region, variable, anomaly, model_settings, log=None):
     return fitted, fitted.at[1] - fitted.at[0]
 
 
-def logit_changes(model, batch, channel, rows, cols, delta, lags):
+def logit_changes(model, batch, channel, rows, cols, delta, lags, steps=slice(None)):
     """``[B, len(lags), 4]``: each person's logit change when ``channel`` is raised by ``delta`` over
-    ``rows`` x ``cols`` (every hour) on the day at each lag, the other days unchanged. A day
-    several people share is changed for one person at a time: each gets their own copy."""
+    ``rows`` x ``cols`` at the day's ``steps`` (default every one) on the day at each lag, the other
+    days unchanged. A day several people share is changed for one person at a time: each gets their
+    own copy."""
     b = to_tensors(batch)
     wu, di = b["weather_unique"], b["day_index"]
     tab, mask, present = b["tab"], b["tab_mask"], b["weather_present"]
@@ -95,7 +106,7 @@ def logit_changes(model, batch, channel, rows, cols, delta, lags):
     B, T = index.shape
     U = int(wu.shape[0])
     bump = np.zeros([int(s) for s in wu.shape[1:]], np.float32)
-    bump[channel, :, rows, cols] = delta
+    bump[channel, steps, rows, cols] = delta
     bump = paddle.to_tensor(bump)
     chunk = max(1, PEOPLE_PER_PASS // B)
     out = []
@@ -120,7 +131,7 @@ def logit_changes(model, batch, channel, rows, cols, delta, lags):
     return np.concatenate(out).transpose(1, 0, 2)
 
 
-def person_changes(model, cfg, ds, channel, rows, cols, delta, lags, max_people=None, log=None):
+def person_changes(model, cfg, ds, channel, rows, cols, delta, lags, max_people=None, log=None, steps=slice(None)):
     """Every person's ``[N, len(lags), 4]`` logit changes (people with a weather window only) and
     their dataset positions."""
     loader = make_loader(ds, cfg, shuffle=False)
@@ -132,7 +143,7 @@ def person_changes(model, cfg, ds, channel, rows, cols, delta, lags, max_people=
         idx = np.asarray(idx)
         keep = ds.weather_present[idx] > 0
         if keep.any():
-            changes.append(logit_changes(model, batch, channel, rows, cols, delta, lags)[keep])
+            changes.append(logit_changes(model, batch, channel, rows, cols, delta, lags, steps)[keep])
             order.append(idx[keep])
             seen += int(keep.sum())
         if max_people and seen >= max_people:
@@ -257,8 +268,8 @@ def analyse(cfg, models, ds, train, out_dir, gt=None, max_people=None, log=None)
     runs, order = [], None
     for model in models:
         model.eval()
-        changes, got = person_changes(model, cfg, ds, s["channel"], s["rows"], s["cols"], delta, lags,
-                                      max_people, log)
+        changes, got = person_changes(model, cfg, ds, s["channel"], s["rows"], s["cols"], delta * s["spread"], lags,
+                                      max_people, log, s["steps"])
         if order is not None and not np.array_equal(order, got):
             raise InputError("the runs saw different people: their lag-responses cannot be pooled")
         runs.append(changes)
@@ -271,7 +282,7 @@ def analyse(cfg, models, ds, train, out_dir, gt=None, max_people=None, log=None)
     save_figure(figure(lags, curve, fitted, s["variable"], delta, planted), os.path.join(out_dir, "lag_response.png"))
     save_npz(os.path.join(out_dir, "lag_response_people.npz"), changes=np.stack(runs).astype(np.float32),
              lags=lags, delta=np.float64(delta))
-    summary = {"variable": s["variable"], "region": s["region"], "delta_sd": round(delta, 4),
+    summary = {"variable": s["variable"], "region": s["region"], "hours": s["hours"], "delta_sd": round(delta, 4),
                "delta_units": round(delta * float(ds.store.std.reshape(-1)[s["channel"]]), 4),
                "delta_is": "explain.lag_response.delta" if s["delta"] is not None else
                f"the baseline's contrast: p{fitted.contrast[1]:g} - p{fitted.contrast[0]:g} of the training exposures",

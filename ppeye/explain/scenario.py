@@ -2,7 +2,8 @@
 
 A scenario changes one variable of every person's window, in the store's units (K for
 temperatures, as ``ppeye.data.store.open_dataset`` lists them), over the box or a region of it,
-every hour of the days it touches:
+every step of the days it touches (or the steps ``hours: [first, last]``, e.g. the afternoon for
+solar radiation):
 
 - ``warming``: every day by ``change``;
 - ``monthly``: each day by ``change[month - 1]`` (12 values: a delta-change scenario by month);
@@ -31,9 +32,9 @@ from ..metrics import DISEASES
 from ..metrics.plots import _figure, save_figure
 
 paddle = import_paddle()
-KEYS = {"warming": {"name", "kind", "variable", "change", "region"},
-        "monthly": {"name", "kind", "variable", "change", "region"},
-        "heatwave": {"name", "kind", "variable", "change", "region", "lags"}}
+KEYS = {"warming": {"name", "kind", "variable", "change", "region", "hours"},
+        "monthly": {"name", "kind", "variable", "change", "region", "hours"},
+        "heatwave": {"name", "kind", "variable", "change", "region", "hours", "lags"}}
 
 
 def parse(scenarios, store, T):
@@ -78,9 +79,14 @@ def parse(scenarios, store, T):
                 raise InputError(f"{where}.lags must be [first, last] days before the index date within 1..{T}, "
                                  f"got {lags!r}")
         rows, cols = box_slices(sc.get("region"), store.shape[-2:])
+        D, hours = int(store.shape[1]), sc.get("hours")
+        if hours is not None and not (isinstance(hours, list) and len(hours) == 2 and all(
+                isinstance(h, int) and not isinstance(h, bool) for h in hours) and 0 <= hours[0] <= hours[1] < D):
+            raise InputError(f"{where}.hours must be [first, last] steps of the day within 0..{D - 1}, got {hours!r}")
+        steps = slice(0, D) if hours is None else slice(hours[0], hours[1] + 1)
         out.append({"name": name, "kind": kind, "variable": sc["variable"], "channel": c, "rows": rows, "cols": cols,
-                    "change": change.tolist(), "change_sd": change / float(std[c]), "lags": lags,
-                    "region": sc.get("region")})
+                    "steps": steps, "hours": hours, "change": change.tolist(), "change_sd": change / float(std[c]),
+                    "lags": lags, "region": sc.get("region")})
     return out
 
 
@@ -104,7 +110,7 @@ def scenario_changes(model, batch, dates, sc):
             first, last = sc["lags"]
             positions = np.arange(T - last, T - first + 1)
             bump = np.zeros([int(s) for s in wu.shape[1:]], np.float32)
-            bump[sc["channel"], :, sc["rows"], sc["cols"]] = sc["change_sd"]
+            bump[sc["channel"], sc["steps"], sc["rows"], sc["cols"]] = sc["change_sd"]
             changed = paddle.gather(wu, paddle.to_tensor(index[:, positions].reshape(-1))) + paddle.to_tensor(bump)
             p_new, d_new = _encode(model, changed)
             new_index = index.copy()
@@ -116,7 +122,7 @@ def scenario_changes(model, batch, dates, sc):
             per_day = (np.full(U, float(sc["change_sd"])) if sc["kind"] == "warming"
                        else np.asarray(sc["change_sd"])[month]).astype(np.float32)
             bump = np.zeros([U] + [int(s) for s in wu.shape[1:]], np.float32)
-            bump[:, sc["channel"], :, sc["rows"], sc["cols"]] = per_day[:, None, None, None]
+            bump[:, sc["channel"], sc["steps"], sc["rows"], sc["cols"]] = per_day[:, None, None, None]
             pooled, days = _encode(model, wu + paddle.to_tensor(bump))
             new_index = index
         logits = model.forward_days(days, paddle.to_tensor(new_index), tab, mask, weather_present=present, pooled=pooled)
@@ -216,7 +222,7 @@ def simulate(cfg, model, ds, out_dir, log=None, max_people=None):
                              int(ec.get("bootstrap", 1000)), int(cfg.get("seed") or 0))
     write_csv(os.path.join(out_dir, "scenarios.csv"), rows, COLUMNS)
     save_figure(figure(rows, scenarios), os.path.join(out_dir, "scenarios.png"))
-    described = [{k: sc[k] for k in ("name", "kind", "variable", "change", "lags", "region")} for sc in scenarios]
+    described = [{k: sc[k] for k in ("name", "kind", "variable", "change", "lags", "region", "hours")} for sc in scenarios]
     with atomic_write(os.path.join(out_dir, "scenarios.json")) as f:
         json.dump({"people": int(len(order)), "scenarios": described, "subgroups": subgroups,
                    "risk": "the model's own risk (its calibration: tools/eval.py); changes are means over people"},
