@@ -111,7 +111,7 @@ def test_agreement_scores_the_overlap_and_the_planted_window():
 
 def test_lag_response_of_a_trained_run_beside_the_baseline(trained, tmp_path):
     from ppeye.explain import Explainer
-    from ppeye.explain.run import pooled_lag_response
+    from ppeye.explain.entry import pooled_lag_response
 
     root, overrides = trained
     cfg = ppeye.load_config(DEMO, overrides + [f"weights={root}/r", "explain.lag_response.max_lag=6"])

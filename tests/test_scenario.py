@@ -87,7 +87,7 @@ def test_summary_rows_give_every_group_and_an_interval_around_the_mean():
 
 
 def test_simulate_on_a_trained_run(trained, tmp_path):
-    from ppeye.explain.run import simulate_scenarios
+    from ppeye.explain.entry import simulate_scenarios
 
     root, overrides = trained
     scenarios = ("[{name: none, kind: warming, variable: t2m, change: 0.0}, "

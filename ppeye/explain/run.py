@@ -18,12 +18,12 @@ from ..core.progress import Heartbeat
 from ..data.attributes import cohort_rows, person_attributes
 from ..data.dataset import OnsetDataset
 from ..data.ukb.fields import disease_title
-from ..engine.checkpoint import load_weights, run_dir_of
+from ..engine.checkpoint import load_weights
 from ..engine.predict import make_loader, to_tensors
 from ..metrics import DISEASES
 from ..modeling.layers.moe import MoE
 from . import attention as att
-from . import figures, lag_response, routing, scenario, spectrum
+from . import figures, lag_response, routing, spectrum
 from .gradcam import GradCAM3D, person_maps, pointing_game, region_energy_ratio, window_sum
 from .truth import load_gt, load_truth
 
@@ -385,37 +385,3 @@ class Explainer:
                         continue
                     lines.append(f"  {k}: {round(v, 3) if isinstance(v, float) else v}")
         return "\n".join(lines) + "\n"
-
-
-def pooled_lag_response(cfg, runs, out_dir, split="test", max_people=None, log=None):
-    """``tools/visualize.py --what lag_response --runs ...``: the lag-response of several runs of
-    ``cfg`` (seeds) on the same people, pooled (:func:`ppeye.explain.lag_response.analyse`)."""
-    log = log or get_logger("ppeye.explain")
-    select_device(cfg.get("device", "auto"))
-    models = []
-    for run in runs:
-        model = build_model(cfg)
-        load_weights(model, run)
-        models.append(model)
-    ds = OnsetDataset(cfg, split)
-    lag_response.check(cfg, ds)
-    os.makedirs(out_dir, exist_ok=True)
-    log.info(f"lag-response of {len(runs)} runs on {split} ({len(ds)} people)")
-    return lag_response.analyse(cfg, models, ds, OnsetDataset(cfg, "train"), out_dir, gt=load_gt(cfg),
-                                max_people=max_people, log=log)
-
-
-def simulate_scenarios(cfg, out_dir=None, split="test", max_people=None, log=None):
-    """``tools/simulate.py``: the scenarios of ``simulate`` on ``split`` with the model of
-    ``cfg.weights`` (:func:`ppeye.explain.scenario.simulate`), to ``out_dir`` (default <run>/simulate)."""
-    log = log or get_logger("ppeye.simulate")
-    select_device(cfg.get("device", "auto"))
-    model = build_model(cfg)
-    checkpoint = load_weights(model, cfg["weights"])
-    out_dir = out_dir or os.path.join(run_dir_of(checkpoint), "simulate")
-    ds = OnsetDataset(cfg, split)
-    scenario.settings(cfg, ds)                    # checked before anything is written
-    os.makedirs(out_dir, exist_ok=True)
-    log.info(f"scenarios on {split} ({len(ds)} people)")
-    return scenario.simulate(cfg, model, ds, out_dir, log=log, max_people=max_people)
-

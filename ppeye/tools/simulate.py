@@ -30,7 +30,7 @@ def main():
         cfg = cli.config_from_args(args)
         if not cfg.get("weights"):
             raise cli.PpeyeError("no weights to simulate with: add -o weights=<run directory or checkpoint>")
-        from ppeye.explain.run import simulate_scenarios
+        from ppeye.explain.entry import simulate_scenarios
 
         simulate_scenarios(cfg, args.output_dir, split=args.split, max_people=args.max_people)
 

@@ -57,7 +57,7 @@ def main():
                 raise cli.PpeyeError("--runs pools the lag-response of several runs: use it with --what lag_response")
             if not args.output_dir:
                 raise cli.PpeyeError("--runs: say where the pooled lag-response goes with --output_dir")
-            from ppeye.explain.run import pooled_lag_response
+            from ppeye.explain.entry import pooled_lag_response
 
             pooled_lag_response(cfg, args.runs, args.output_dir, split=args.split, max_people=args.max_people)
             return
