@@ -149,6 +149,12 @@ def summary_rows(name, base, change, groups, n_boot, seed, diseases=DISEASES):
     return rows
 
 
+def _short_title(disease):
+    """A tick label that fits under a bar: the abbreviation a title ends with (AMD, DR), else the title."""
+    title = disease_title(disease)
+    return title[title.rfind("(") + 1:-1] if title.endswith(")") else title
+
+
 def figure(rows, scenarios, diseases=DISEASES):
     """One panel per scenario: everyone's mean risk change per disease (percentage points) with its
     interval."""
@@ -162,9 +168,9 @@ def figure(rows, scenarios, diseases=DISEASES):
                         [got[d]["ci_high"] - got[d]["mean"] for d in diseases]])
         ax.bar(range(len(diseases)), mean, yerr=err, color="tab:orange", capsize=3)
         ax.axhline(0, color="k", lw=0.8)
-        ax.set_xticks(range(len(diseases)), [disease_title(d) for d in diseases], rotation=30, fontsize=7)
-        ax.set_title(sc["name"], fontsize=8)
-    axes[0][0].set_ylabel("risk change (percentage points)")
+        ax.set_xticks(range(len(diseases)), [_short_title(d) for d in diseases], fontsize=8)
+        ax.set_title(sc["name"], fontsize=9)
+    axes[0][0].set_ylabel("risk change\n(percentage points)", fontsize=9)
     fig.tight_layout()
     return fig
 
