@@ -40,7 +40,7 @@ EXTRAS = {
 # every tool as a command (`ppeye-train -c configs/demo.yaml`), beside `python -m ppeye.tools.train` and the
 # PaddleDetection-style `python tools/train.py` of a checkout
 TOOLS = ["compare", "compare_imputers", "configs", "demo", "download", "eval", "export", "extract", "infer", "make_scoring_table",
-         "make_synthetic", "model_defaults", "preprocess", "pretrain_days", "results", "simulate", "sweep", "train", "visualize"]
+         "make_synthetic", "model_defaults", "preprocess", "pretrain_days", "report", "results", "simulate", "sweep", "train", "visualize"]
 EXTRAS["all"] = sorted({r for name, reqs in EXTRAS.items() if name not in ("cpu", "test") for r in reqs})
 
 setup(

@@ -14,7 +14,7 @@ import ppeye
 from conftest import DEMO, ROOT, TINY, shared
 
 TOOLS = ["download", "preprocess", "train", "eval", "export", "infer", "visualize", "make_synthetic", "demo",
-         "compare_imputers", "make_scoring_table", "pretrain_days", "compare", "results", "simulate"]
+         "compare_imputers", "make_scoring_table", "pretrain_days", "compare", "results", "simulate", "report"]
 
 
 def run_tool(name, *args):

@@ -3,7 +3,8 @@
     python tools/demo.py -c configs/demo.yaml
 
 Stages: make synthetic data, preprocess, pretrain the day encoder, train, eval, export, infer,
-visualize, and compare (the model against its baselines: two more trainings, the longest stage).
+visualize, compare (the model against its baselines: two more trainings, the longest stage) and
+report (the run's TRIPOD+AI report, <run>/report).
 A failing stage stops the demo with a non-zero exit code. The synthetic data are made afresh on
 every run, so what was derived from the previous ones (``data.work_dir``: era5.zarr, cohort,
 features) is removed after them and rebuilt: a demo config edited between runs (other sites or
@@ -46,6 +47,7 @@ def stages(cfg_path, cfg):
                    "--output", os.path.join(out, "risks.csv")]),
         ("visualize", ["visualize.py", *c, "-o", weights, "--output_dir", os.path.join(out, "vis")]),
         ("compare", ["compare.py", *c, "-o", weights, "--output_dir", os.path.join(out, "compare")]),
+        ("report", ["report.py", "--run", out, "--overwrite"]),
     ]
 
 

@@ -1,0 +1,1 @@
+"""TRIPOD+AI reports of runs (tools/report.py)."""
