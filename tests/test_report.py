@@ -83,7 +83,7 @@ def test_the_report_of_an_evaluated_run(evaluated, tmp_path):
 
 
 def test_refusals_name_what_is_missing_and_nothing_is_overwritten(evaluated, tmp_path):
-    run, _ = evaluated
+    run, cfg = evaluated
     bare = tmp_path / "bare"
     shutil.copytree(run, bare, ignore=shutil.ignore_patterns("eval"))
     with pytest.raises(InputError, match=r"summary.json does not exist: evaluate the run first: python tools/eval.py"):
@@ -109,11 +109,14 @@ def test_refusals_name_what_is_missing_and_nothing_is_overwritten(evaluated, tmp
         write_report(str(run), str(tmp_path / "b"), seeds=str(tmp_path))
     assert not (tmp_path / "b").exists()
     # with the shift, the control's tables join the report under its own heading
+    days = cfg["data"]["window_days"]
     with open(control / "seed_42" / "model.yaml", "w") as f:
-        yaml.safe_dump({"data": {"window_shift_days": -56}}, f)
+        yaml.safe_dump({"data": {"window_shift_days": -days}}, f)
     out = write_report(str(run), str(taken), overwrite=True, negative_controls=[str(control)])
     md = open(os.path.join(out, "report.md")).read()
-    assert "### Windows moved -56 days (after the index date)" in md and "#### test" in md
+    heading = (f"### Windows moved {days} days later: only days from the index date on "
+               f"(`data.window_shift_days: -{days}`)")
+    assert heading in md and "#### test" in md
     assert not (taken / "mine.txt").exists()
 
 

@@ -264,8 +264,11 @@ def negative_controls(f):
                   f"`compare.dlnm.negative_control_shift_days` (in `{f['compare']['dir']}/dlnm`):", "",
                   *_fig(f, dl["lag_response_negative_control"], "distributed-lag baseline, negative control")]
     for nc in f["negative_controls"]:
-        when = "after the index date" if nc["shift"] < 0 else f"{nc['shift']} days earlier"
-        lines += [f"### Windows moved {nc['shift']} days ({when})", "", f"From `{nc['dir']}`.", "",
+        shift = nc["shift"]
+        moved = f"{shift} days earlier" if shift > 0 else f"{-shift} days later"
+        if -shift >= f["cfg"]["data"]["window_days"]:
+            moved += ": only days from the index date on"
+        lines += [f"### Windows moved {moved} (`data.window_shift_days: {shift}`)", "", f"From `{nc['dir']}`.", "",
                   *_demote(nc["markdown"]), ""]
     if not lines:
         return AUTHORS, ["No negative control was given: run one (docs/epidemiology.md, 'Negative controls') and "
