@@ -110,7 +110,8 @@ def _eval(run_dir):
         path = os.path.join(eval_dir, f"{split}_metrics.json")
         if not os.path.isfile(path):
             continue
-        got = {"metrics": _json(path, "")["metrics"], "excluded": _json(path, "").get("excluded") or {}}
+        written = _json(path, "")
+        got = {"metrics": written["metrics"], "excluded": written.get("excluded") or {}}
         for kind in ("subgroups", "calibration", "missingness", "leakage", "clinical"):
             table = os.path.join(eval_dir, f"{split}_{kind}.csv")
             got[kind] = _csv(table) if os.path.isfile(table) else None
