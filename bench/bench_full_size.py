@@ -2,7 +2,7 @@
 """configs/full.yaml at its real shapes, end to end on this machine (``make smoke-full``).
 
 The users' job runs ``configs/full.yaml`` (365 days x 50 ERA5-Land variables x 24 hours x 20 x 20
-cells, the 148 real UK Biobank fields of ``ukb.features: eye_onset_v1``, width 512) on GPUs. This
+cells, the 155 real UK Biobank fields of ``ukb.features: eye_onset_v2`` (205 columns), width 512) on GPUs. This
 runs every stage of it as a user would, on synthetic data for a few people at one centre over 13
 months, so a shape, dtype or memory error at full size shows here first: synthetic data,
 preprocess (era5, ukb, impute), the day-feature cache (``tools/extract.py``, the ResNet3D-18

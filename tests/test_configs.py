@@ -19,7 +19,7 @@ def test_leaf_configs_have_every_section(name):
 
 def test_full_config_is_the_paper_size_model():
     cfg = ppeye.load_config(os.path.join(ROOT, "configs", "full.yaml"))
-    assert ppeye.input_shapes(cfg) == {"T": 365, "C": 50, "D": 24, "H": 20, "W": 20, "F": 148}
+    assert ppeye.input_shapes(cfg) == {"T": 365, "C": 50, "D": 24, "H": 20, "W": 20, "F": 205}
     assert cfg.model.width == 512 and cfg.model.backbone.depth == 18
     assert len(cfg.data.labels) == 4
 

@@ -4,9 +4,9 @@ import os
 
 import pandas as pd
 import pytest
+from conftest import DEMO, PIPE, TINY
 
 import ppeye
-from conftest import DEMO, PIPE, TINY
 from ppeye.core.errors import ConfigError
 from ppeye.data.synthetic import cohort as synthetic_cohort
 from ppeye.data.synthetic.make import make_synthetic
@@ -39,21 +39,48 @@ def test_the_list_holds_real_single_answer_fields_with_their_showcase_categories
     assert synthetic_cohort.SIGNAL_FIELDS and set(synthetic_cohort.SIGNAL_FIELDS) <= set(ids)
 
 
+def test_v2_adds_the_multiple_answer_fields_with_their_codings_arrays_and_categories():
+    v1, v2 = load_field_list(LIST), load_field_list("eye_onset_v2")
+    assert v2[:len(v1)] == v1 and len(v2) == 155                       # a new version; v1 stays as it was
+    added = {f.field: f for f in v2[len(v1):]}
+    assert all(f.kind == "multiple" for f in added.values())
+    # showcase category, data-coding, arrays at the recruitment visit (MRC IEU PHESANT's field table)
+    assert {k: (f.category, f.coding, f.arrays) for k, f in added.items()} == {
+        6150: (100044, 100605, 4), 6138: (100063, 100305, 6), 6177: (100045, 100625, 3), 6153: (100045, 100626, 4),
+        20107: (100034, 1010, 10), 20110: (100034, 1010, 11), 20111: (100034, 1010, 12)}
+    assert added[6150].answers[-1] == (-7, "None of the above") and added[6150].codes == (-3,)
+    assert [c for c, _ in added[20107].answers if c > 0] == [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14]
+    assert added[20107].codes == (-11, -13, -21, -23)                  # do not know / prefer not, groups 1 and 2
+    indicators = sum(len([c for c, _ in f.answers if c > 0]) for f in added.values())
+    assert len(v1) + indicators == 205                                 # the model's columns (configs/full.yaml)
+    assert all(f.arrays == 1 and not f.answers for f in v1)
+
+
 def test_a_bad_list_or_name_is_refused_with_file_line_and_field(tmp_path, monkeypatch):
-    with pytest.raises(ConfigError, match=r"no field list named 'eye_onset_v9'; the lists are eye_onset_v1"):
+    with pytest.raises(ConfigError, match=r"no field list named 'eye_onset_v9'; the lists are eye_onset_v1, "
+                                          r"eye_onset_v2"):
         load_field_list("eye_onset_v9")
     rows = open(os.path.join(field_lists.HERE, f"{LIST}.csv")).read().splitlines()
     bad = [rows[0], rows[1], rows[2].replace(",integer,", ",count,", 1)]
     (tmp_path / "bad.csv").write_text("\n".join(bad) + "\n")
     (tmp_path / "twice.csv").write_text("\n".join([rows[0], rows[1], rows[1]]) + "\n")
     (tmp_path / "arrays.csv").write_text("\n".join([rows[0], rows[1].replace(",0,curated,", ",1,curated,")]) + "\n")
+    multi = open(os.path.join(field_lists.HERE, "eye_onset_v2.csv")).read().splitlines()[-7]   # 6150
+    (tmp_path / "multi.csv").write_text("\n".join([rows[0], multi.replace(",0-3,", ",0,")]) + "\n")
+    (tmp_path / "codes.csv").write_text("\n".join([rows[0], multi.replace("|2:Angina|", "|2 Angina|")]) + "\n")
     monkeypatch.setattr(field_lists, "HERE", str(tmp_path))
     with pytest.raises(ConfigError, match=r"bad.csv, line 3 \(field '34'\): kind 'count' is not one of continuous"):
         load_field_list("bad")
     with pytest.raises(ConfigError, match="twice.csv: a field is listed twice"):
         load_field_list("twice")
-    with pytest.raises(ConfigError, match=r"arrays.csv, line 2 \(field '31'\): only instance 0 \(or none\) and array 0"):
+    with pytest.raises(ConfigError, match=r"arrays.csv, line 2 \(field '31'\): arrays '1': a field that is not "
+                                          r"multiple reads array 0 only"):
         load_field_list("arrays")
+    with pytest.raises(ConfigError, match=r"multi.csv, line 2 \(field '6150'\): arrays '0': a multiple-answer field "
+                                          r"reads arrays 0-N"):
+        load_field_list("multi")
+    with pytest.raises(ConfigError, match=r"codes.csv, line 2 \(field '6150'\): codes: '2 Angina' is not code:meaning"):
+        load_field_list("codes")
 
 
 @pytest.mark.parametrize("style", ["ukbconv", "rap"])

@@ -221,7 +221,7 @@ def test_full_config_builds_the_paper_size_model():
     cfg = ppeye.load_config(os.path.join(ROOT, "configs", "full.yaml"))
     model = ppeye.build_model(cfg)
     counts = model.parameter_counts()
-    assert model.shapes == {"T": 365, "C": 50, "D": 24, "H": 20, "W": 20, "F": 148}
+    assert model.shapes == {"T": 365, "C": 50, "D": 24, "H": 20, "W": 20, "F": 205}
     assert model.k == 32 and model.classifier.weight.shape == [512, 4]
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total") > 50e6
 

@@ -109,7 +109,7 @@ def test_a_wheel_ships_the_configs_and_an_install_reads_them_from_any_directory(
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {os.path.join("ppeye", "configs", f) for f in _shipped()}
     assert shipped <= names and "ppeye/configs/_base_/model/onset_net.yaml" in names
-    assert "ppeye/data/ukb/field_lists/eye_onset_v1.csv" in names          # ukb.features: eye_onset_v1
+    assert {f"ppeye/data/ukb/field_lists/eye_onset_v{v}.csv" for v in (1, 2)} <= names   # ukb.features
     site = tmp_path / "site"
     res = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
                          capture_output=True, text=True, timeout=300)

@@ -25,6 +25,7 @@ from ..data.ukb.cohort import _haversine
 from ..data.ukb.encoding import encode_features
 from ..data.ukb.geo import osgb_to_latlon
 from ..data.ukb.load import canonical
+from ..data.ukb.multiple import multiple_fields
 
 FILES = ("ukb_fields.json", "imputer.joblib", "tab_stats.json")
 EXTRA_COLUMNS = ("index_date", "lat", "lon")   # non-UKB columns a table to score may have
@@ -111,7 +112,8 @@ class FeaturePipeline:
 
     @property
     def feature_fields(self):
-        return [int(m["field"]) for m in self.fields]
+        """The field ids the model reads, once each (a multiple-answer field gives several columns)."""
+        return list(dict.fromkeys(int(m["field"]) for m in self.fields))
 
     # ------------------------------------------------------------------ tables
     def read_table(self, path, allow_unknown_columns=False):
@@ -131,6 +133,7 @@ class FeaturePipeline:
         sep = "\t" if header.count("\t") > header.count(",") else ","
         names = list(pd.read_csv(path, sep=sep, nrows=0).columns)
         wanted = set(map(str, self.feature_fields + [F.ASSESSMENT_CENTRE, 20074, 20075]))
+        every_array = {f"{f}-0" for f in multiple_fields(self.fields)}     # multiple-answer: all arrays of visit 0
         keep, unknown, ignored = {}, [], 0
         for c in names:
             key = c.strip() if c.strip() in EXTRA_COLUMNS else canonical(c)
@@ -138,7 +141,8 @@ class FeaturePipeline:
                 unknown.append(c)
             elif key in keep:
                 raise DataError(f"{path}: columns {keep[key]!r} and {c!r} are the same field ({key})")
-            elif key in EXTRA_COLUMNS or key == "eid" or (key.split("-")[0] in wanted and key.endswith("-0.0")):
+            elif key in EXTRA_COLUMNS or key == "eid" or (key.split("-")[0] in wanted and key.endswith("-0.0")) \
+                    or key.split(".")[0] in every_array:
                 keep[key] = c
             else:
                 ignored += 1
@@ -151,8 +155,8 @@ class FeaturePipeline:
         absent = [f for f in self.feature_fields if f"{f}-0.0" not in frame]
         report = {"rows": len(frame), "unknown_columns_skipped": len(unknown), "unused_ukb_columns": ignored,
                   "absent_feature_fields": absent}
-        if len(absent) == len(self.fields):
-            raise DataError(f"{path}: none of the model's {len(self.fields)} feature fields is in the table "
+        if len(absent) == len(self.feature_fields):
+            raise DataError(f"{path}: none of the model's {len(self.feature_fields)} feature fields is in the table "
                             f"(expected columns such as {self.fields[0]['field']}-0.0)")
         return frame, report
 

@@ -28,9 +28,10 @@ def scoring_table(cfg, split, path, limit=None):
         raise DataError(f"no participants in split {split!r} of {cohort_path}")
     if limit:
         people = people.iloc[: int(limit)]
-    fields = [f[0] for f in feature_list(cfg)] + [54, 20074, 20075]
-    frame, _ = read_table(cfg["data"]["ukb_table"], fields)
-    frame = frame[[c for c in frame.columns if c == "eid" or c.endswith("-0.0")]]
+    features = feature_list(cfg)
+    every_array = {f"{f[0]}-0" for f in features if f[1] == "multiple"}     # multiple-answer: all arrays of visit 0
+    frame, _ = read_table(cfg["data"]["ukb_table"], [f[0] for f in features] + [54, 20074, 20075])
+    frame = frame[[c for c in frame.columns if c == "eid" or c.endswith("-0.0") or c.split(".")[0] in every_array]]
     rows = frame.set_index("eid").loc[people["eid"].astype(str).to_numpy()].reset_index()
     rows["index_date"] = pd.to_datetime(people["index_date"]).dt.strftime("%Y-%m-%d").to_numpy()
     with atomic_write(path) as f:

@@ -207,17 +207,54 @@ def synthetic_maker(spec, loads):
                       f"'values code:weight ...'")
 
 
+def multiple_maker(spec, loads, field):
+    """``make(people, rng)`` -> codes [N, arrays] (NaN: an empty array) of a multiple-answer field from
+    its list's ``multiple [men|women] code:rate ...``: each code named independently with its rate,
+    the more often the higher the latent ``loads`` score; named codes fill the arrays in code order;
+    nobody-named gets the coding's first negative answer (its "none of the above"); ``men``/``women``:
+    the question was asked of that sex only (the others' arrays are empty)."""
+    _, *args = spec.split()
+    sex = args.pop(0) if args and args[0] in ("men", "women") else None
+    try:
+        rates = [(float(c), float(r)) for c, r in (a.split(":") for a in args)]
+    except ValueError:
+        rates = []
+    answers = [c for c, _ in field.answers]
+    none = [c for c in answers if c < 0]
+    if not rates or not none or any(c not in answers or not 0 < r < 1 for c, r in rates):
+        raise ConfigError(f"field {field.field}: synthetic model {spec!r}: expected 'multiple [men|women] "
+                          f"code:rate ...' with codes of its coding ({', '.join(map(str, answers))}), rates in "
+                          f"(0, 1) and a negative none-of-the-above code in its codes")
+
+    def make(P, r):
+        out = np.full((P.n, field.arrays), np.nan)
+        fill = np.zeros(P.n, int)
+        for code, rate in rates:
+            named = _u(_lat(P, r, loads, noise=1.0)) > 1 - rate
+            named &= fill < field.arrays
+            out[named, fill[named]] = code
+            fill += named
+        out[fill == 0, 0] = none[0]
+        if sex is not None:
+            out[P.male.astype(bool) != (sex == "men")] = np.nan
+        return out
+    return make
+
+
 def listed_fields(name):
     """The fields of the versioned list ``name`` (``ukb.features: <name>``) with their makers: the
     curated one where the generator has it, else the list's ``synthetic`` model."""
     out = []
     for f in load_field_list(name):
-        make = MAKERS.get(f.field) if f.synthetic == "curated" else \
-            synthetic_maker(f.synthetic, CATEGORY_LOADS.get(f.category, {LIFESTYLE: 0.4, FRAILTY: 0.3}))
+        loads = CATEGORY_LOADS.get(f.category, {LIFESTYLE: 0.4, FRAILTY: 0.3})
+        if f.kind == "multiple":
+            make = multiple_maker(f.synthetic, loads, f)
+        else:
+            make = MAKERS.get(f.field) if f.synthetic == "curated" else synthetic_maker(f.synthetic, loads)
         if make is None:
             raise ConfigError(f"field list {name}: field {f.field} says curated but the generator has no model for it")
         base = {k: getattr(f, k) for k in ("field", "name", "kind", "block", "codes", "less_than_one", "instanced",
-                                             "decimals")}
+                                             "decimals", "arrays", "answers", "coding")}
         out.append(FieldSpec(**base, make=make))
     missing = [f for f in SIGNAL_FIELDS if f not in {s.field for s in out}]
     if missing:
@@ -324,9 +361,13 @@ def apply_missingness(fields, values, missing, seed, n):
                 counts["block"] = int((block_missing[spec.block] & ~hole).sum())
                 v[block_missing[spec.block]] = np.nan
         if spec.codes:
-            answered = ~np.isnan(v)
+            answered = ~np.isnan(v) if v.ndim == 1 else ~np.isnan(v).all(axis=1)
             coded = answered & (rng.random(n) < missing["negative_code_rate"])
-            v[coded] = rng.choice(spec.codes, coded.sum())
+            if v.ndim == 1:
+                v[coded] = rng.choice(spec.codes, coded.sum())
+            else:                                   # a multiple-answer field: the no-answer code alone
+                v[coded] = np.nan
+                v[coded, 0] = rng.choice(spec.codes, coded.sum())
             counts["codes"] = int(coded.sum())
         if spec.less_than_one:
             zero = v == 0

@@ -188,7 +188,11 @@ def _cohort(cfg, sites, start, end, window, sig, gen, seed, show):
     columns = {"eid": eids}
     style = syn["table_style"]
     for spec in features:
-        columns[_col(style, spec.field, spec.instanced)] = _as_column(exported[spec.field], spec)
+        if spec.kind == "multiple":                     # one column per array: p6150_i0_a0, ... (6150-0.0, ...)
+            for a in range(spec.arrays):
+                columns[_col(style, spec.field, spec.instanced, a)] = _as_column(exported[spec.field][:, a], spec)
+        else:
+            columns[_col(style, spec.field, spec.instanced)] = _as_column(exported[spec.field], spec)
     columns[_col(style, F.ASSESSMENT_DATE, True)] = people.assessment.strftime("%Y-%m-%d")
     columns[_col(style, F.ASSESSMENT_CENTRE, True)] = people.centre_code
     columns[_col(style, F.DEATH_DATE, True)] = np.where(people.death.notna(), people.death.strftime("%Y-%m-%d"), None)

@@ -75,8 +75,10 @@ class FieldInfo:
     block that is missing as a whole (e.g. the eye measures, taken for a minority); ``codes``
     the negative "no answer" codes it can carry; ``less_than_one``: a count whose -10 means
     "less than one"; ``instanced``: recorded per assessment visit (``-0.0``) rather than once;
-    ``decimals``: the precision it is recorded with. The cohort builder takes a listed field's
-    kind and codes from here; the synthetic generator makes a column for each.
+    ``decimals``: the precision it is recorded with. A multiple-answer field (kind ``multiple``)
+    has ``arrays`` answers per visit and its data-coding's ``answers`` ((code, meaning), ...;
+    ``coding``: the showcase id). The cohort builder takes a listed field's kind and codes from
+    here; the synthetic generator makes a column for each (one per array).
     """
 
     field: int
@@ -87,6 +89,9 @@ class FieldInfo:
     less_than_one: bool = False
     instanced: bool = True
     decimals: int = 1
+    arrays: int = 1
+    answers: Tuple[Tuple[int, str], ...] = ()
+    coding: int = 0
 
 
 # fmt: off

@@ -1,21 +1,26 @@
 """Versioned lists of real UK Biobank fields for ``ukb.features: <name>``.
 
 A list is a CSV here, ``<name>.csv``, one row per field: its showcase id and title, how ppeye
-reads it (``kind``: continuous | integer | ordinal | categorical; ``no_answer_codes``: the
-negative codes of its data-coding that mean no usable answer; ``less_than_one``: a count whose
--10 means "less than one"), the showcase category it sits in (id and title), the measurement
-``block`` missing as a whole (e.g. the eye measures, taken for about a quarter of participants),
-the instance and arrays read (instance 0, the recruitment visit; array 0), how the synthetic
-generator makes it (``curated``: a hand-written model in ``synthetic/cohort.py``; else
-``normal mean sd lo hi``, ``lognormal mean sd`` or ``values code:weight ...``, approximate
-recruitment distributions, for synthetic data only), and why it is there.
+reads it (``kind``: continuous | integer | ordinal | categorical | multiple; ``no_answer_codes``:
+the negative codes of its data-coding that mean no usable answer; ``less_than_one``: a count
+whose -10 means "less than one"), the showcase category it sits in (id and title), the
+measurement ``block`` missing as a whole (e.g. the eye measures, taken for about a quarter of
+participants), the instance and arrays read (instance 0, the recruitment visit; array 0, or
+``0-N`` for a multiple-answer field), how the synthetic generator makes it (``curated``: a
+hand-written model in ``synthetic/cohort.py``; else ``normal mean sd lo hi``, ``lognormal mean
+sd``, ``values code:weight ...`` or ``multiple [men|women] code:rate ...``, approximate recruitment
+distributions, for synthetic data only), and why it is there.
 
-Only fields with one answer per person per visit are listed: a multiple-answer field
-(e.g. 6150 vascular problems, 6138 qualifications, 6177/6153 medications, 20107/20110/20111
-family history) would need one indicator column per code, which the encoding does not do yet;
-reading its array 0 alone would silently keep a person's first answer only. Self-reported eye
-disorders (6148, 6119, 4689, 4700, 5901) are left out on purpose: they record prevalent disease,
-the outcome itself.
+A **multiple-answer field** (kind ``multiple``: 6150 vascular problems, 6138 qualifications,
+6177/6153 medications, 20107/20110/20111 family history) names its showcase data-coding
+(``coding``) and that coding's answers (``codes``: ``1:Heart attack|...|-7:None of the above``):
+it becomes one indicator column per positive code (:mod:`.multiple`), read from every array of
+the visit, so no answer after the first is lost. A listed negative code is the coding's "none of
+the above". Self-reported eye disorders (6148, 6119, 4689, 4700, 5901) are left out on purpose:
+they record prevalent disease, the outcome itself.
+
+``eye_onset_v1`` holds the single-answer fields only; ``eye_onset_v2`` adds the seven
+multiple-answer fields. A list never changes once shipped: a new field makes a new version.
 """
 import csv
 import os
@@ -25,9 +30,9 @@ from ....core.errors import ConfigError
 from ..fields import FieldInfo
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-COLUMNS = ("field", "name", "kind", "category", "category_name", "block", "no_answer_codes", "less_than_one",
-           "decimals", "instance", "arrays", "synthetic", "why")
-KINDS = ("continuous", "integer", "ordinal", "categorical")
+COLUMNS = ("field", "name", "kind", "category", "category_name", "block", "coding", "codes", "no_answer_codes",
+           "less_than_one", "decimals", "instance", "arrays", "synthetic", "why")
+KINDS = ("continuous", "integer", "ordinal", "categorical", "multiple")
 
 
 @dataclass(frozen=True)
@@ -60,16 +65,47 @@ def load_field_list(name):
             try:
                 if row["kind"] not in KINDS:
                     raise ValueError(f"kind {row['kind']!r} is not one of {', '.join(KINDS)}")
-                if row["arrays"] != "0" or row["instance"] not in ("0", ""):
-                    raise ValueError("only instance 0 (or none) and array 0 are read")
+                if row["instance"] not in ("0", ""):
+                    raise ValueError("only instance 0 (or none) is read")
+                arrays, answers = _arrays_and_answers(row)
                 out.append(ListedField(
                     field=int(row["field"]), name=row["name"], kind=row["kind"], block=row["block"] or None,
                     codes=tuple(int(c) for c in row["no_answer_codes"].split()),
                     less_than_one=row["less_than_one"] == "1", instanced=row["instance"] == "0",
                     decimals=int(row["decimals"]), category=int(row["category"]), category_name=row["category_name"],
-                    synthetic=row["synthetic"], why=row["why"]))
+                    synthetic=row["synthetic"], why=row["why"], arrays=arrays, answers=answers,
+                    coding=int(row["coding"] or 0)))
             except (ValueError, TypeError) as e:
                 raise ConfigError(f"{path}, line {line} (field {row.get('field')!r}): {e}") from None
     if len({f.field for f in out}) != len(out):
         raise ConfigError(f"{path}: a field is listed twice")
     return tuple(out)
+
+
+def _arrays_and_answers(row):
+    """``(arrays, answers)`` of a list row: 1 and () for a single-answer field; for a multiple-answer
+    one the number of arrays of ``0-N`` and its coding's answers ``((code, meaning), ...)``."""
+    multiple = row["kind"] == "multiple"
+    if not multiple:
+        if row["arrays"] != "0":
+            raise ValueError(f"arrays {row['arrays']!r}: a field that is not multiple reads array 0 only")
+        if row["codes"] or row["coding"]:
+            raise ValueError("coding and codes are for a multiple-answer field (kind multiple)")
+        return 1, ()
+    first, _, last = row["arrays"].partition("-")
+    if first != "0" or not last.isdigit() or int(last) < 1:
+        raise ValueError(f"arrays {row['arrays']!r}: a multiple-answer field reads arrays 0-N (N >= 1)")
+    if not row["coding"].isdigit():
+        raise ValueError(f"coding {row['coding']!r}: a multiple-answer field names its showcase data-coding")
+    answers = []
+    for part in row["codes"].split("|"):
+        code, sep, meaning = part.partition(":")
+        if not sep or not meaning.strip() or not code.strip().lstrip("-").isdigit():
+            raise ValueError(f"codes: {part!r} is not code:meaning (codes are code:meaning|code:meaning...)")
+        answers.append((int(code), meaning.strip()))
+    codes = [c for c, _ in answers]
+    if len(set(codes)) != len(codes) or not any(c > 0 for c in codes):
+        raise ValueError("codes: each code once, and at least one positive code (an answer)")
+    if set(codes) & {int(c) for c in row["no_answer_codes"].split()}:
+        raise ValueError("codes: a code is both an answer and a no-answer code")
+    return int(last) + 1, tuple(answers)
