@@ -40,6 +40,7 @@ from ...core.logger import get_logger
 from . import fields as F
 from .centres import BY_CODE, resolve_sites
 from .encoding import LESS_THAN_ONE_VALUE, feature_list, fit_encoding
+from .field_lists import list_names, load_field_list
 from .geo import osgb_to_latlon
 from .load import field_columns, read_table
 from .provenance import cohort_settings
@@ -327,6 +328,7 @@ def _write_outputs(cfg, cohort, fields_meta, report):
     missing = cohort[feature_cols].isna().to_numpy()
     per_feature = pd.DataFrame({
         "column": feature_cols, "field": [m["field"] for m in fields_meta], "kind": [m["kind"] for m in fields_meta],
+        "answer": [(m.get("multiple") or {}).get("meaning", "") for m in fields_meta],     # a multiple-answer code
         "missing_share": missing.mean(0).round(4),
         "missing_share_train": cohort.loc[cohort.split == "train", feature_cols].isna().mean().round(4).to_numpy(),
     })
@@ -367,11 +369,13 @@ def _plot_missingness(per_feature, blocks, path):
     from matplotlib.patches import Patch
 
     names = {f.field: f.name for f in F.KNOWN_FIELDS}
+    names.update({f.field: f.name for name in list_names() for f in load_field_list(name)})
     block_of = {c: i for i, b in enumerate(blocks) for c in b}
     some = per_feature[per_feature.missing_share > 0].sort_values("missing_share", ascending=False)
     shown = some.head(MISSINGNESS_BARS).iloc[::-1]
     colors = [plt.cm.tab10(block_of[c] % 10) if c in block_of else (0.6, 0.6, 0.6) for c in shown.column]
-    labels = [f"{_short(names.get(int(f), 'field'))} ({int(f)})" for f in shown.field]
+    labels = [(f"{_short(names.get(int(f), 'field'), 30)}: {_short(m, 26)}" if isinstance(m, str) and m
+               else _short(names.get(int(f), "field"))) + f" ({int(f)})" for f, m in zip(shown.field, shown.answer)]
     fig, ax = plt.subplots(figsize=(8.5, 0.24 * max(len(shown), 4) + 1.6), dpi=110)
     ax.barh(range(len(shown)), shown.missing_share * 100, color=colors)
     ax.set_yticks(range(len(shown)), labels, fontsize=7)
