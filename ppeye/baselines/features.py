@@ -58,7 +58,6 @@ class ClimateFeatures:
             raise DataError(f"compare.climate_segments must be >= 1, got {segments}")
         self.store, self.segments = store, segments
         self.variables = list(store.variables)
-        array = store.group["weather"]
         n_sites, n_days, n_vars = len(store.sites), store.n_days, len(self.variables)
         mean, inv_std = store.mean.reshape(-1), store.inv_std.reshape(-1)
         rows, cols = box_slices(region, store.shape[-2:])
@@ -67,7 +66,7 @@ class ClimateFeatures:
         for s in range(n_sites):
             for a in range(0, n_days, block):
                 b = min(a + block, n_days)
-                volumes = np.asarray(array[s, a:b], dtype=np.float64)[..., rows, cols]   # [n, C, D, h, w]
+                volumes = store.read_values(s, a, b)[..., rows, cols]                    # [n, C, D, h, w]
                 daily[s, a:b] = (volumes.mean(axis=(2, 3, 4)) - mean) * inv_std
         valid = np.asarray(store.valid, dtype=bool)
         daily[~valid] = 0.0

@@ -8,16 +8,17 @@ import json
 import numpy as np
 
 from ..core.errors import DataError
+from .era5.packing import FILL, Packing
 
 
-def read_days(array, site, days, shape):
-    """``array[site, days]`` as float32 ``[len(days), *shape]`` for sorted day indices, reading
+def read_days(array, site, days, shape, dtype=np.float32):
+    """``array[site, days]`` as ``dtype`` ``[len(days), *shape]`` for sorted day indices, reading
     each run of consecutive days as one slice (a window is one read of a few chunks)."""
     days = np.asarray(days, dtype=np.int64)
     breaks = np.nonzero(np.diff(days) != 1)[0] + 1
     if len(breaks) == 0 and len(days):
-        return np.ascontiguousarray(array[site, days[0] : days[-1] + 1], dtype=np.float32)
-    out = np.empty((len(days),) + tuple(shape), dtype=np.float32)
+        return np.ascontiguousarray(array[site, days[0] : days[-1] + 1], dtype=dtype)
+    out = np.empty((len(days),) + tuple(shape), dtype=dtype)
     for run, start in zip(np.split(days, breaks), np.split(np.arange(len(days)), breaks)):
         out[start[0] : start[0] + len(run)] = array[site, run[0] : run[-1] + 1]
     return out
@@ -25,7 +26,8 @@ def read_days(array, site, days, shape):
 
 class Era5Store:
     """Normalised daily volumes ``[C, D, H, W]`` by (site, day) from an era5.zarr store, or their
-    anomalies from each site's climatology (``use_climatology``; ``ppeye.data.climatology``)."""
+    anomalies from each site's climatology (``use_climatology``; ``ppeye.data.climatology``).
+    An int16 store (``data.store_packing``) is decoded and normalised in one step."""
 
     def __init__(self, path, norm=None):
         """``norm``: ``(mean, std)`` per variable to normalise with instead of the store's own
@@ -57,6 +59,15 @@ class Era5Store:
         self.dates = start + np.arange(self.n_days)
         self.valid = np.asarray(group["valid"][:], dtype=bool)  # [S, T]
         self.shape = tuple(int(x) for x in group["weather"].shape[2:])  # C, D, H, W
+        self.packing = Packing.from_attrs(attrs["packing"], self.path) if "packing" in attrs else None
+        if self.packing is not None:    # (code * scale + offset - mean) / std = code * a + b
+            if self.packing.variables != self.variables:
+                raise DataError(f"{self.path}: its packing lists variables {self.packing.variables}, the store "
+                                f"{self.variables}")
+            scale = self.packing.scale.astype(np.float32)[:, None, None, None]
+            offset = self.packing.offset[:, None, None, None]
+            self.code_scale = (scale * self.inv_std).astype(np.float32)
+            self.code_shift = ((offset - self.mean) * self.inv_std).astype(np.float32)
 
     @property
     def group(self):
@@ -83,10 +94,27 @@ class Era5Store:
 
         Normalisation is done in place, as a subtraction and a multiplication.
         """
+        if self.packing is not None:
+            codes = read_days(self.group["weather"], site, days, self.shape, dtype=np.int16)
+            out = np.empty(codes.shape, np.float32)
+            np.multiply(codes, self.code_scale, out=out, casting="unsafe")
+            np.add(out, self.code_shift, out=out)
+            missing = ~self.valid[site, np.asarray(days)]
+            if missing.any():      # a day not (wholly) written: its unwritten values read as NaN, as in float32
+                out[missing] = np.where(codes[missing] == FILL, np.nan, out[missing])
+            return out
         out = read_days(self.group["weather"], site, days, self.shape)
         np.subtract(out, self.mean, out=out)
         np.multiply(out, self.inv_std, out=out)
         return out
+
+    def read_values(self, site, start, stop):
+        """The stored values of days ``start..stop-1`` of one site in store units (float64, NaN where
+        nothing was written): for baselines that take their own statistics."""
+        raw = self.group["weather"][site, start:stop]
+        if self.packing is not None:
+            return self.packing.unpack(raw)
+        return np.asarray(raw, dtype=np.float64)
 
     def read(self, site, days):
         """What the model reads: the normalised volumes, minus the site's climatology of each
@@ -125,8 +153,14 @@ def open_dataset(path):
              else list(ds.attrs.get("units") or [""] * len(names)))
     long_names = ([str(u) for u in ds["variable_long_name"].values] if "variable_long_name" in ds.coords else names)
     extra = [c for c in ("variable_units", "variable_long_name") if c in ds.coords]
-    out = xr.Dataset({name: ds["weather"].sel(variable=name).drop_vars(["variable", *extra]).assign_attrs(
-        units=unit, long_name=long_name) for name, unit, long_name in zip(names, units, long_names)})
+    packing = Packing.from_attrs(ds.attrs["packing"], str(path)) if "packing" in ds.attrs else None
+
+    def values(i, name):        # an int16 store: xarray has masked -32768; the scale is per variable
+        v = ds["weather"].sel(variable=name).drop_vars(["variable", *extra])
+        return v if packing is None else v * packing.scale[i] + packing.offset[i]
+
+    out = xr.Dataset({name: values(i, name).assign_attrs(units=unit, long_name=long_name)
+                      for i, (name, unit, long_name) in enumerate(zip(names, units, long_names))})
     for name in ("valid", "land"):
         out[name] = ds[name]
     return out.assign_attrs({k: ds.attrs[k] for k in ("identity", "norm_period") if k in ds.attrs})

@@ -48,6 +48,7 @@ from ...core.io import atomic_directory, atomic_write
 from ...core.logger import get_logger
 from ..ukb.centres import resolve_sites
 from .grid import box_index, check_covers, nearest_fill_indices, regrid, site_box, source_resolution
+from .packing import FILL, Packing, check_packing
 from .reader import month_files, read_month, source_fingerprint
 from .values import daily_values, store_units
 from .variables import resolve_variables
@@ -76,6 +77,7 @@ class Spec:
         if self.product not in ("era5-land", "era5"):
             raise ConfigError(f"data.era5_product must be era5-land or era5, got {self.product!r}")
         self.chunk_days = int(data["store_chunk_days"])
+        self.packing = check_packing(data.get("store_packing", "float32"))
         self.dask_scheduler = data.get("dask_scheduler")
         period = data["norm_period"]
         if not (isinstance(period, list) and len(period) == 2):
@@ -95,6 +97,8 @@ class Spec:
             "resolution": self.resolution,
             "product": self.product,
             "start_date": str(self.start.date()),
+            # only when packed: a float32 store keeps the identity it had before packing existed
+            **({"packing": self.packing} if self.packing != "float32" else {}),
         }
 
 
@@ -169,10 +173,12 @@ def _skeleton(spec):
 
     S, T, C, D, (H, W) = len(spec.sites), len(spec.dates), len(spec.variables), spec.hours, spec.box
     chunks = (1, spec.chunk_days, C, D, H, W)
+    packed = spec.packing == "int16"
+    empty = da.full((S, T, C, D, H, W), FILL, dtype=np.int16, chunks=chunks) if packed else \
+        da.full((S, T, C, D, H, W), np.nan, dtype=np.float32, chunks=chunks)
     ds = xr.Dataset(
         {
-            "weather": (("site", "date", "variable", "hour", "y", "x"),
-                        da.full((S, T, C, D, H, W), np.nan, dtype=np.float32, chunks=chunks)),
+            "weather": (("site", "date", "variable", "hour", "y", "x"), empty),
             "valid": (("site", "date"), da.zeros((S, T), dtype=bool, chunks=(S, spec.chunk_days * 16))),
             "land": (("site", "y", "x"), np.ones((S, H, W), dtype=bool),
                      {"long_name": "land cell (sea cells hold their nearest land cell's values)"}),
@@ -199,6 +205,10 @@ def _skeleton(spec):
                                 "units": "per variable: see variable_units"})
     ds["valid"].attrs["long_name"] = "every hour of every variable present on that day"
     ds["weather"].encoding["chunks"] = chunks
+    if packed:      # xarray reads -32768 as missing; ppeye.data.store.open_dataset applies the per-variable scale
+        ds["weather"].encoding["_FillValue"] = FILL
+        ds["weather"].attrs["units"] = "int16 codes: value = code * packing.scale + packing.offset, per variable"
+        ds.attrs["packing"] = Packing.for_variables(spec.variables).attrs()
     return ds
 
 
@@ -252,6 +262,7 @@ def convert_era5(cfg, progress=False, log=None):
     spec = Spec(cfg)
     available = month_files(spec.raw_dir)
     attrs = _open_or_create(spec, log)
+    packing = Packing.for_variables(spec.variables) if spec.packing == "int16" else None
     months_done, month_stats = dict(attrs.get("months", {})), dict(attrs.get("month_stats", {}))
     months = pd.period_range(spec.start, spec.end, freq="M")
     date_index = {d: i for i, d in enumerate(spec.dates)}
@@ -281,7 +292,8 @@ def convert_era5(cfg, progress=False, log=None):
             start_day = max(period.start_time.normalize(), spec.start)
             i0 = date_index[start_day]
             i1 = i0 + weather.shape[1]
-            region = xr.Dataset({"weather": (("site", "date", "variable", "hour", "y", "x"), weather),
+            stored = packing.pack(weather, f"ERA5 {key}") if packing is not None else weather
+            region = xr.Dataset({"weather": (("site", "date", "variable", "hour", "y", "x"), stored),
                                  "valid": (("site", "date"), valid)})
             region.to_zarr(spec.path, region={"site": slice(None), "date": slice(i0, i1)}, consolidated=False)
             stored = xr.open_zarr(spec.path, consolidated=False)["land"].values

@@ -19,6 +19,11 @@ PLAUSIBLE = {
     **{k: (0.0, 1.0) for k in ("swvl1", "swvl2", "swvl3", "swvl4", "fal", "asn")},
     "snowc": (0.0, 100.0), "tp": (0.0, 0.35), "sf": (0.0, 0.35), "ssrd": (0.0, 2.0e7), "ssr": (0.0, 2.0e7),
     "strd": (0.0, 3.0e6), "str": (-2.0e6, 1.0e6), "slhf": (-5.0e6, 5.0e6), "sshf": (-5.0e6, 5.0e6),
+    # water (m of water in an hour; evaporation is negative in ECMWF's convention), lakes, vegetation, snow
+    **{k: (-0.01, 0.01) for k in ("e", "es", "pev", "evabs", "evaow", "evatc", "evavt")},
+    **{k: (0.0, 0.35) for k in ("ro", "sro", "ssro", "smlt")},
+    "src": (0.0, 0.1), "licd": (0.0, 20.0), "lmld": (0.0, 500.0), "lshf": (0.0, 1.0),
+    "lai_hv": (0.0, 20.0), "lai_lv": (0.0, 20.0), "rsn": (0.0, 1000.0), "sde": (0.0, 100.0), "sd": (0.0, 100.0),
 }
 UNIT_CONVERSIONS = {  # (units in the file, accumulated) -> (store units, scale, offset)
     ("K", False): ("degC", 1.0, -273.15),
