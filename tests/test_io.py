@@ -1,9 +1,10 @@
 """Atomic writes: no half-written output, previous outputs kept on failure."""
 import os
+import stat
 
 import pytest
 
-from ppeye.core.io import atomic_directory, atomic_write
+from ppeye.core.io import atomic_directory, atomic_write, umask
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path):
@@ -82,3 +83,24 @@ def test_temporaries_of_killed_writes_are_cleaned_and_no_one_elses(tmp_path):
     assert not dead.exists() and not dead_file.exists()
     assert mine.exists() and elsewhere.exists() and unknown.exists()
     assert (tmp_path / "epoch_0006" / "x").exists()
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_outputs_get_the_permissions_of_a_plain_write_not_the_temporarys(tmp_path, mask):
+    """A colleague on a shared machine reads results exactly as the user's umask allows: atomic
+    writes used to leave every file 0600 and every directory 0700 (mkstemp, mkdtemp)."""
+    old = os.umask(mask)
+    try:
+        assert umask() == mask
+        with atomic_write(tmp_path / "a.json") as f:
+            f.write("{}")
+        with atomic_directory(tmp_path / "run") as d:
+            open(os.path.join(d, "x"), "w").close()
+        plain = tmp_path / "plain.json"
+        plain.write_text("{}")
+        os.makedirs(tmp_path / "plain_dir")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "a.json").st_mode) == stat.S_IMODE(os.stat(plain).st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE(os.stat(tmp_path / "run").st_mode) == stat.S_IMODE(os.stat(tmp_path / "plain_dir").st_mode) \
+        == 0o777 & ~mask

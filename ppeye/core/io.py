@@ -46,12 +46,26 @@ def clean_stale_temporaries(directory):
     return removed
 
 
+def umask():
+    """The process's umask, read without changing it (Linux: /proc/self/status; elsewhere a
+    set-and-restore)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="w", **open_kwargs):
     """Open a temporary file beside ``path``; rename it over ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` keeps its old
-    content (or stays absent).
+    content (or stays absent). The file gets the permissions a plain ``open`` would give it
+    (0666 less the umask), not the temporary's private 0600.
 
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "a.txt")
@@ -69,6 +83,7 @@ def atomic_write(path, mode="w", **open_kwargs):
             yield f
             f.flush()
             os.fsync(f.fileno())
+            os.chmod(f.fileno(), 0o666 & ~umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -82,7 +97,8 @@ def atomic_directory(path, overwrite=False):
 
     With ``overwrite=False`` an existing non-empty ``path`` is an error, so a
     previous output is never destroyed by accident. With ``overwrite=True`` the
-    old directory is swapped out and removed only after the new one is in place.
+    old directory is swapped out and removed only after the new one is in place. The directory
+    gets the permissions ``os.makedirs`` would give it (0777 less the umask), not 0700.
     """
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not os.path.isdir(path):
@@ -94,6 +110,7 @@ def atomic_directory(path, overwrite=False):
     clean_stale_temporaries(parent)          # those of killed writes (e.g. a checkpoint cut short)
     tmp = tempfile.mkdtemp(prefix=tmp_prefix(), suffix="-" + os.path.basename(path), dir=parent)
     try:
+        os.chmod(tmp, 0o777 & ~umask())
         yield tmp
         if os.path.isdir(path):
             old = tmp + "-old"
