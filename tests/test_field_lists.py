@@ -112,8 +112,12 @@ def test_synthetic_data_and_the_cohort_follow_the_named_list(tmp_path, style):
     assert max(ids) < synthetic_cohort.FILLER_BASE
     pm25 = raw[name(next(f for f in fields if f.field == 24006))].dropna()     # "normal 10.0 1.06 6 20"
     assert 6 <= pm25.min() and pm25.max() <= 20 and abs(pm25.mean() - 10.0) < 0.3
+    # solarium use: "values 0:80 -10:5 ...": never (0) and less than once a year (-10) stay apart
+    solarium = raw[name(next(f for f in fields if f.field == 2277))].value_counts()
+    assert solarium[0] > 150 and 0 < solarium[-10] < 40
     build_cohort(cfg)
     cohort = pd.read_parquet(tmp_path / "work" / "cohort.parquet")
     assert [c for c in cohort.columns if c.startswith("f") and c[1:].isdigit()] == [f"f{f.field}" for f in fields]
     saved = json.load(open(tmp_path / "work" / "features" / "ukb_fields.json"))["fields"]
     assert [(e["field"], e["kind"]) for e in saved] == [(f.field, f.kind) for f in fields]
+    assert {0.0, 0.5} <= set(cohort["f2277"].dropna())                       # -10 read as 0.5, 0 as 0

@@ -32,9 +32,13 @@ METAB, SOCIO, LIFESTYLE, FRAILTY, EYE, BLOOD = range(N_LATENT)
 @dataclass(frozen=True)
 class FieldSpec(F.FieldInfo):
     """One feature field of the synthetic table: a known field's record (``F.FieldInfo``: kind,
-    block, codes, ...) or a filler's, and ``make(people, rng)``, which returns its true values."""
+    block, codes, ...) or a filler's, and ``make(people, rng)``, which returns its true values.
+    ``zero_is_less_than_one``: a count field's true 0 is exported as -10 ("less than one"), as for
+    the curated models, which round a small amount down to 0; a list's ``values`` model names its
+    codes itself (0 "none" and -10 "less than one" apart)."""
 
     make: Optional[Callable] = None
+    zero_is_less_than_one: bool = True
 
 
 def _u(score):
@@ -255,7 +259,7 @@ def listed_fields(name):
             raise ConfigError(f"field list {name}: field {f.field} says curated but the generator has no model for it")
         base = {k: getattr(f, k) for k in ("field", "name", "kind", "block", "codes", "less_than_one", "instanced",
                                              "decimals", "arrays", "answers", "coding")}
-        out.append(FieldSpec(**base, make=make))
+        out.append(FieldSpec(**base, make=make, zero_is_less_than_one=f.synthetic == "curated"))
     missing = [f for f in SIGNAL_FIELDS if f not in {s.field for s in out}]
     if missing:
         raise ConfigError(f"field list {name} lacks {missing}, which the planted signals read")
@@ -369,7 +373,7 @@ def apply_missingness(fields, values, missing, seed, n):
                 v[coded] = np.nan
                 v[coded, 0] = rng.choice(spec.codes, coded.sum())
             counts["codes"] = int(coded.sum())
-        if spec.less_than_one:
+        if spec.less_than_one and spec.zero_is_less_than_one:
             zero = v == 0
             v[zero] = F.LESS_THAN_ONE
             counts["less_than_one"] = int(zero.sum())
