@@ -119,6 +119,7 @@ def test_a_rerun_reads_finished_seeds_and_another_config_is_refused(seeded):
 
 
 def test_the_fingerprint_ignores_settings_that_change_nothing():
+    from ppeye.core.fingerprint import config_fingerprint
     from ppeye.engine.results import fingerprint, legacy_fingerprint
 
     cfg = ppeye.load_config(DEMO)
@@ -131,6 +132,11 @@ def test_the_fingerprint_ignores_settings_that_change_nothing():
     before_decision_risks = ppeye.load_config(DEMO)                   # the key came later: earlier runs still count
     del before_decision_risks["evaluation"]["decision_curve_risks"]
     assert fingerprint(before_decision_risks) == fingerprint(cfg)
+    for legacy in (fingerprint, config_fingerprint):               # and data.store_packing (float32 = as before)
+        before_packing = ppeye.load_config(DEMO)
+        del before_packing["data"]["store_packing"]
+        assert legacy(before_packing) == legacy(cfg)
+        assert legacy(ppeye.load_config(DEMO, ["data.store_packing=int16"])) != legacy(cfg)
     before_norm = ppeye.load_config(DEMO)                            # so did model.backbone.norm (batch = as before)
     del before_norm["model"]["backbone"]["norm"]
     assert fingerprint(before_norm) == fingerprint(cfg)

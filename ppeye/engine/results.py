@@ -53,7 +53,8 @@ NOT_COMPUTATION_KEYS = (("ukb", "warn_unreadable_share"), ("evaluation", "decisi
                         ("data", "download"))
 # options added after seeds were run, at the value that does what their absence did: left out of
 # the fingerprint at that value, so earlier seed directories of the same computation still count
-ABSENT_MEANS = {("ukb", "validation"): "random", ("model", "backbone", "norm"): "batch", ("data", "window_shift_days"): 0}
+ABSENT_MEANS = {("ukb", "validation"): "random", ("model", "backbone", "norm"): "batch", ("data", "window_shift_days"): 0,
+                ("data", "store_packing"): "float32"}
 SEED_COLUMNS = ["seed", "split", "contender", "disease", "roc_auc", "ci_low", "ci_high", "model_minus_contender",
                 "diff_ci_low", "diff_ci_high"]
 COLUMNS = ["split", "contender", "disease", "seeds", "roc_auc_mean", "roc_auc_sd", "roc_auc_min", "roc_auc_max",
