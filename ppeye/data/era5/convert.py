@@ -48,7 +48,7 @@ from ...core.io import atomic_directory, atomic_write
 from ...core.logger import get_logger
 from ..ukb.centres import resolve_sites
 from .grid import box_index, check_covers, nearest_fill_indices, regrid, site_box, source_resolution
-from .packing import FILL, Packing, check_packing
+from .packing import Packing, check_packing, mark_packed, unwritten
 from .reader import month_files, read_month, source_fingerprint
 from .values import daily_values, store_units
 from .variables import resolve_variables
@@ -87,7 +87,7 @@ class Spec:
         self.boxes = [site_box(c.lat, c.lon, self.box, self.resolution) for c in self.sites]
 
     def identity(self):
-        """What a store must match to be extended rather than rebuilt."""
+        """What a store must match to be extended rather than rebuilt (float32 names no packing, as before)."""
         return {
             "format_version": FORMAT_VERSION,
             "sites": [c.code for c in self.sites],
@@ -97,7 +97,6 @@ class Spec:
             "resolution": self.resolution,
             "product": self.product,
             "start_date": str(self.start.date()),
-            # only when packed: a float32 store keeps the identity it had before packing existed
             **({"packing": self.packing} if self.packing != "float32" else {}),
         }
 
@@ -174,11 +173,9 @@ def _skeleton(spec):
     S, T, C, D, (H, W) = len(spec.sites), len(spec.dates), len(spec.variables), spec.hours, spec.box
     chunks = (1, spec.chunk_days, C, D, H, W)
     packed = spec.packing == "int16"
-    empty = da.full((S, T, C, D, H, W), FILL, dtype=np.int16, chunks=chunks) if packed else \
-        da.full((S, T, C, D, H, W), np.nan, dtype=np.float32, chunks=chunks)
     ds = xr.Dataset(
         {
-            "weather": (("site", "date", "variable", "hour", "y", "x"), empty),
+            "weather": (("site", "date", "variable", "hour", "y", "x"), unwritten((S, T, C, D, H, W), chunks, packed)),
             "valid": (("site", "date"), da.zeros((S, T), dtype=bool, chunks=(S, spec.chunk_days * 16))),
             "land": (("site", "y", "x"), np.ones((S, H, W), dtype=bool),
                      {"long_name": "land cell (sea cells hold their nearest land cell's values)"}),
@@ -205,11 +202,7 @@ def _skeleton(spec):
                                 "units": "per variable: see variable_units"})
     ds["valid"].attrs["long_name"] = "every hour of every variable present on that day"
     ds["weather"].encoding["chunks"] = chunks
-    if packed:      # xarray reads -32768 as missing; ppeye.data.store.open_dataset applies the per-variable scale
-        ds["weather"].encoding["_FillValue"] = FILL
-        ds["weather"].attrs["units"] = "int16 codes: value = code * packing.scale + packing.offset, per variable"
-        ds.attrs["packing"] = Packing.for_variables(spec.variables).attrs()
-    return ds
+    return mark_packed(ds, spec.variables) if packed else ds
 
 
 def _open_or_create(spec, log):
@@ -292,8 +285,8 @@ def convert_era5(cfg, progress=False, log=None):
             start_day = max(period.start_time.normalize(), spec.start)
             i0 = date_index[start_day]
             i1 = i0 + weather.shape[1]
-            stored = packing.pack(weather, f"ERA5 {key}") if packing is not None else weather
-            region = xr.Dataset({"weather": (("site", "date", "variable", "hour", "y", "x"), stored),
+            codes = packing.pack(weather, f"ERA5 {key}") if packing is not None else weather
+            region = xr.Dataset({"weather": (("site", "date", "variable", "hour", "y", "x"), codes),
                                  "valid": (("site", "date"), valid)})
             region.to_zarr(spec.path, region={"site": slice(None), "date": slice(i0, i1)}, consolidated=False)
             stored = xr.open_zarr(spec.path, consolidated=False)["land"].values

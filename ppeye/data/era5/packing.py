@@ -29,6 +29,24 @@ def check_packing(name):
     return name
 
 
+def unwritten(shape, chunks, packed):
+    """The store's weather before any month is written (dask): -32768 codes, or float32 NaN."""
+    import dask.array as da
+
+    if packed:
+        return da.full(shape, FILL, dtype=np.int16, chunks=chunks)
+    return da.full(shape, np.nan, dtype=np.float32, chunks=chunks)
+
+
+def mark_packed(ds, variables):
+    """The skeleton ``ds`` of an int16 store: xarray reads -32768 as missing, and the per-variable
+    scale and offset (which ``ppeye.data.store`` applies) go into the attributes."""
+    ds["weather"].encoding["_FillValue"] = FILL
+    ds["weather"].attrs["units"] = "int16 codes: value = code * packing.scale + packing.offset, per variable"
+    ds.attrs["packing"] = Packing.for_variables(variables).attrs()
+    return ds
+
+
 class Packing:
     """Per-variable ``offset`` and ``scale`` (store units) of an int16 store."""
 
