@@ -197,6 +197,43 @@ def test_people_without_weather_are_kept_trained_on_and_scored_by_pattern(kept_w
     assert z["modality_weights"].shape == (len(test_set), 2) and np.allclose(z["modality_weights"].sum(1), 1)
 
 
+def test_the_dropped_modalities_come_from_the_same_pass_with_the_numbers_of_separate_passes(kept_without_weather):
+    """The evaluation scores each split without the weather and without the patient features in
+    the pass that predicts it (the ResNet runs once per batch); each variant equals a pass of its
+    own on the volumes, bit for bit."""
+    from ppeye.data.dataset import OnsetDataset
+    from ppeye.engine.predict import make_loader, predict, to_tensors
+
+    out, overrides, trainer = kept_without_weather
+    cfg, model = ppeye.load_config(DEMO, overrides), trainer.model
+    ds = OnsetDataset(cfg, "test")
+    both = predict(model, ds, cfg, also_without=("weather", "patient"))
+    np.testing.assert_array_equal(both.probs, predict(model, ds, cfg).probs)
+    assert set(both.without) == {"weather", "patient"} and predict(model, ds, cfg).without is None
+    model.eval()
+    for modality, key in (("weather", "weather_present"), ("patient", "tab_mask")):
+        loader = make_loader(ds, cfg)
+        order = [i for batch in loader.ppeye_sampler for i in batch]
+        separate = np.full((len(ds), 4), np.nan)
+        with paddle.no_grad():
+            probs = []
+            for batch in loader:
+                b = to_tensors(batch)
+                assert len(b["weather_unique"].shape) == 5                 # volumes, through the ResNet
+                b[key] = paddle.zeros_like(b[key])
+                probs.append(paddle.nn.functional.sigmoid(model(b)).numpy())
+        separate[order] = np.concatenate(probs)
+        np.testing.assert_array_equal(both.without[modality], separate)
+        assert not np.allclose(both.without[modality], both.probs)       # the drop changes the predictions
+    with pytest.raises(ValueError, match="must be one of weather, patient, got 'climate'"):
+        predict(model, ds, cfg, also_without=("climate",))
+    from ppeye.engine.evaluator import Evaluator
+
+    bad = ppeye.load_config(DEMO, overrides + ["evaluation.drop_modality=[weather, climate]"])
+    with pytest.raises(ConfigError, match="evaluation.drop_modality lists 'climate': each entry must be one of "):
+        Evaluator(bad, weights=str(out / "r"), out_dir=str(out / "bad_eval")).run(["val"])
+
+
 def test_people_without_weather_need_a_model_that_handles_it(tiny_work, tmp_path):
     from ppeye.engine import Trainer
 

@@ -43,7 +43,7 @@ import numpy as np
 
 from .. import build_model, feature_blocks
 from ..core.device import select_device
-from ..core.errors import DataError, InputError
+from ..core.errors import ConfigError, DataError, InputError
 from ..core.io import atomic_write, save_npz, write_csv
 from ..core.logger import get_logger
 from ..core.paddle_env import import_paddle
@@ -56,7 +56,7 @@ from ..metrics.plots import decision_curve_figure, save_curves, save_figure
 from ..metrics.subgroups import COLUMNS, forest_figure, subgroup_table
 from ..retrieval import RetrievalIndex
 from .checkpoint import load_weights, resolve, run_dir_of
-from .predict import predict, prediction_identity
+from .predict import DROPPABLE, predict, prediction_identity
 
 paddle = import_paddle()
 SPLITS = ("val", "test", "external", "period", "period_2")
@@ -313,8 +313,21 @@ class Evaluator(Reporter):
 
     def _predict(self, split):
         ds = OnsetDataset(self.cfg, split)
-        pred = predict(self.model, ds, self.cfg, with_embeddings=self.retrieval is not None)
+        pred = predict(self.model, ds, self.cfg, with_embeddings=self.retrieval is not None,
+                       also_without=self._dropped())
         return ds, pred
+
+    def _dropped(self):
+        """The modalities each split is also scored without (``evaluation.drop_modality``, for a
+        model with ``model.missing``), predicted in the same pass as the split itself."""
+        if getattr(self.model, "missing", None) is None:
+            return ()
+        wanted = tuple((self.cfg.get("evaluation") or {}).get("drop_modality", DROPPABLE) or ())
+        unknown = [m for m in wanted if m not in DROPPABLE]
+        if unknown:
+            raise ConfigError(f"evaluation.drop_modality lists {', '.join(map(repr, unknown))}: each entry must be "
+                              f"one of {', '.join(DROPPABLE)}")
+        return wanted
 
     def run(self, splits="all"):
         ec = self.cfg.get("evaluation") or {}
@@ -367,12 +380,10 @@ class Evaluator(Reporter):
                 name = split if variant == "model" else f"{split}_{variant}"
                 summary["splits"][name] = self._report(name, ds, pred.labels, probs, thr, ec, decision[variant])
             summary["splits"][split] |= self._groups(split, ds, pred.labels, pred.probs, blocks, ec)
-            if getattr(self.model, "missing", None) is not None:
-                for modality in ec.get("drop_modality", ("weather", "patient")) or ():
-                    dropped = predict(self.model, ds, self.cfg, drop=modality)
-                    name = f"{split}_without_{modality}"
-                    summary["splits"][name] = self._report(name, ds, dropped.labels, dropped.probs, thresholds, ec,
-                                                           (None, f"uncalibrated risks without the {modality}"))
+            for modality in self._dropped():
+                name = f"{split}_without_{modality}"
+                summary["splits"][name] = self._report(name, ds, pred.labels, pred.without[modality], thresholds, ec,
+                                                       (None, f"uncalibrated risks without the {modality}"))
         with atomic_write(os.path.join(self.out_dir, "summary.json")) as f:
             json.dump(summary, f, indent=1)
         return summary

@@ -30,6 +30,7 @@ class Predictions:
     embeddings: np.ndarray = None      # [N, width] float32, fused (with_embeddings=True)
     branch_embeddings: dict = None     # {"weather_embedding", "patient_embedding"}: [N, width] (with_embeddings),
                                        # with model.missing also "modality_weights" [N, 2] and "presence" [N, flags]
+    without: dict = None               # {"weather" | "patient": probs [N, 4] float64} (also_without)
 
 
 BRANCHES = ("weather_embedding", "patient_embedding")
@@ -66,17 +67,23 @@ def check_weather_presence(model, dataset):
 DROPPABLE = ("weather", "patient")
 
 
-def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, store=None, drop=None):
+def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, store=None, also_without=()):
     """Probabilities (and embeddings) for every person of ``dataset``, in dataset order.
 
-    ``drop``: "weather" or "patient" predicts as if that modality were missing for everyone
-    (weather_present 0, or no feature observed), for a model with ``model.missing``."""
+    ``also_without``: "weather" and/or "patient", each predicted besides the full prediction as if
+    that modality were missing for everyone (weather_present 0, or no feature observed; a model
+    with ``model.missing``), in the same pass (``Predictions.without``): each batch's volumes go
+    through the ResNet once and every variant reads its pooled output, the same numbers as
+    separate passes at a third of the ResNet's cost."""
     check_weather_presence(model, dataset)
-    if drop is not None:
-        if drop not in DROPPABLE:
-            raise ValueError(f"drop must be one of {DROPPABLE}, got {drop!r}")
+    also_without = tuple(also_without or ())
+    for m in also_without:
+        if m not in DROPPABLE:
+            raise ValueError(f"a dropped modality must be one of {', '.join(DROPPABLE)}, got {m!r}")
         if getattr(model, "missing", None) is None:
-            raise ConfigError(f"predicting without the {drop} modality needs a model with model.missing.enabled")
+            raise ConfigError(f"predicting without the {m} modality needs a model with model.missing.enabled")
+    core = getattr(model, "_layers", model)      # a DataParallel wrapper's model
+    pool = also_without and getattr(core, "weather_branch", False)
     model.eval()
     loader = make_loader(dataset, cfg, shuffle=False, num_replicas=num_replicas, rank=rank, drop_uneven=False,
                          store=store)
@@ -84,23 +91,25 @@ def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, 
     keys = ("embedding",) + BRANCHES if with_embeddings else ()
     if with_embeddings and getattr(model, "missing", None) is not None:
         keys += ("presence",) + (("modality_weights",) if model.missing.gate is not None else ())
-    probs, embs = [], {k: [] for k in keys}
+    probs, embs, dropped = [], {k: [] for k in keys}, {m: [] for m in also_without}
     beat = Heartbeat(get_logger("ppeye.predict"), f"predicting {len(dataset)} people, batches", total=len(loader))
     with paddle.no_grad():
         for batch in loader:
             beat.step()
             b = to_tensors(batch)
-            if drop is not None:
-                key = "weather_present" if drop == "weather" else "tab_mask"
-                b[key] = paddle.zeros_like(b[key])
+            if pool:
+                b["weather_unique"] = core.pool_days(b["weather_unique"])
             out = model(b, return_explain=with_embeddings)
             logits, ex = out if with_embeddings else (out, None)
             probs.append(paddle.nn.functional.sigmoid(logits).numpy().astype(np.float64))
             for k in keys:
                 embs[k].append(ex[k].numpy().astype(np.float32))
+            for m in also_without:
+                dropped[m].append(paddle.nn.functional.sigmoid(model(_without(b, m))).numpy().astype(np.float64))
     width = getattr(model, "width", 0)
     arrays = [np.asarray(order, dtype=np.int64), np.concatenate(probs) if probs else np.zeros((0, len(DISEASES)))]
     arrays += [np.concatenate(embs[k]) if embs[k] else np.zeros((0, width), np.float32) for k in keys]
+    arrays += [np.concatenate(dropped[m]) if dropped[m] else np.zeros((0, len(DISEASES))) for m in also_without]
     if num_replicas > 1:
         arrays = _gather(arrays)
     order = arrays[0]
@@ -113,9 +122,16 @@ def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, 
         return full
 
     probs = in_dataset_order(arrays[1], np.nan)
-    embs = {k: in_dataset_order(a, 0) for k, a in zip(keys, arrays[2:])}
+    embs = {k: in_dataset_order(a, 0) for k, a in zip(keys, arrays[2:2 + len(keys)])}
+    without = {m: in_dataset_order(a, np.nan) for m, a in zip(also_without, arrays[2 + len(keys):])}
     return Predictions(dataset.labels.astype(np.float64), probs, embs.pop("embedding", None),
-                       embs if with_embeddings else None)
+                       embs if with_embeddings else None, without if also_without else None)
+
+
+def _without(batch, modality):
+    """The batch with ``modality`` missing for everyone (weather_present 0, or no feature observed)."""
+    key = "weather_present" if modality == "weather" else "tab_mask"
+    return {**batch, key: paddle.zeros_like(batch[key])}
 
 
 def _gather(arrays):

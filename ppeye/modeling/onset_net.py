@@ -183,6 +183,15 @@ class OnsetNet(nn.Layer):
         pooled, fmap = self.backbone(weather_unique, return_features=True)
         return self.embed_pooled(pooled), fmap
 
+    def pool_days(self, weather_unique):
+        """The ResNet's pooled output [U, P] of volumes [U, C, D, H, W]; pooled features (a cache
+        row, or this method's own output) pass through. ``forward`` on the result computes what it
+        computes on the volumes, so several forwards of one batch (a modality dropped in each) run
+        the ResNet once."""
+        if len(weather_unique.shape) == 2:
+            return weather_unique
+        return self.backbone(weather_unique, return_features=True)[0]
+
     def embed_pooled(self, pooled):
         """The ResNet's output [U, out_channels] (or a cache row of it) -> day embeddings [U, E]."""
         if self.summary_proj is None:
