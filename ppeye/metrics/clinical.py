@@ -164,18 +164,21 @@ def _logit(p):
 
 def _logistic_fit(x, y, offset, fit_slope):
     """Newton-Raphson for y ~ Bernoulli(sigmoid(a + b x + offset)); b fixed at 0 unless fit_slope."""
-    X = np.column_stack([np.ones_like(x), x]) if fit_slope else np.ones((len(x), 1))
-    beta = np.zeros(X.shape[1])
-    for _ in range(100):
-        eta = np.clip(X @ beta + offset, -30, 30)
-        mu = 1 / (1 + np.exp(-eta))
-        grad = X.T @ (y - mu)
-        hess = (X * (mu * (1 - mu))[:, None]).T @ X + 1e-10 * np.eye(X.shape[1])
-        step = np.linalg.solve(hess, grad)
-        beta = beta + step
-        if np.abs(step).max() < 1e-10:
+    a, b = 0.0, 0.0
+    for _ in range(100):                      # the 1 x 1 or 2 x 2 Newton system solved by hand
+        mu = 1 / (1 + np.exp(-np.clip(a + b * x + offset, -30, 30)))
+        r, w = y - mu, mu * (1 - mu)
+        ga, haa = r.sum(), w.sum() + 1e-10
+        if fit_slope:
+            gb, hab, hbb = (x * r).sum(), (x * w).sum(), (x * x * w).sum() + 1e-10
+            det = haa * hbb - hab * hab
+            da, db = (hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det
+        else:
+            da, db = ga / haa, 0.0
+        a, b = a + da, b + db
+        if max(abs(da), abs(db)) < 1e-10:
             break
-    return beta
+    return np.array([a, b]) if fit_slope else np.array([a])
 
 
 def calibration_fit(y, p):
@@ -294,7 +297,7 @@ def clinical_report(y_true, y_prob, names, specificities=(0.90, 0.95), sensitivi
 
         value = point(y, p)
         keys = [k for k in value if not k.startswith("threshold_") and k not in ("mean_predicted", "observed_rate")]
-        reps = np.array([[point(y[i], p[i])[k] for k in keys] for i in draws if 0 < y[i].sum() < len(i)])
+        reps = np.array([[r[k] for k in keys] for r in (point(y[i], p[i]) for i in draws if 0 < y[i].sum() < len(i))])
         auc, se = auc_with_se(y, p)
         rows.append({"disease": name, "metric": "roc_auc", "value": auc, "ci_low": max(0.0, auc - q * se),
                      "ci_high": min(1.0, auc + q * se)})

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..core.errors import DataError, InputError
 from .clinical import auc_with_se, delong
-from .multilabel import DISEASES
+from .multilabel import DISEASES, roc_auc
 
 COLUMNS = ["split", "contender", "disease", "n", "cases", "roc_auc", "ci_low", "ci_high", "model_minus_contender",
            "diff_ci_low", "diff_ci_high", "p_value"]
@@ -52,8 +52,6 @@ def _macro_bootstrap(y, scores, n_boot, level, seed, reference):
     """Per contender: paired percentile bootstrap of the macro ROC-AUC and of the reference's
     minus it ({name: (low, high, diff_low, diff_high, p)}); replicates with a disease of one class
     are left out."""
-    from sklearn.metrics import roc_auc_score
-
     rng = np.random.default_rng(seed)
     names = list(scores)
     reps = []
@@ -62,7 +60,7 @@ def _macro_bootstrap(y, scores, n_boot, level, seed, reference):
         yy = y[i]
         if not ((yy.sum(axis=0) > 0) & (yy.sum(axis=0) < len(i))).all():
             continue
-        reps.append([np.mean([roc_auc_score(yy[:, j], scores[n][i, j]) for j in range(y.shape[1])]) for n in names])
+        reps.append([np.mean([roc_auc(yy[:, j], scores[n][i, j]) for j in range(y.shape[1])]) for n in names])
     if not reps:
         return {n: (np.nan,) * 5 for n in names}
     reps = np.asarray(reps)
