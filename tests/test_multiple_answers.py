@@ -107,3 +107,13 @@ def test_the_v2_list_round_trips_from_a_real_style_export_to_the_cohort_and_to_i
     assert n == len(mine) and n > 20
     indicator = [m["column"] for m in saved if m.get("multiple")]
     np.testing.assert_array_equal(encoded[indicator].to_numpy(), mine[indicator].to_numpy())
+
+
+def test_scoring_reads_array_0_of_visit_0_and_every_array_of_visit_0_of_a_multiple_answer_field():
+    from ppeye.data.ukb.multiple import scored_column
+
+    fields, multiple = {"21022", "6150"}, {"6150"}
+    assert scored_column("21022-0.0", fields, multiple) and not scored_column("21022-1.0", fields, multiple)
+    assert not scored_column("21022-0.1", fields, multiple) and not scored_column("4080-0.0", fields, multiple)
+    assert all(scored_column(f"6150-0.{a}", fields, multiple) for a in range(4))
+    assert not scored_column("6150-1.0", fields, multiple) and not scored_column("eid", fields, multiple)

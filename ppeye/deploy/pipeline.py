@@ -25,7 +25,7 @@ from ..data.ukb.cohort import _haversine
 from ..data.ukb.encoding import encode_features
 from ..data.ukb.geo import osgb_to_latlon
 from ..data.ukb.load import canonical
-from ..data.ukb.multiple import multiple_fields
+from ..data.ukb.multiple import multiple_fields, scored_column
 
 FILES = ("ukb_fields.json", "imputer.joblib", "tab_stats.json")
 EXTRA_COLUMNS = ("index_date", "lat", "lon")   # non-UKB columns a table to score may have
@@ -133,7 +133,7 @@ class FeaturePipeline:
         sep = "\t" if header.count("\t") > header.count(",") else ","
         names = list(pd.read_csv(path, sep=sep, nrows=0).columns)
         wanted = set(map(str, self.feature_fields + [F.ASSESSMENT_CENTRE, 20074, 20075]))
-        every_array = {f"{f}-0" for f in multiple_fields(self.fields)}     # multiple-answer: all arrays of visit 0
+        multiple = set(map(str, multiple_fields(self.fields)))
         keep, unknown, ignored = {}, [], 0
         for c in names:
             key = c.strip() if c.strip() in EXTRA_COLUMNS else canonical(c)
@@ -141,8 +141,7 @@ class FeaturePipeline:
                 unknown.append(c)
             elif key in keep:
                 raise DataError(f"{path}: columns {keep[key]!r} and {c!r} are the same field ({key})")
-            elif key in EXTRA_COLUMNS or key == "eid" or (key.split("-")[0] in wanted and key.endswith("-0.0")) \
-                    or key.split(".")[0] in every_array:
+            elif key in EXTRA_COLUMNS or key == "eid" or scored_column(key, wanted, multiple):
                 keep[key] = c
             else:
                 ignored += 1

@@ -12,6 +12,7 @@ from ..core.errors import DataError
 from ..core.io import atomic_write
 from ..data.ukb.encoding import feature_list
 from ..data.ukb.load import read_table
+from ..data.ukb.multiple import scored_column
 
 
 def scoring_table(cfg, split, path, limit=None):
@@ -29,9 +30,10 @@ def scoring_table(cfg, split, path, limit=None):
     if limit:
         people = people.iloc[: int(limit)]
     features = feature_list(cfg)
-    every_array = {f"{f[0]}-0" for f in features if f[1] == "multiple"}     # multiple-answer: all arrays of visit 0
-    frame, _ = read_table(cfg["data"]["ukb_table"], [f[0] for f in features] + [54, 20074, 20075])
-    frame = frame[[c for c in frame.columns if c == "eid" or c.endswith("-0.0") or c.split(".")[0] in every_array]]
+    fields = [f[0] for f in features] + [54, 20074, 20075]
+    multiple = {str(f[0]) for f in features if f[1] == "multiple"}
+    frame, _ = read_table(cfg["data"]["ukb_table"], fields)
+    frame = frame[[c for c in frame.columns if c == "eid" or scored_column(c, set(map(str, fields)), multiple)]]
     rows = frame.set_index("eid").loc[people["eid"].astype(str).to_numpy()].reset_index()
     rows["index_date"] = pd.to_datetime(people["index_date"]).dt.strftime("%Y-%m-%d").to_numpy()
     with atomic_write(path) as f:

@@ -83,6 +83,14 @@ def encode_multiple(frame, entry, report, rows, cache):
     return indicator_values(cache[field], spec["code"])
 
 
+def scored_column(column, fields, multiple):
+    """Whether a table column ``<field>-<instance>.<array>`` is one that scoring reads: array 0 of
+    instance 0 of each of ``fields``, and every array of instance 0 of the ``multiple``-answer
+    ones (both sets of field ids as strings)."""
+    field, _, rest = column.partition("-")
+    return rest.startswith("0.") and (field in multiple or (rest == "0.0" and field in fields))
+
+
 def multiple_fields(fields_meta):
     """The ids of the multiple-answer fields among ``ukb_fields.json`` entries."""
     return sorted({int(m["field"]) for m in fields_meta if m.get("multiple")})
