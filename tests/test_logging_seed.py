@@ -54,3 +54,31 @@ def test_a_progress_line_comes_when_the_log_has_been_quiet_not_only_when_one_loo
     # the real clock follows the process's log: a line written now resets the quiet time
     get_logger("ppeye.test").info("a line")
     assert time.perf_counter() - logger_module.last_line_at() < 5
+
+
+def test_a_heartbeat_speaks_during_an_item_longer_than_its_interval_and_stops_with_its_block():
+    """A full-size batch takes minutes on a CPU: with ``with Heartbeat(...)`` the log says the
+    loop is alive while one item runs, and nothing more once the block has ended."""
+    import threading
+
+    from ppeye.core.progress import Heartbeat
+
+    lines, spoke = [], threading.Event()
+
+    class Log:
+        def info(self, text):
+            lines.append(text)
+            spoke.set()
+
+    quiet = [0.0]                                  # the process's log: quiet since long ago
+    with Heartbeat(Log(), "predicting 13 people, batches", total=2, every=0.05,
+                   quiet_since=lambda: quiet[0]) as beat:
+        beat.step()                                # the first batch done (its own line), the second "running"
+        assert any(line.startswith("predicting 13 people, batches: 1/2 (50%)") for line in lines)
+        spoke.clear()
+        assert spoke.wait(30), "no line while the second batch ran"
+    assert lines[-1].startswith("predicting 13 people, batches: 1/2 done, ") and lines[-1].endswith("still running")
+    ended = len(lines)
+    threading.Event().wait(0.3)
+    assert len(lines) == ended                     # the thread stopped with the block
+

@@ -93,9 +93,8 @@ def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, 
         keys += ("presence",) + (("modality_weights",) if model.missing.gate is not None else ())
     probs, embs, dropped = [], {k: [] for k in keys}, {m: [] for m in also_without}
     beat = Heartbeat(get_logger("ppeye.predict"), f"predicting {len(dataset)} people, batches", total=len(loader))
-    with paddle.no_grad():
+    with beat, paddle.no_grad():
         for batch in loader:
-            beat.step()
             b = to_tensors(batch)
             if pool:
                 b["weather_unique"] = core.pool_days(b["weather_unique"])
@@ -106,6 +105,7 @@ def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, 
                 embs[k].append(ex[k].numpy().astype(np.float32))
             for m in also_without:
                 dropped[m].append(paddle.nn.functional.sigmoid(model(_without(b, m))).numpy().astype(np.float64))
+            beat.step()
     width = getattr(model, "width", 0)
     arrays = [np.asarray(order, dtype=np.int64), np.concatenate(probs) if probs else np.zeros((0, len(DISEASES)))]
     arrays += [np.concatenate(embs[k]) if embs[k] else np.zeros((0, width), np.float32) for k in keys]
