@@ -57,6 +57,24 @@ def test_delong_symmetry_ties_and_identical_scores():
     assert 0.02 < np.mean(np.array(ps) < 0.05) < 0.10
 
 
+def test_one_case_gives_an_auc_without_an_interval_not_0_to_1_and_no_warning():
+    import warnings
+
+    from ppeye.metrics.clinical import auc_interval, clinical_report
+    from ppeye.metrics.subgroups import subgroup_table
+
+    y = np.array([1, 0, 0, 0, 0, 0], float)
+    p = np.array([0.9, 0.1, 0.2, 0.3, 0.95, 0.4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        auc, lo, hi = auc_interval(y, p, 1.96)
+        assert auc == pytest.approx(0.8) and np.isnan(lo) and np.isnan(hi)
+        row = clinical_report(np.c_[y, 1 - y], np.c_[p, p], ["a", "b"], n_boot=20)[0]
+        assert row["metric"] == "roc_auc" and np.isnan(row["ci_low"]) and np.isnan(row["ci_high"])
+        rows = subgroup_table(np.c_[y, y, y, y], np.c_[p, p, p, p], {"sex": np.array(["f"] * 6)}, min_cases=1)
+        assert not any(r["differs"] for r in rows) and np.isnan(rows[0]["ci_low"])
+
+
 def test_operating_points_by_hand():
     y = np.array([0, 0, 0, 0, 1, 0, 1, 1, 0, 1], float)
     p = np.arange(10) / 10.0

@@ -64,12 +64,22 @@ def _components(y, p):
 
 
 def auc_with_se(y, p):
-    """(ROC-AUC, DeLong's standard error) of one score."""
+    """(ROC-AUC, DeLong's standard error) of one score; the error is NaN with a single case or
+    a single control (their variance is undefined)."""
     y = _binary(y)
     p = _scores(p, len(y))
     _both_classes(y, "an AUC variance")
     auc, v10, v01 = _components(y, p)
+    if min(len(v10), len(v01)) < 2:
+        return auc, float("nan")
     return auc, float(np.sqrt(np.var(v10, ddof=1) / len(v10) + np.var(v01, ddof=1) / len(v01)))
+
+
+def auc_interval(y, p, q):
+    """(ROC-AUC, low, high): DeLong's interval of ``q`` standard errors either side, clipped to
+    [0, 1]; NaN bounds when the error is undefined (a single case or control), never [0, 1]."""
+    auc, se = auc_with_se(y, p)
+    return auc, float(np.clip(auc - q * se, 0.0, 1.0)), float(np.clip(auc + q * se, 0.0, 1.0))
 
 
 def auc_variance(y, p):
@@ -298,9 +308,8 @@ def clinical_report(y_true, y_prob, names, specificities=(0.90, 0.95), sensitivi
         value = point(y, p)
         keys = [k for k in value if not k.startswith("threshold_") and k not in ("mean_predicted", "observed_rate")]
         reps = np.array([[r[k] for k in keys] for r in (point(y[i], p[i]) for i in draws if 0 < y[i].sum() < len(i))])
-        auc, se = auc_with_se(y, p)
-        rows.append({"disease": name, "metric": "roc_auc", "value": auc, "ci_low": max(0.0, auc - q * se),
-                     "ci_high": min(1.0, auc + q * se)})
+        auc, lo, hi = auc_interval(y, p, q)
+        rows.append({"disease": name, "metric": "roc_auc", "value": auc, "ci_low": lo, "ci_high": hi})
         for c, k in enumerate(keys):
             lo, hi = np.percentile(reps[:, c], [tail, 100 - tail]) if len(reps) else (np.nan, np.nan)
             rows.append({"disease": name, "metric": k, "value": float(value[k]), "ci_low": float(lo),

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from ..core.errors import DataError, InputError
-from .clinical import auc_with_se, delong
+from .clinical import auc_interval, delong
 from .multilabel import DISEASES, roc_auc
 
 COLUMNS = ["split", "contender", "disease", "n", "cases", "roc_auc", "ci_low", "ci_high", "model_minus_contender",
@@ -99,9 +99,9 @@ def compare_table(preds, split, level=0.95, n_boot=1000, seed=0, reference="mode
                 rows.append(base | {k: np.nan for k in COLUMNS[5:]})
                 aucs.append(np.nan)
                 continue
-            auc, se = auc_with_se(y[:, j], p["probs"][:, j])
+            auc, lo, hi = auc_interval(y[:, j], p["probs"][:, j], q)
             aucs.append(auc)
-            row = base | {"roc_auc": auc, "ci_low": max(0.0, auc - q * se), "ci_high": min(1.0, auc + q * se)}
+            row = base | {"roc_auc": auc, "ci_low": lo, "ci_high": hi}
             if name == reference:
                 row |= {"model_minus_contender": np.nan, "diff_ci_low": np.nan, "diff_ci_high": np.nan,
                         "p_value": np.nan}

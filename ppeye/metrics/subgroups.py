@@ -12,17 +12,12 @@ from scipy import stats
 
 from ..core.errors import InputError
 from ..data.ukb.fields import disease_title
-from .clinical import auc_with_se
+from .clinical import auc_interval
 from .multilabel import DISEASES
 from .plots import _figure
 
 COLUMNS = ["attribute", "group", "disease", "n", "cases", "roc_auc", "ci_low", "ci_high", "overall_roc_auc",
            "differs"]
-
-
-def _auc_ci(y, p, q):
-    auc, se = auc_with_se(y, p)
-    return auc, max(0.0, auc - q * se), min(1.0, auc + q * se)
 
 
 def subgroup_table(labels, probs, attributes, level=0.95, min_cases=5, names=DISEASES):
@@ -39,7 +34,7 @@ def subgroup_table(labels, probs, attributes, level=0.95, min_cases=5, names=DIS
     overall = {}
     for j, d in enumerate(names):
         y = labels[:, j]
-        overall[d] = _auc_ci(y, probs[:, j], q)[0] if 0 < y.sum() < len(y) else float("nan")
+        overall[d] = auc_interval(y, probs[:, j], q)[0] if 0 < y.sum() < len(y) else float("nan")
     rows = []
     for attr, groups in attributes.items():
         groups = np.asarray(groups, dtype=object)
@@ -54,9 +49,9 @@ def subgroup_table(labels, probs, attributes, level=0.95, min_cases=5, names=DIS
                        "roc_auc": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
                        "overall_roc_auc": overall[d], "differs": False}
                 if min(cases, len(y) - cases) >= min_cases:
-                    auc, lo, hi = _auc_ci(y, p, q)
+                    auc, lo, hi = auc_interval(y, p, q)
                     row.update(roc_auc=auc, ci_low=lo, ci_high=hi,
-                               differs=bool(np.isfinite(overall[d]) and not lo <= overall[d] <= hi))
+                               differs=bool(np.isfinite([overall[d], lo, hi]).all() and not lo <= overall[d] <= hi))
                 rows.append(row)
     return rows
 
