@@ -81,4 +81,13 @@ def test_a_heartbeat_speaks_during_an_item_longer_than_its_interval_and_stops_wi
     ended = len(lines)
     threading.Event().wait(0.3)
     assert len(lines) == ended                     # the thread stopped with the block
+    # items that keep finishing leave the talking to step(): the pulse waits for one long item
+    clock = iter([100.0, 105.0])
+    beat = Heartbeat(Log(), "batches", total=9, every=20.0, clock=lambda: next(clock), quiet_since=lambda: 0.0)
+    beat.step()                                    # at 105: the step speaks (quiet since 0)
+    assert not beat.pulse_due(118.0)               # 13 s into the next item, 13 s after a line
+    assert beat.pulse_due(125.5)                   # 20.5 s into it
+    beat.last = 0.0                                # the log quiet, but an item finished 5 s ago
+    beat.last_step = 120.5
+    assert not beat.pulse_due(125.5)
 

@@ -32,6 +32,7 @@ class Heartbeat:
     def __init__(self, log, what, total=None, every=20.0, clock=time.perf_counter, quiet_since=None):
         self.log, self.what, self.total, self.every, self.clock = log, what, total, float(every), clock
         self.start, self.last = clock(), float("-inf")
+        self.last_step = self.start          # when the item now running began
         self.done = 0
         # when the process's log last wrote anything: ppeye's last line on the real clock; with
         # another clock (tests), this heartbeat's start
@@ -48,10 +49,15 @@ class Heartbeat:
         self._thread.join()
         return False
 
+    def pulse_due(self, now):
+        """Whether the pulse speaks at ``now``: one item has run for ``every`` seconds and the log
+        has been quiet that long (items that keep finishing leave the talking to ``step``)."""
+        return now - max(self.last, self.quiet_since(), self.last_step) >= self.every
+
     def _pulse(self):
         while not self._stop.wait(min(self.every, 1.0)):
             now = self.clock()
-            if now - max(self.last, self.quiet_since()) < self.every:
+            if not self.pulse_due(now):
                 continue
             self.last = now
             total = f"/{self.total}" if self.total else ""
@@ -59,7 +65,7 @@ class Heartbeat:
 
     def step(self, n=1):
         self.done += n
-        now = self.clock()
+        now = self.last_step = self.clock()
         if now - max(self.last, self.quiet_since()) < self.every:
             return
         self.last = now
