@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 DEMO_CONFIG ?= configs/demo.yaml
 PYTEST_ARGS ?=
 RESULTS_ARGS ?=
+# make test runs the tests in this many processes (pytest-xdist; each test process is single-threaded
+# unless OMP_NUM_THREADS says otherwise, so 2 fill a 2-core machine); 0 runs them in this process
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-slow results smoke-full install bench clean help
 
@@ -33,7 +36,7 @@ demo: install
 	$(PY) tools/demo.py -c $(DEMO_CONFIG)
 
 test: install
-	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m "not slow" -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-slow: install
 	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)

@@ -35,7 +35,7 @@ EXTRAS = {
     "vdl": ["visualdl>=2.5.3"],
     "retrieval": ["faiss-cpu>=1.8"],
     "cluster": ["distributed>=2024.8"],
-    "test": ["pytest>=8"],
+    "test": ["pytest>=8", "pytest-xdist>=3"],
 }
 # every tool as a command (`ppeye-train -c configs/demo.yaml`), beside `python -m ppeye.tools.train` and the
 # PaddleDetection-style `python tools/train.py` of a checkout
