@@ -15,7 +15,7 @@ TEST_WORKERS ?= 2
 help:
 	@echo "make demo   install into $(VENV), make synthetic data, run every stage on $(DEMO_CONFIG)"
 	@echo "make test   install into $(VENV) and run the tests (under 10 minutes on 2 cores)"
-	@echo "make test-slow  the slow tests: comparisons over seeds and centres (.ci/run runs both)"
+	@echo "make test-slow  the slow tests: comparisons over seeds and centres, command-line runs (.ci/run runs both)"
 	@echo "make results  the neural figures of docs/results.md over 3 seeds (RESULTS_ARGS=--cv adds every centre held out)"
 	@echo "make smoke-full  configs/full.yaml at its real shapes, every stage, a few people (bench/bench_full_size.py)"
 	@echo "make bench  run the benchmarks in bench/"
@@ -39,7 +39,7 @@ test: install
 	$(PY) -m pytest tests -m "not slow" -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-slow: install
-	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m slow -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 results: install
 	$(PY) tools/results.py -c $(DEMO_CONFIG) $(RESULTS_ARGS)

@@ -157,5 +157,6 @@ def trained(tiny_work, tmp_path_factory):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a slow test (comparisons over seeds and centres): make test-slow runs "
-                                       "them, make test leaves them out, .ci/run runs both")
+    config.addinivalue_line("markers", "slow: a slow test (comparisons over seeds and centres, the tools' "
+                                       "command-line runs end to end): make test-slow runs them, make test leaves "
+                                       "them out, .ci/run runs both")

@@ -105,12 +105,18 @@ def test_calibration_bins_count_everyone_and_match_a_hand_computation():
 
 
 def test_curve_figures_are_written_and_returned_as_images(tmp_path):
+    from matplotlib import image as mpimg
+
     from ppeye.metrics.plots import save_curves
 
     y, p = data(100)
     y[:, 3] = 0
     for kind in ("roc", "pr", "calibration"):
-        image = save_curves(kind, y, p, str(tmp_path / f"{kind}.png"), "test",
-                            calibration=calibration_table(y, p))
+        path = tmp_path / f"{kind}.png"
+        image = save_curves(kind, y, p, str(path), "test", calibration=calibration_table(y, p), image=True)
         assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
-        assert (tmp_path / f"{kind}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # the array is the written picture itself, pixel for pixel
+        np.testing.assert_array_equal(image, np.round(mpimg.imread(str(path))[..., :3] * 255).astype(np.uint8))
+        assert image.std() > 0                                   # not a blank canvas
+        assert save_curves(kind, y, p, str(path), "test", calibration=calibration_table(y, p)) is None

@@ -90,6 +90,7 @@ def test_compare_refuses_bad_seed_and_design_flags_before_any_work(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow                # the command-line runs end to end: make test-slow
 def test_export_and_infer_from_the_command_line(trained, tmp_path):
     root, overrides = trained
     base = ["-c", "configs/demo.yaml", "-o", *overrides]
@@ -125,6 +126,7 @@ def test_extract_from_the_command_line(trained, tmp_path):
     assert res.returncode != 0 and "already exists" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.slow                # the command-line runs end to end: make test-slow
 def test_train_and_eval_from_the_command_line_and_their_bad_inputs(tiny_work, tmp_path):
     from test_trainer import SMALL_MODEL
     from conftest import PIPE
@@ -155,6 +157,7 @@ def test_train_and_eval_from_the_command_line_and_their_bad_inputs(tiny_work, tm
         assert message in res.stderr and "Traceback" not in res.stderr, (case, res.stderr[-2000:])
 
 
+@pytest.mark.slow                # the command-line runs end to end: make test-slow
 def test_visualize_from_the_command_line(tiny_work, tmp_path):
     from test_trainer import SMALL_MODEL
     from conftest import PIPE

@@ -267,7 +267,7 @@ class Reporter:
         images = {}
         for kind in ("roc", "pr", "calibration"):
             images[kind] = save_curves(kind, labels, probs, os.path.join(out, f"{name}_{kind}.png"),
-                                       f"{name} (n={len(labels)})", calibration=cal)
+                                       f"{name} (n={len(labels)})", calibration=cal, image=self.vdl is not None)
         if self.vdl is not None:
             self.vdl.eval_report(name, labels, probs, m, images, step=checkpoint_epoch(getattr(self, "checkpoint", None)))
         head = m["macro_roc_auc"]

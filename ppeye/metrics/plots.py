@@ -1,4 +1,6 @@
 """ROC, precision-recall and reliability figures (matplotlib, written as PNG atomically)."""
+import io
+
 import numpy as np
 from sklearn import metrics as skm
 
@@ -17,8 +19,12 @@ def _figure():
 
 
 def _save(fig, path):
+    """Render ``fig`` once as PNG, write it atomically; returns the PNG's bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     with atomic_write(path, mode="wb") as f:
-        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+        f.write(buf.getvalue())
+    return buf.getvalue()
 
 
 def curves_figure(kind, y_true, y_prob, title, names=DISEASES, calibration=None):
@@ -91,20 +97,23 @@ def decision_curve_figure(curves, title, names=DISEASES):
     return fig
 
 
-def save_figure(fig, path):
-    """Write ``fig`` as PNG atomically, close it, return its RGB array."""
+def save_figure(fig, path, image=False):
+    """Write ``fig`` as PNG atomically and close it; with ``image``, return the written picture as
+    an RGB uint8 array [H, W, 3] (decoded from the file's bytes: the figure is drawn once)."""
     plt = _figure()
-    _save(fig, path)
-    image = figure_array(fig)
+    png = _save(fig, path)
     plt.close(fig)
-    return image
+    return png_array(png) if image else None
 
 
-def save_curves(kind, y_true, y_prob, path, title, calibration=None):
-    return save_figure(curves_figure(kind, np.asarray(y_true), np.asarray(y_prob), title, calibration=calibration), path)
+def png_array(png):
+    """RGB uint8 array [H, W, 3] of PNG bytes."""
+    from matplotlib import image
+
+    rgba = image.imread(io.BytesIO(png), format="png")      # floats k / 255 for an 8-bit PNG
+    return np.round(rgba[..., :3] * 255).astype(np.uint8)
 
 
-def figure_array(fig):
-    """The figure as an RGB uint8 array [H, W, 3] (for VisualDL's add_image)."""
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+def save_curves(kind, y_true, y_prob, path, title, calibration=None, image=False):
+    return save_figure(curves_figure(kind, np.asarray(y_true), np.asarray(y_prob), title, calibration=calibration),
+                       path, image=image)
