@@ -16,6 +16,12 @@ No label, no participant, no day of an external centre and no day from the first
 = lowest held-out error), ``metrics.csv`` and ``log.txt``. An onset run starts from it with
 ``pretrained: <that directory>`` (``ppeye.engine.checkpoint.load_pretrained``), typically with
 ``train.two_stage.frozen_epochs`` keeping the ResNet as pretrained.
+
+Under ``paddle.distributed.launch`` / ``fleetrun`` (``--nproc_per_node N``) each step's batch of
+days is split among the N processes (gradients all-reduced, BatchNorm statistics averaged at each
+epoch's end, the held-out days scored in parts and gathered); rank 0 writes the run. The same
+days in the same order as one process, so the same pretraining, not bit for bit: each rank's
+BatchNorm sees its part of the batch.
 """
 import copy
 import csv
@@ -26,7 +32,7 @@ import numpy as np
 
 from .. import build_model
 from ..core.config import save_config
-from ..core.device import select_device
+from ..core.device import average_batchnorm_statistics, init_distributed, select_device
 from ..core.errors import ConfigError
 from ..core.io import atomic_write
 from ..core.logger import get_logger
@@ -36,6 +42,7 @@ from ..core.seed import seed_everything
 from ..data.dataset import OnsetDataset, WeatherCollator
 from ..data.ukb.splits import temporal_cutoffs
 from .checkpoint import save_checkpoint
+from .predict import gather_ranks
 
 paddle = import_paddle()
 nn = paddle.nn
@@ -148,9 +155,14 @@ def pretrain_days(cfg, log=None):
     if len(fit) < s["batch_size"] or len(hold) < 2:
         raise ConfigError(f"day pretraining: {len(fit)} training days and {len(hold)} held out at {len(positions)} "
                           f"centres: too few for day_pretrain.batch_size {s['batch_size']}")
+    world, rank = init_distributed(cfg)
+    if s["batch_size"] < world:
+        raise ConfigError(f"day_pretrain.batch_size {s['batch_size']} is split among {world} processes: give each "
+                          f"at least one day")
     run_dir = os.path.join(cfg["output_dir"], f"{cfg.get('run_name') or 'run'}_days")
-    os.makedirs(run_dir, exist_ok=True)
-    log = log or get_logger("ppeye.engine", output_dir=run_dir)
+    if rank == 0:
+        os.makedirs(run_dir, exist_ok=True)
+    log = log or get_logger("ppeye.engine", output_dir=run_dir if rank == 0 else None, rank=rank)
     device = select_device(cfg.get("device", "auto"))
     seed = seed_everything(cfg["seed"])
     model = build_model(cfg)
@@ -164,13 +176,16 @@ def pretrain_days(cfg, log=None):
         log.warning(f"day pretraining: the reconstruction targets of {', '.join(constant)} do not vary over the fitting "
                     f"days (e.g. a pattern that is the same in every cell of the box): scored as constant, no R^2")
     encoder = DayEncoder(model)
+    net = encoder if world == 1 else paddle.DataParallel(encoder)
     opt = paddle.optimizer.Adam(float(s["learning_rate"]), parameters=encoder.parameters(), use_multi_tensor=True)
-    save_config(cfg, os.path.join(run_dir, "config.yaml"))
+    if rank == 0:
+        save_config(cfg, os.path.join(run_dir, "config.yaml"))
     if drop_summary:
         log.info("day pretraining: model.backbone.summary is off here (the decoder would read its target); "
                  "the run that loads this encoder adds it")
     log.info(f"day pretraining {type(model).__name__}'s day encoder on {device}: {len(fit)} days of {len(positions)} centres "
              f"({len(hold)} held out), {s['epochs']} epochs of {len(fit) // s['batch_size']} batches"
+             + ("" if world == 1 else f", each split among {world} processes")
              + ("" if before is None else f"; days before {store.dates[before]} only (ukb.temporal_split: the held-out "
                                           f"period's weather stays unseen)"))
     rng = np.random.default_rng(seed)
@@ -180,23 +195,26 @@ def pretrain_days(cfg, log=None):
         encoder.train()
         beat = Heartbeat(log, f"epoch {epoch}/{s['epochs']} batches", total=len(fit) // s["batch_size"])
         for batch in np.array_split(rng.permutation(fit), len(fit) // s["batch_size"]):
-            loss = encoder(paddle.to_tensor(read_keys(store, np.sort(batch))))
+            loss = net(paddle.to_tensor(read_keys(store, np.sort(batch)[rank::world])))
             loss.backward()
             opt.step()
             opt.clear_grad()
             losses.append(loss.item())
             beat.step()
+        average_batchnorm_statistics(encoder, world)
         held_mse, r2 = evaluate(encoder, store, hold, len(variables), s["batch_size"], varying,
-                                Heartbeat(log, f"epoch {epoch}/{s['epochs']} held-out days", total=len(hold)))
-        row = {"epoch": epoch, "train_mse": float(np.mean(losses)), "heldout_mse": held_mse,
+                                Heartbeat(log, f"epoch {epoch}/{s['epochs']} held-out days", total=len(hold)),
+                                world, rank)
+        row = {"epoch": epoch, "train_mse": _mean_over_ranks(losses, world), "heldout_mse": held_mse,
                **{f"heldout_r2_{v}": "constant" if r is None else r for v, r in zip(variables, r2)},
                "seconds": time.time() - t0}
         rows.append(row)
         improved = best is None or held_mse < best
         best = held_mse if improved else best
-        save_checkpoint(os.path.join(run_dir, "checkpoints"), epoch, encoder, opt,
-                        {"epoch": epoch, "heldout_mse": held_mse, "best_heldout_mse": best}, best=improved)
-        _write_metrics(os.path.join(run_dir, "metrics.csv"), rows)
+        if rank == 0:
+            save_checkpoint(os.path.join(run_dir, "checkpoints"), epoch, encoder, opt,
+                            {"epoch": epoch, "heldout_mse": held_mse, "best_heldout_mse": best}, best=improved)
+            _write_metrics(os.path.join(run_dir, "metrics.csv"), rows)
         log.info(f"epoch {epoch}/{s['epochs']}: train mse {row['train_mse']:.4f}, held-out mse {held_mse:.4f}, R^2 "
                  + ", ".join(f"{v} constant" if r is None else f"{v} {r:.2f}" for v, r in zip(variables, r2))
                  + f" ({row['seconds']:.0f} s)")
@@ -205,14 +223,25 @@ def pretrain_days(cfg, log=None):
     return run_dir
 
 
-def evaluate(encoder, store, keys, channels, batch_size, varying=None, beat=None):
+def _mean_over_ranks(values, world):
+    """Mean of every rank's ``values`` (this rank's alone with one)."""
+    if world == 1:
+        return float(np.mean(values))
+    total = paddle.to_tensor([float(np.sum(values)), float(len(values))], dtype="float64")
+    paddle.distributed.all_reduce(total)
+    return float(total[0] / total[1])
+
+
+def evaluate(encoder, store, keys, channels, batch_size, varying=None, beat=None, world=1, rank=0):
     """Held-out mean squared error and, per variable, the R^2 of its decoded targets that vary
     (``varying``: bool per target element, from :meth:`DayDecoder.varying` on the fitting days;
     default all); ``None`` for a variable none of whose targets varies. ``beat``: a
-    :class:`Heartbeat` stepped per day."""
+    :class:`Heartbeat` stepped per day. With ``world`` > 1 each rank scores every ``world``-th day
+    from its ``rank`` and all get the scores of all days."""
     encoder.eval()
     dec = encoder.day_decoder
     err, tgt = [], []
+    keys = np.asarray(keys)[rank::world]
     with paddle.no_grad():
         for i in range(0, len(keys), batch_size):
             x = paddle.to_tensor(read_keys(store, keys[i : i + batch_size]))
@@ -221,7 +250,10 @@ def evaluate(encoder, store, keys, channels, batch_size, varying=None, beat=None
             tgt.append(t.numpy())
             if beat is not None:
                 beat.step(len(x))
-    err, tgt = np.concatenate(err).astype(np.float64), np.concatenate(tgt).astype(np.float64)
+    err, tgt = np.concatenate(err), np.concatenate(tgt)
+    if world > 1:
+        err, tgt = gather_ranks([err, tgt])
+    err, tgt = err.astype(np.float64), tgt.astype(np.float64)
     varying = np.ones(err.shape[1], bool) if varying is None else np.asarray(varying, bool)
     r2 = []
     for e, t, m in zip(np.split(err, channels, axis=1), np.split(tgt, channels, axis=1), np.split(varying, channels)):

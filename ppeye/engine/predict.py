@@ -111,7 +111,7 @@ def predict(model, dataset, cfg, with_embeddings=False, num_replicas=1, rank=0, 
     arrays += [np.concatenate(embs[k]) if embs[k] else np.zeros((0, width), np.float32) for k in keys]
     arrays += [np.concatenate(dropped[m]) if dropped[m] else np.zeros((0, len(DISEASES))) for m in also_without]
     if num_replicas > 1:
-        arrays = _gather(arrays)
+        arrays = gather_ranks(arrays)
     order = arrays[0]
     if len(np.unique(order)) != len(dataset):
         raise RuntimeError(f"prediction covered {len(np.unique(order))} of {len(dataset)} people")
@@ -134,7 +134,7 @@ def _without(batch, modality):
     return {**batch, key: paddle.zeros_like(batch[key])}
 
 
-def _gather(arrays):
+def gather_ranks(arrays):
     """All-gather variable-length per-rank pieces (padded to the longest, then trimmed)."""
     import paddle.distributed as dist
 

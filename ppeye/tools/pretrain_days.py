@@ -1,12 +1,14 @@
 """Pretrain the day encoder on the weather alone (ppeye/engine/day_pretrain.py).
 
     python tools/pretrain_days.py -c configs/demo.yaml                 # -> output/demo_days
+    fleetrun --nproc_per_node 2 tools/pretrain_days.py -c configs/demo.yaml  # 2 processes
     python tools/train.py -c configs/demo.yaml --eval                  # starts from it (pretrained:)
 
 The ResNet and its projection learn to decode each valid day of the training people's centres
 to its coarse pattern across the box (model.day_reconstruction); every 5th day is held out to
-measure it. One process (a few minutes on 2 CPU cores for the demo). Writes
-output/<run>_days/: config.yaml, checkpoints/, metrics.csv, log.txt.
+measure it. One process (a few minutes on 2 CPU cores for the demo), or N under
+paddle.distributed.launch / fleetrun, each step's days split among them (docs/training.md).
+Writes output/<run>_days/: config.yaml, checkpoints/, metrics.csv, log.txt.
 """
 import os
 import sys
