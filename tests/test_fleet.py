@@ -39,6 +39,15 @@ def test_two_processes_end_with_identical_parameters(fleet_run):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_the_launched_processes_logs_hold_no_launcher_noise(fleet_run):
+    out, _ = fleet_run
+    logs = "".join(open(os.path.join(out, "logs", f)).read() for f in os.listdir(out / "logs")
+                   if f.startswith("workerlog"))
+    assert "epoch 2/2" in logs                                  # the runs' own lines are there
+    for noise in ("Modified FLAGS detected", "is not in group", "Successfully connected", "create libuv server"):
+        assert noise not in logs, noise
+
+
 def test_gathered_validation_metrics_equal_a_single_process_evaluation(fleet_run):
     out, overrides = fleet_run
     h0 = json.load(open(out / "history_rank0.json"))["history"]

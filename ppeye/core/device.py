@@ -1,7 +1,11 @@
 """Where Paddle runs: the device (``auto``: a GPU when Paddle has CUDA and sees one, else the CPU)
 and the distributed context (fleet, when asked for or when launched by fleetrun / launch)."""
+import contextlib
+import io
 import math
 import os
+import sys
+import warnings
 
 from .errors import ConfigError
 from .paddle_env import import_paddle
@@ -35,9 +39,30 @@ def init_distributed(cfg):
     from paddle.distributed import fleet
 
     if not getattr(init_distributed, "done", False):
-        fleet.init(is_collective=True)
+        # fleet.init prints a "Modified FLAGS detected" banner of Paddle 3's own runtime defaults
+        # (FLAGS_enable_pir_in_executor) and warns that the rank "is not in group _default_pg":
+        # three lines of noise per launched run. Anything else it prints is passed on.
+        captured = io.StringIO()
+        with warnings.catch_warnings(), contextlib.redirect_stderr(captured):
+            warnings.filterwarnings("ignore", message="Current global rank .* is not in group")
+            fleet.init(is_collective=True)
+        rest = _without_flags_banner(captured.getvalue())
+        if rest:
+            print(rest, file=sys.stderr)
         init_distributed.done = True
     return fleet.worker_num(), fleet.worker_index()
+
+
+def _without_flags_banner(text):
+    r"""``text`` without Paddle's "Modified FLAGS detected" block (its rule lines and FLAGS(...) lines).
+
+    >>> _without_flags_banner("== Modified FLAGS detected ==\nFLAGS(name='F', current_value=True, default_value=False)\n"
+    ...                       "=====\nkept\n")
+    'kept'
+    """
+    keep = [line for line in text.splitlines()
+            if not ("Modified FLAGS detected" in line or line.startswith("FLAGS(name=") or set(line) == {"="})]
+    return "\n".join(keep)
 
 
 def average_batchnorm_statistics(model, world):

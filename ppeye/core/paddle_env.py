@@ -33,6 +33,10 @@ def import_paddle(num_threads=None):
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(num_threads or os.cpu_count() or 1)
         os.environ[SET_BY_PPEYE] = "1"
+    # Paddle's C++ INFO lines (e.g. each launched process's "create libuv server" and
+    # "Successfully connected" from its TCP store) are read at load time from GLOG_minloglevel:
+    # warnings and errors still print; a user's own setting wins
+    os.environ.setdefault("GLOG_minloglevel", "1")
     # Paddle prints a two-line "OMP_NUM_THREADS set to N, not 1 ... USE OMP_NUM_THREADS WISELY"
     # to stderr on import whenever N > 1, which is our deliberate, measured choice; anything
     # else it prints is passed on.
