@@ -37,7 +37,7 @@ def stages(cfg_path, cfg):
         ("preprocess era5", ["preprocess.py", *c, "--stage", "era5"]),
         ("preprocess ukb", ["preprocess.py", *c, "--stage", "ukb"]),
         ("impute", ["preprocess.py", *c, "--stage", "impute"]),
-        ("pretrain days", ["pretrain_days.py", *c]),
+        ("pretrain days", [*launch_prefix(os.path.join(out + "_days", "launch")), "pretrain_days.py", *c]),
         ("train", [*launch_prefix(os.path.join(out, "launch")), "train.py", *c, "--eval", "--use_vdl"]),
         ("eval", ["eval.py", *c, "-o", weights, "use_vdl=true"]),
         ("export", ["export.py", *c, "-o", weights, "--output_dir", export_dir]),

@@ -21,7 +21,7 @@ if __package__ in (None, ""):          # run as a file: the package's root on sy
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from ppeye.core.cli import load_config_or_exit  # noqa: E402
-from ppeye.core.launch import add_processes_arg  # noqa: E402
+from ppeye.core.launch import add_processes_arg, launch_prefix  # noqa: E402
 
 
 def steps(args, cfg):
@@ -33,8 +33,9 @@ def steps(args, cfg):
         out.append(("synthetic data", ["make_synthetic.py", *c, "--output_dir", raw]))
     if not os.path.isfile(os.path.join(data["work_dir"], "cohort_imputed.parquet")):
         out.append(("preprocess", ["preprocess.py", *c]))
-    if cfg.get("pretrained") and not os.path.isdir(cfg["pretrained"]):
-        out.append(("pretrain days", ["pretrain_days.py", *c]))
+    if cfg.get("pretrained") and not os.path.isdir(os.path.join(cfg["pretrained"], "checkpoints")):
+        out.append(("pretrain days", [*launch_prefix(os.path.join(cfg["pretrained"], "launch"), args.processes),
+                                      "pretrain_days.py", *c]))
     compare = ["compare.py", *c, "--seeds", args.seeds, "--processes", str(args.processes)]
     out.append(("seeds", [*compare, "--output_dir", os.path.join(cfg["output_dir"], f"{run}_results")]))
     if args.cv:
@@ -53,9 +54,10 @@ def main():
     cfg = load_config_or_exit(args.config)
     tools = os.path.dirname(os.path.abspath(__file__))
     for name, argv in steps(args, cfg):
-        print(f"\n=== {name}: python tools/{' '.join(argv)}", flush=True)
+        i = next(j for j, a in enumerate(argv) if a.endswith(".py"))     # after a launcher's arguments
+        print(f"\n=== {name}: python {' '.join([*argv[:i], 'tools/' + argv[i], *argv[i + 1:]])}", flush=True)
         t0 = time.time()
-        code = subprocess.call([sys.executable, os.path.join(tools, argv[0]), *argv[1:]])
+        code = subprocess.call([sys.executable, *argv[:i], os.path.join(tools, argv[i]), *argv[i + 1:]])
         print(f"=== {name}: {'done' if code == 0 else f'FAILED (exit {code})'} in {time.time() - t0:.0f} s", flush=True)
         if code:
             sys.exit(code)
