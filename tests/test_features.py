@@ -221,3 +221,55 @@ def test_a_cache_run_says_the_day_reconstruction_loss_is_left_out(tiny_work, cac
     assert "left out of those epochs" not in capsys.readouterr().out
     Trainer(config(tiny_work, tmp_path / "b", frozen + ["model.day_reconstruction.enabled=true"]), callbacks=[])
     assert "model.day_reconstruction is on, but the frozen epochs read cached day features" in capsys.readouterr().out
+
+
+def test_the_day_decoders_targets_from_a_pooled_volume_are_its_targets_from_the_volume():
+    from ppeye.modeling.layers.day_decoder import DayDecoder
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 3, 4, 4, 6)).astype("float32")
+    for kind in ("volume", "deviation", "deviation_and_mean"):
+        dec = DayDecoder(8, 3, [2, 2, 3], kind, standardise=True)
+        dec.fit(x)
+        v = paddle.to_tensor(x)
+        pooled = dec.pool(v)
+        assert list(pooled.shape) == [7, dec.pooled_size] and dec.pooled_size == 3 * 12
+        np.testing.assert_array_equal(dec.target_from_pooled(pooled).numpy(), dec.target(v).numpy())
+
+
+def test_a_cache_of_a_model_with_a_day_decoder_trains_with_its_reconstruction_loss(tiny_work, tmp_path, capsys):
+    rec = ["model.day_reconstruction.enabled=true", "model.day_reconstruction.target=deviation",
+           "model.day_reconstruction.standardise=true", "model.day_reconstruction.grid=[1, 2, 2]"]
+    cfg = config(tiny_work, tmp_path, rec)
+    path = str(tmp_path / "days.zarr")
+    extract_day_features(cfg, path, batch_size=50)
+    store = Era5Store(os.path.join(cfg["data"]["work_dir"], "era5.zarr"))
+    c = FeatureCache(path)
+    model = ppeye.build_model(cfg)
+    p = model.backbone.out_channels
+    assert c.shape == (p,) and c.day_pooled_grid == [1, 2, 2]        # plain rows until a decoder asks
+    assert c.with_day_targets(model.day_decoder) and c.shape == (p + model.day_decoder.pooled_size,)
+    days = np.nonzero(store.valid[0])[0][:5]
+    v = store.read(0, days)
+    with paddle.no_grad():
+        expected = model.day_decoder.pool(paddle.to_tensor(v)).numpy()
+    np.testing.assert_array_equal(c.read(0, days)[:, p:], expected)
+    np.testing.assert_array_equal(c.read_features(0, days), c.read(0, days)[:, :p])
+    # the frozen stage from the cache: the same loss as on the volumes, reconstruction included
+    frozen = rec + ["train.epochs=1", "train.two_stage.frozen_epochs=1"]
+    results = []
+    for extra in ([], [f"train.two_stage.cache={path}"]):
+        t = Trainer(config(tiny_work, tmp_path / f"r{len(extra)}", frozen + extra), callbacks=[])
+        t.train_mode()
+        batch = to_tensors(next(iter(t.loader)))
+        paddle.seed(3)
+        loss, ex = t.forward_loss(batch)
+        results.append((loss.item(), ex["day_reconstruction_loss"].item()))
+    assert results[0][1] > 0
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    assert results[0][1] == pytest.approx(results[1][1], rel=1e-5)
+    assert "left out of those epochs" not in capsys.readouterr().out
+    # a decoder on another grid cannot use these pooled volumes: the loss is left out, and said so
+    Trainer(config(tiny_work, tmp_path / "g", frozen + [f"train.two_stage.cache={path}",
+                                                         "model.day_reconstruction.grid=[1, 1, 2]"]), callbacks=[])
+    assert "left out of those epochs" in capsys.readouterr().out

@@ -125,6 +125,22 @@ class FeatureCache:
         self.dates = np.datetime64(attrs["start_date"], "D") + np.arange(self.n_days)
         self.valid = np.asarray(group["valid"][:], dtype=bool)
         self.shape = (int(self.features.shape[2]),)
+        # each day's volume average-pooled to the day decoder's grid (caches of models with a day
+        # decoder): appended to the rows by with_day_targets, so the reconstruction loss needs no volume
+        self.day_pooled = group["day_pooled"] if "day_pooled" in group else None
+        self.day_pooled_grid = attrs.get("day_pooled_grid")
+        self.with_pooled = False
+
+    def with_day_targets(self, decoder):
+        """Rows [P + decoder.pooled_size]: the features, then each day's volume pooled to the
+        decoder's grid (``OnsetNet`` takes its reconstruction targets from them). False (rows
+        unchanged) when the cache holds no pooled volumes at that grid."""
+        if (self.day_pooled is None or list(self.day_pooled_grid or []) != list(decoder.grid)
+                or int(self.day_pooled.shape[2]) != decoder.pooled_size):
+            return False
+        self.with_pooled = True
+        self.shape = (int(self.features.shape[2]) + decoder.pooled_size,)
+        return True
 
     def check(self, identity, store):
         """Refuse the cache unless it was made with this encoder, store and normalisation."""
@@ -139,8 +155,16 @@ class FeatureCache:
                             f"{store.path} has sites {list(store.sites)}, {store.n_days} days from {store.dates[0]}")
         return self
 
+    def read_features(self, site, days):
+        """The pooled ResNet features [len(days), P] of sorted days of a site."""
+        return read_days(self.features, site, days, self.features.shape[2:])
+
     def read(self, site, days):
-        return read_days(self.features, site, days, self.shape)
+        """The rows [len(days), *shape] of sorted days of a site (:meth:`with_day_targets`)."""
+        features = self.read_features(site, days)
+        if not self.with_pooled:
+            return features
+        return np.concatenate([features, read_days(self.day_pooled, site, days, self.day_pooled.shape[2:])], axis=1)
 
 
 def _export_encoder(model, cfg, tmp):
@@ -193,14 +217,22 @@ def extract_day_features(cfg, out, weights=None, batch_size=64, device="auto", o
         features = group.create_array("features", shape=(len(store.sites), store.n_days, dim), dtype="float32",
                                       chunks=(1, min(store.n_days, 128), dim), fill_value=0.0)
         group.create_array("valid", data=store.valid)
+        decoder = getattr(model, "day_decoder", None)
+        pooled = None if decoder is None else group.create_array(
+            "day_pooled", shape=(len(store.sites), store.n_days, decoder.pooled_size), dtype="float32",
+            chunks=(1, min(store.n_days, 128), decoder.pooled_size), fill_value=0.0)
         beat = Heartbeat(log, "day features, volumes", total=int(store.valid.sum()))
         for s in range(len(store.sites)):
             days = np.nonzero(store.valid[s])[0]
             block = np.zeros((store.n_days, dim), np.float32)
+            coarse = None if pooled is None else np.zeros((store.n_days, decoder.pooled_size), np.float32)
             for i in range(0, len(days), int(batch_size)):
                 chunk = days[i : i + int(batch_size)]
                 volumes = store.read(s, chunk)
                 block[chunk] = run_predictor(predictor, [volumes])[0]
+                if coarse is not None:
+                    with paddle.no_grad():
+                        coarse[chunk] = decoder.pool(paddle.to_tensor(volumes)).numpy()
                 if diff is None:   # self-check on the first batch: Paddle Inference vs the dygraph network
                     with paddle.no_grad():
                         ref = model.backbone(paddle.to_tensor(volumes)).numpy()
@@ -211,12 +243,15 @@ def extract_day_features(cfg, out, weights=None, batch_size=64, device="auto", o
                 count += len(chunk)
                 beat.step(len(chunk))
             features[s] = block
+            if coarse is not None:
+                pooled[s] = coarse
         seconds = time.perf_counter() - t0
         group.attrs.update({
             "format_version": FORMAT_VERSION, "identity": identity, "sites": [int(v) for v in store.sites],
             "start_date": str(store.dates[0]), "store": os.path.abspath(store.path), "weights": str(source),
             "device": device, "volumes": count, "seconds": round(seconds, 2), "self_check_max_abs_diff": diff,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **({} if decoder is None else {"day_pooled_grid": list(decoder.grid)})})
     summary = {"volumes": count, "seconds": seconds, "volumes_per_s": count / max(seconds, 1e-9),
                "dim": dim, "device": device, "self_check_max_abs_diff": diff, "path": str(out)}
     log.info(f"day features of {count} (site, day) volumes from {source} -> {out} [{dim} per day] in "
@@ -226,9 +261,15 @@ def extract_day_features(cfg, out, weights=None, batch_size=64, device="auto", o
 
 
 def open_cache(cfg, model, store):
-    """The run's ``train.two_stage.cache``, checked against ``model``'s backbone and ``store``."""
+    """The run's ``train.two_stage.cache``, checked against ``model``'s backbone and ``store``; its
+    rows carry each day's pooled volume when ``model`` trains a day decoder and the cache has them."""
     path = (cfg["train"].get("two_stage") or {}).get("cache")
-    return FeatureCache(path).check(encoder_identity(cfg, model, store), store) if path else None
+    if not path:
+        return None
+    cache = FeatureCache(path).check(encoder_identity(cfg, model, store), store)
+    if getattr(model, "day_decoder", None) is not None and model.day_weight > 0:
+        cache.with_day_targets(model.day_decoder)
+    return cache
 
 
 def extract_people(cfg, out_dir, weights=None, splits=None, log=None):

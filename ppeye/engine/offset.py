@@ -99,7 +99,7 @@ def lag_bin_features(model, dataset, cache=None, chunk=64):
             days = np.unique((dataset.start[people][:, None] + np.arange(T)).ravel())
             rows = np.zeros((int(days[-1]) + 1, P), np.float64)
             if cache is not None:
-                rows[days] = cache.read(int(site), days)
+                rows[days] = cache.read_features(int(site), days)
             else:
                 with paddle.no_grad():
                     for i in range(0, len(days), chunk):

@@ -120,7 +120,8 @@ class Trainer:
             fit_patient_offset(self.model, self.train_set, self.val_set if self.val_set is not None else
                                OnsetDataset(cfg, "val"), self.seed, self.log, cache=self.cache,
                                resnet_frozen=self.frozen_epochs == int(cfg["train"]["epochs"]))
-        if self.cache is not None and getattr(self.model, "day_decoder", None) is not None and self.model.day_weight > 0:
+        if (self.cache is not None and getattr(self.model, "day_decoder", None) is not None and self.model.day_weight > 0
+                and not self.cache.with_pooled):
             self.log.warning("model.day_reconstruction is on, but the frozen epochs read cached day features, not "
                              "volumes: its loss (the decoder's, and its pull on day_proj) is left out of those "
                              "epochs. Set model.day_reconstruction.enabled=false to say so, or train on the volumes")

@@ -21,7 +21,8 @@ def unpack_batch(batch):
 
 def check_inputs(s, pooled_width, weather_unique, day_index, tab, tab_mask):
     """Raise an InputError naming the input, the expected and the actual shape (``s``: the model's
-    input sizes; ``pooled_width``: the ResNet's pooled width, None without the weather branch)."""
+    input sizes; ``pooled_width``: the ResNet's pooled width, or the widths a cache row may have,
+    None without the weather branch)."""
     if tab is None or len(tab.shape) != 2 or int(tab.shape[1]) != s["F"]:
         raise InputError(f"tab must be [B, F={s['F']}], got {None if tab is None else list(tab.shape)}")
     if tab_mask is not None and (len(tab_mask.shape) != 2 or int(tab_mask.shape[1]) != s["F"]):
@@ -30,9 +31,11 @@ def check_inputs(s, pooled_width, weather_unique, day_index, tab, tab_mask):
         return
     expect = [s["C"], s["D"], s["H"], s["W"]]
     cached = len(weather_unique.shape) == 2
-    if cached and int(weather_unique.shape[1]) != pooled_width:
-        raise InputError(f"cached day features must be [U, {pooled_width}] (the ResNet's pooled "
-                         f"width), got {list(weather_unique.shape)}: a cache of another backbone?")
+    widths = [pooled_width] if isinstance(pooled_width, int) else list(pooled_width)
+    if cached and int(weather_unique.shape[1]) not in widths:
+        raise InputError(f"cached day features must be [U, {' or '.join(map(str, widths))}] (the ResNet's pooled "
+                         f"width{', or with the pooled volume the day decoder decodes' if len(widths) > 1 else ''}), "
+                         f"got {list(weather_unique.shape)}: a cache of another backbone?")
     if not cached and (len(weather_unique.shape) != 5 or [int(v) for v in weather_unique.shape[1:]] != expect):
         raise InputError(f"weather_unique must be [U, C, D, H, W] = [U, {', '.join(map(str, expect))}], "
                          f"got {list(weather_unique.shape)}")

@@ -174,7 +174,11 @@ class OnsetNet(nn.Layer):
         return self.day_decoder.loss(days, weather_unique)
 
     def _check_inputs(self, weather_unique, day_index, tab, tab_mask):
-        check_inputs(self.shapes, self.backbone.out_channels if self.weather_branch else None,
+        widths = None
+        if self.weather_branch:
+            p = self.backbone.out_channels
+            widths = p if self.day_decoder is None else (p, p + self.day_decoder.pooled_size)
+        check_inputs(self.shapes, widths,
                      weather_unique, day_index, tab, tab_mask)
 
     # ------------------------------------------------------------------ branches
@@ -182,6 +186,11 @@ class OnsetNet(nn.Layer):
         """[U, C, D, H, W] -> (day embeddings [U, E], last ResNet feature map)."""
         pooled, fmap = self.backbone(weather_unique, return_features=True)
         return self.embed_pooled(pooled), fmap
+
+    def _split_cache_rows(self, rows):
+        """Cache rows [U, P] or [U, P + the day decoder's pooled volume] -> (features, pooled volumes or None)."""
+        p = self.backbone.out_channels
+        return (rows, None) if rows.shape[1] == p else (rows[:, :p], rows[:, p:])
 
     def pool_days(self, weather_unique):
         """The ResNet's pooled output [U, P] of volumes [U, C, D, H, W]; pooled features (a cache
@@ -273,10 +282,10 @@ class OnsetNet(nn.Layer):
             day_index = paddle.arange(b * t, dtype="int64").reshape([b, t])
             weather_unique = weather_unique.reshape([-1] + list(weather_unique.shape[2:]))
         self._check_inputs(weather_unique, day_index, tab, tab_mask)
-        days = pooled = fmap = None
+        days = pooled = fmap = coarse = None
         if self.weather_branch:
             if len(weather_unique.shape) == 2:    # pooled ResNet features from a day-feature cache
-                pooled = weather_unique
+                pooled, coarse = self._split_cache_rows(weather_unique)
             else:
                 pooled, fmap = self.backbone(weather_unique, return_features=True)
             days = self.embed_pooled(pooled)
@@ -285,8 +294,9 @@ class OnsetNet(nn.Layer):
             result[1]["day_embeddings"] = days
             if fmap is not None:
                 result[1]["weather_features"] = fmap
-            if fmap is not None and self.day_decoder is not None and self.training:
-                loss = self.day_reconstruction_loss(days, weather_unique)
+            if (fmap is not None or coarse is not None) and self.day_decoder is not None and self.training:
+                loss = (self.day_reconstruction_loss(days, weather_unique) if coarse is None
+                        else self.day_decoder.loss_from_pooled(days, coarse))
                 result[1]["day_reconstruction_loss"] = loss
                 result[1]["aux_loss"] = result[1]["aux_loss"] + self.day_weight * loss
         return result

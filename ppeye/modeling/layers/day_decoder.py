@@ -44,15 +44,31 @@ class DayDecoder(nn.Linear):
         size = channels * per_variable
         super().__init__(width, size)
         self.grid, self.kind, self.standardise = [int(g) for g in grid], target, bool(standardise)
+        self._channels = int(channels)
         self.per_variable = per_variable
         # without standardisation the buffers stay out of the state dict (checkpoints of plain
         # volume decoders hold the linear map only)
         self.register_buffer("target_mean", paddle.zeros([size]), persistable=self.standardise)
         self.register_buffer("target_std", paddle.ones([size]), persistable=self.standardise)
 
+    @property
+    def pooled_size(self):
+        """Values per day of :meth:`pool`'s output, flattened: channels * prod(grid)."""
+        return self._channels * int(np.prod(self.grid))
+
+    def pool(self, volumes):
+        """Volumes [U, C, D, H, W] average-pooled to ``grid``: [U, C * prod(grid)] (what a day-feature
+        cache stores beside the ResNet's features, so the targets need no volume)."""
+        return F.adaptive_avg_pool3d(volumes, self.grid).flatten(1)
+
     def coarse(self, volumes):
-        """Unstandardised targets [U, C * prod(grid)] of volumes [U, C, D, H, W]."""
-        t = F.adaptive_avg_pool3d(volumes, self.grid)
+        """Unstandardised targets [U, C * per_variable] of volumes [U, C, D, H, W]."""
+        return self.coarse_from_pooled(F.adaptive_avg_pool3d(volumes, self.grid))
+
+    def coarse_from_pooled(self, t):
+        """Unstandardised targets of pooled volumes [U, C, *grid] (or :meth:`pool`'s flat rows)."""
+        if len(t.shape) == 2:
+            t = t.reshape([-1, self._channels, *self.grid])
         if self.kind == "volume":
             return t.flatten(1)
         mean = t.mean(axis=[3, 4], keepdim=True)
@@ -63,7 +79,11 @@ class DayDecoder(nn.Linear):
 
     def target(self, volumes):
         """The reconstruction targets of volumes [U, C, D, H, W] (no gradient)."""
-        t = self.coarse(volumes)
+        return self.target_from_pooled(F.adaptive_avg_pool3d(volumes, self.grid))
+
+    def target_from_pooled(self, pooled):
+        """The reconstruction targets of pooled volumes (:meth:`pool`'s rows, or [U, C, *grid])."""
+        t = self.coarse_from_pooled(pooled)
         if self.standardise:
             t = (t - self.target_mean) / self.target_std
         return t.detach()
@@ -120,3 +140,7 @@ class DayDecoder(nn.Linear):
     def loss(self, days, volumes):
         """Mean squared error of the decoded days [U, E] against their volumes' targets."""
         return F.mse_loss(self(days), self.target(volumes))
+
+    def loss_from_pooled(self, days, pooled):
+        """:meth:`loss` with the volumes given pooled (:meth:`pool`'s rows, e.g. from a day-feature cache)."""
+        return F.mse_loss(self(days), self.target_from_pooled(pooled))
