@@ -43,7 +43,7 @@ TINY = [
     "synthetic.signals.event.effects={cataract: {older: 1.4, younger: 0.2}, amd: {older: 0.8, younger: 0.8}}",
     "synthetic.signals.periodic.effects={glaucoma: {winter: 1.2, summer: 0.0}}",
     # trained from scratch, end to end (the demo starts from its pretrained day encoder)
-    "pretrained=null", "train.two_stage.frozen_epochs=0",
+    "pretrained=null", "train.two_stage.frozen_epochs=0", "train.two_stage.cache=null",
     # no held-out period (the demo's date lies outside these six months)
     "ukb.temporal_split=null",
     # the fusion the tests' measured ranges were recorded with (the demo adds branch heads and the

@@ -120,7 +120,7 @@ def test_the_weather_offset_is_a_lag_binned_regression_on_the_frozen_resnet_and_
                 for s in np.unique(val.site).tolist()}
 
     class Rows:
-        def read(self, site, days):
+        def read_features(self, site, days):           # FeatureCache.read_features
             return rows[site][days]
     model.backbone.train()
     np.testing.assert_allclose(lag_bin_features(model, val, cache=Rows()), x_val, rtol=1e-5, atol=1e-6)

@@ -2,7 +2,8 @@
 
     python tools/demo.py -c configs/demo.yaml
 
-Stages: make synthetic data, preprocess, pretrain the day encoder, train, eval, export, infer,
+Stages: make synthetic data, preprocess, pretrain the day encoder, its day-feature cache (when the
+config trains from one), train, eval, export, infer,
 visualize, compare (the model against its baselines: two more trainings, the longest stage) and
 report (the run's TRIPOD+AI report, <run>/report).
 A failing stage stops the demo with a non-zero exit code. The synthetic data are made afresh on
@@ -32,12 +33,14 @@ def stages(cfg_path, cfg):
     export_dir = os.path.join("inference", run)
     table = os.path.join(out, "to_score.csv")
     c = ["-c", cfg_path]
+    cache = (cfg["train"].get("two_stage") or {}).get("cache")     # the frozen epochs' day features
     return [
         ("synthetic data", ["make_synthetic.py", *c, "--output_dir", raw, "--overwrite"]),
         ("preprocess era5", ["preprocess.py", *c, "--stage", "era5"]),
         ("preprocess ukb", ["preprocess.py", *c, "--stage", "ukb"]),
         ("impute", ["preprocess.py", *c, "--stage", "impute"]),
         ("pretrain days", [*launch_prefix(os.path.join(out + "_days", "launch")), "pretrain_days.py", *c]),
+        *([("day features", ["extract.py", *c, "--output", cache, "--overwrite"])] if cache else []),
         ("train", [*launch_prefix(os.path.join(out, "launch")), "train.py", *c, "--eval", "--use_vdl"]),
         ("eval", ["eval.py", *c, "-o", weights, "use_vdl=true"]),
         ("export", ["export.py", *c, "-o", weights, "--output_dir", export_dir]),

@@ -4,7 +4,7 @@
     python tools/results.py -c configs/demo.yaml --seeds 5 --cv  # + every centre held out in turn
 
 First makes what is missing (the synthetic data, era5.zarr, the cohort, the pretrained day
-encoder: the stages of tools/demo.py, skipped when their outputs exist), then runs
+encoder and its day-feature cache: the stages of tools/demo.py, skipped when their outputs exist), then runs
 `tools/compare.py --seeds N` into <output_dir>/<run_name>_results/ (results.md: every contender on
 every split, mean ± sd, min-max and pooled interval over seeds, what the weather branch adds)
 and, with --cv, `tools/compare.py --cv centres --seeds N` into <output_dir>/<run_name>_cv/ (cv.md).
@@ -33,9 +33,13 @@ def steps(args, cfg):
         out.append(("synthetic data", ["make_synthetic.py", *c, "--output_dir", raw]))
     if not os.path.isfile(os.path.join(data["work_dir"], "cohort_imputed.parquet")):
         out.append(("preprocess", ["preprocess.py", *c]))
-    if cfg.get("pretrained") and not os.path.isdir(os.path.join(cfg["pretrained"], "checkpoints")):
+    pretrain = cfg.get("pretrained") and not os.path.isdir(os.path.join(cfg["pretrained"], "checkpoints"))
+    if pretrain:
         out.append(("pretrain days", [*launch_prefix(os.path.join(cfg["pretrained"], "launch"), args.processes),
                                       "pretrain_days.py", *c]))
+    cache = (cfg["train"].get("two_stage") or {}).get("cache")
+    if cache and (pretrain or not os.path.isdir(cache)):                # a new encoder needs a new cache
+        out.append(("day features", ["extract.py", *c, "--output", cache, "--overwrite"]))
     compare = ["compare.py", *c, "--seeds", args.seeds, "--processes", str(args.processes)]
     out.append(("seeds", [*compare, "--output_dir", os.path.join(cfg["output_dir"], f"{run}_results")]))
     if args.cv:
