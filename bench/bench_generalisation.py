@@ -20,9 +20,10 @@ Needs the demo data and day encoder (``make demo`` or ``make results``). A lever
 LEVERS below; add one there to measure it. When every epoch trains the frozen ResNet (the demo),
 each lever's day features are extracted once (``tools/extract.py``, seconds) and its runs train
 from that cache (``train.two_stage.cache``): ~3.6x the samples/s here (about 210 against 58, 2 processes), features
-equal to the network's to ~1e-6 (Paddle Inference vs dygraph). From the cache there are no volumes,
-so the day-reconstruction loss is left out (the trainer warns): there ``demo`` and
-``no_day_reconstruction`` are the same run. ``--no-cache`` trains on the volumes.
+equal to the network's to ~1e-6 (Paddle Inference vs dygraph); a lever's own cache replaces the one its
+config names, so a lever that changes the day inputs never reads another's features. The cache holds each
+day's volume pooled to the day decoder's grid, so the day-reconstruction loss stays (equal to the volumes'
+to ~1e-5). ``--no-cache`` trains on the volumes.
 """
 import argparse
 import os
@@ -106,7 +107,7 @@ def main():
         t0 = time.perf_counter()
         cfg = ppeye.load_config(args.config, args.opt + overrides)
         ts = cfg["train"].get("two_stage") or {}
-        if (args.cache and cfg["model"].get("weather_branch", True) and not ts.get("cache")
+        if (args.cache and cfg["model"].get("weather_branch", True)
                 and int(ts.get("frozen_epochs") or 0) == int(cfg["train"]["epochs"])):
             from ppeye.engine.features import extract_day_features
 
@@ -114,6 +115,8 @@ def main():
             if not os.path.isdir(cache):
                 extract_day_features(cfg, cache)
             cfg = ppeye.load_config(args.config, args.opt + overrides + [f"train.two_stage.cache={cache}"])
+        elif not args.cache and ts.get("cache"):                      # --no-cache: the volumes, whatever the config names
+            cfg = ppeye.load_config(args.config, args.opt + overrides + ["train.two_stage.cache=null"])
         SeedRuns(cfg, os.path.join(args.out, name), seeds, [], processes).run()
         return time.perf_counter() - t0
 
