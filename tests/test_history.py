@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 import ppeye
-from conftest import DEMO, TINY
+import ppeye.data.synthetic.make as make
+from conftest import DEMO, TINY, tiny_cfg
 from ppeye.core.errors import DataError
 from ppeye.data.ukb import fields as F
 from ppeye.data.ukb.cohort import build_cohort
@@ -121,3 +122,29 @@ def test_an_export_without_hospital_diagnoses_has_no_history_and_an_old_one_is_r
     assert report["history"] is None and not (work / "history.parquet").exists()
     with pytest.raises(DataError, match="history.parquet not found.*41270"):
         read_history(work)
+
+
+def test_the_planted_history_is_in_the_history_and_marks_its_disease(tiny, tiny_history):
+    out, _ = tiny
+    _, _, cohort, history = tiny_history
+    truth = pd.read_csv(os.path.join(out, "truth.csv")).set_index("eid").loc[cohort.eid.astype(int)]
+    rows = cohort.row.to_numpy()
+    for flag, codes, disease in (("history_common", {"H521"}, "glaucoma"),
+                                 ("history_rare", {"H310", "H311", "H312", "H318", "H320", "H330", "H332", "H341"}, "amd")):
+        carriers = set(history[history.code.isin(codes)].row)
+        np.testing.assert_array_equal(np.isin(rows, list(carriers)), truth[flag].to_numpy())  # all planted, all before
+        case = cohort[f"label_{disease}"].to_numpy() == 1
+        share_cases, share_others = truth[flag].to_numpy()[case].mean(), truth[flag].to_numpy()[~case].mean()
+        assert share_cases > 2.5 * share_others, (flag, share_cases, share_others)   # tiny data: 0.2 vs 0.05, 0.25 vs 0.01
+
+
+def test_the_plant_leaves_every_other_column_as_it_was(tiny, tmp_path, monkeypatch):
+    out, _ = tiny
+    monkeypatch.setattr(make, "plant_history", lambda people, *a: ([[] for _ in range(people.n)], {}, {}))
+    make.make_synthetic(tiny_cfg(), str(tmp_path / "raw"))
+    planted, plain = (pd.read_csv(os.path.join(d, "ukb.csv"), dtype=str) for d in (out, tmp_path / "raw"))
+    other = [c for c in plain if not c.startswith(("41270-", "41280-"))]
+    pd.testing.assert_frame_equal(planted[other], plain[other])
+    codes = lambda t: t[[c for c in t if c.startswith("41270-")]].apply(lambda r: [c for c in r if isinstance(c, str)], axis=1)
+    extra = {"H521", "H310", "H311", "H312", "H318", "H320", "H330", "H332", "H341"}
+    assert (codes(planted).apply(lambda cs: [c for c in cs if c not in extra]) == codes(plain)).all()

@@ -27,6 +27,7 @@ from ..era5.variables import resolve_variables
 from ..ukb import fields as F
 from ..ukb.centres import resolve_sites
 from . import cohort, signals
+from .history import plant_history
 from .raw_files import month_list, write_manifest, write_month
 from .weather import SiteGeometry, WeatherGenerator, land_mask
 
@@ -180,7 +181,9 @@ def _cohort(cfg, sites, start, end, window, sig, gen, seed, show):
             later = 0 if d == lead else int(rng.integers(0, min(180, room) + 1))
             onset[d].iloc[i] = ref[i] + pd.Timedelta(days=later)
 
-    table, flags = _outcome_columns(cfg, people, onset, labels, any_case, rng, start, end)
+    planted, history_flags, history_truth = plant_history(people, labels, eligible, seed)
+    table, flags = _outcome_columns(cfg, people, onset, labels, any_case, rng, start, end, planted)
+    flags.update(history_flags)
     features = cohort.synthetic_fields(cfg, seed)
     true_values = cohort.make_feature_values(features, people, seed)
     exported, miss_report = cohort.apply_missingness(features, true_values, syn["missing"], seed, n)
@@ -237,6 +240,7 @@ def _cohort(cfg, sites, start, end, window, sig, gen, seed, show):
                    "cases": {d: int(labels[d].sum()) for d in F.DISEASES},
                    "features": len(features), "feature_fields": [s.field for s in features]},
         "missingness": {str(k): v for k, v in miss_report.items()},
+        "history": history_truth,
     }
     return frame, truth, gt
 
@@ -282,8 +286,9 @@ def _as_column(values, spec):
     return pd.arrays.IntegerArray(np.where(np.isnan(values), 0, values).astype(np.int64), mask=np.isnan(values))
 
 
-def _outcome_columns(cfg, people, onset, labels, any_case, rng, start, end):
-    """First-occurrence dates, hospital ICD-10 arrays and truth flags for them."""
+def _outcome_columns(cfg, people, onset, labels, any_case, rng, start, end, planted):
+    """First-occurrence dates, hospital ICD-10 arrays and truth flags for them; ``planted`` (per
+    person a list of ``(code, date)``, from its own random stream) is added after the rest."""
     n = people.n
     syn = cfg["synthetic"]
     cols = {}
@@ -333,6 +338,8 @@ def _outcome_columns(cfg, people, onset, labels, any_case, rng, start, end):
             lo = people.assessment[i] - pd.Timedelta(days=5 * 365)
             date = lo + pd.Timedelta(days=int(rng.integers(0, max((end - lo).days, 1))))
             diagnoses[i].append((code, date))
+    for i, extra in enumerate(planted):
+        diagnoses[i].extend(extra)
     for field, values in fo.items():
         cols[(field, None)] = values
     width = max(1, max(len(d) for d in diagnoses))
