@@ -11,6 +11,7 @@ from conftest import DEMO, TINY, tiny_cfg
 from ppeye.core.errors import DataError
 from ppeye.data.ukb import fields as F
 from ppeye.data.ukb.cohort import build_cohort
+from ppeye.data.history import OTHER, CodeVocabulary, history_arrays
 from ppeye.data.ukb.history import COLUMNS, read_history
 
 
@@ -148,3 +149,38 @@ def test_the_plant_leaves_every_other_column_as_it_was(tiny, tmp_path, monkeypat
     codes = lambda t: t[[c for c in t if c.startswith("41270-")]].apply(lambda r: [c for c in r if isinstance(c, str)], axis=1)
     extra = {"H521", "H310", "H311", "H312", "H318", "H320", "H330", "H332", "H341"}
     assert (codes(planted).apply(lambda cs: [c for c in cs if c not in extra]) == codes(plain)).all()
+
+
+def small_history():
+    return pd.DataFrame({"row": [1, 1, 1, 2, 2, 3, 4, 4],
+                         "code": ["E119", "I10", "H311", "E119", "E113", "I10", "E119", "Z864"],
+                         "days_before": [400, 30, 5, 100, 50, 7, 10, 2000]})
+
+
+def test_the_vocabulary_numbers_codes_of_enough_training_people_and_their_categories():
+    v = CodeVocabulary.fit(small_history(), train_rows=[1, 2, 3], min_people=2)
+    assert v.code_people == {"E119": 2, "I10": 2} and v.category_people == {"E11": 2, "I10": 2}   # people, not records
+    assert v.code_ids(["E119", "I10", "E113", "Z864"]).tolist() == [2, 3, OTHER, OTHER]
+    assert v.category_ids(["E113", "Z864"]).tolist() == [2, OTHER]       # a rare code keeps its common category
+    assert v.sizes == (4, 4)
+    described = CodeVocabulary.fit(small_history(), [1, 2, 3], 2, extra_codes=["H311", "H312"])
+    assert described.code_ids(["H311", "H312"]).tolist() == [4, 5] and described.sizes == (6, 5)
+
+
+def test_the_vocabulary_round_trips_and_holds_no_small_counts(tmp_path):
+    v = CodeVocabulary.fit(small_history(), [1, 2, 3, 4], min_people=3, extra_codes=["H311"])
+    v.save(tmp_path)
+    w = CodeVocabulary.load(tmp_path)
+    assert w.to_dict() == v.to_dict() and min(w.code_people.values()) >= 3 and "I10" not in w.code_people
+    with pytest.raises(DataError, match="history_vocab.json not found"):
+        CodeVocabulary.load(tmp_path / "nowhere")
+
+
+def test_history_arrays_keep_the_most_recent_codes_after_the_gap_and_within_the_look_back():
+    v = CodeVocabulary.fit(small_history(), [1, 2, 3, 4], min_people=1)
+    a, truncated = history_arrays(small_history(), rows=[2, 1, 5], vocab=v, max_codes=2)
+    assert a["days"].tolist() == [[50, 100], [5, 30], [0, 0]] and truncated == 1   # person 1's E119 at 400 left out
+    assert a["codes"][1].tolist() == v.code_ids(["H311", "I10"]).tolist() and (a["codes"][2] == 0).all()
+    b, _ = history_arrays(small_history(), rows=[1, 4], vocab=v, max_codes=4, gap_days=7, lookback_days=1000)
+    assert b["days"].tolist() == [[30, 400, 0, 0], [10, 0, 0, 0]]
+    assert a["codes"].dtype == np.int64 and a["days"].dtype == np.float32
