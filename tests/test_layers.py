@@ -6,9 +6,9 @@ from ppeye.core.errors import InputError
 from ppeye.core.paddle_env import import_paddle
 
 paddle = import_paddle()
-from ppeye.modeling.layers import (AFNO1D, AFNOBlock, BatchEnsembleLinear, CrossAttentionFusion, MoE,  # noqa: E402
-                                   MultiHeadAttention, PiecewiseLinearEmbedding, SinusoidalPositions, TabM,
-                                   TemporalTransformer)
+from ppeye.modeling.layers import (AFNO1D, AFNOBlock, BatchEnsembleLinear, CrossAttentionFusion,  # noqa: E402
+                                   HistoryEncoder, MoE, MultiHeadAttention, PiecewiseLinearEmbedding,
+                                   SinusoidalPositions, TabM, TemporalTransformer)
 
 
 def t(a):
@@ -350,6 +350,10 @@ LAYERS = {
                     lambda: [paddle.randn([2, 7, 8])]),
     "fusion": (lambda: CrossAttentionFusion(8, heads=2, dropout=0.2, moe=MOE2),
                lambda: [paddle.randn([2, 3, 8]), paddle.randn([2, 7, 8])]),
+    "history": (lambda: HistoryEncoder(num_codes=9, num_categories=5, dim=8, heads=2, layers=1, dropout=0.2),
+                lambda: [paddle.to_tensor([[3, 8, 1], [2, 0, 0], [0, 0, 0]], dtype="int64"),
+                         paddle.to_tensor([[2, 4, 1], [2, 0, 0], [0, 0, 0]], dtype="int64"),
+                         paddle.to_tensor([[5.0, 90.0, 700.0], [30.0, 0.0, 0.0], [0.0, 0.0, 0.0]])]),
 }
 
 
