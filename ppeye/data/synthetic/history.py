@@ -6,7 +6,7 @@ is after recruitment):
 
 * **a common code**: myopia (``H521``, a known glaucoma risk factor) for a share ``rate_cases``
   of the future glaucoma cases and ``rate_others`` of everyone else;
-* **a family of rare codes**: eight chorioretinal codes (H31-H34, never H35, whose non-AMD codes
+* **a family of rare codes**: 24 chorioretinal codes (H30-H34, never H35, whose non-AMD codes
   would change the AMD outcome rule), one of them drawn at random for ``rate_cases`` of the
   future AMD cases and ``rate_others`` of everyone else: each code alone is seen in a few
   people, the family is a clear signal. A code embedding learned per code cannot learn it from
@@ -21,11 +21,20 @@ import numpy as np
 import pandas as pd
 
 COMMON = {"code": "H521", "title": "Myopia", "disease": "glaucoma", "rate_cases": 0.2, "rate_others": 0.05}
-RARE = {"codes": {"H310": "Chorioretinal scars", "H311": "Choroidal degeneration",
-                  "H312": "Hereditary choroidal dystrophy", "H318": "Other specified disorders of choroid",
+RARE = {"codes": {"H300": "Focal chorioretinal inflammation", "H301": "Disseminated chorioretinal inflammation",
+                  "H302": "Posterior cyclitis", "H308": "Other chorioretinal inflammations",
+                  "H309": "Chorioretinal inflammation, unspecified", "H310": "Chorioretinal scars",
+                  "H311": "Choroidal degeneration", "H312": "Hereditary choroidal dystrophy",
+                  "H313": "Choroidal haemorrhage and rupture", "H314": "Choroidal detachment",
+                  "H318": "Other specified disorders of choroid",
                   "H320": "Chorioretinal inflammation in infectious and parasitic diseases classified elsewhere",
-                  "H330": "Retinal detachment with retinal break", "H332": "Serous retinal detachment",
-                  "H341": "Central retinal artery occlusion"},
+                  "H328": "Other chorioretinal disorders in diseases classified elsewhere",
+                  "H330": "Retinal detachment with retinal break", "H331": "Retinoschisis and retinal cysts",
+                  "H332": "Serous retinal detachment", "H333": "Retinal breaks without detachment",
+                  "H334": "Traction detachment of retina", "H335": "Other retinal detachments",
+                  "H340": "Transient retinal artery occlusion", "H341": "Central retinal artery occlusion",
+                  "H342": "Other retinal artery occlusions", "H348": "Other retinal vascular occlusions",
+                  "H349": "Retinal vascular occlusion, unspecified"},
         "disease": "amd", "rate_cases": 0.25, "rate_others": 0.01}
 YEARS_BEFORE_ASSESSMENT = 5
 
