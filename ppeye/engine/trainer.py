@@ -113,8 +113,7 @@ class Trainer:
         self.criterion = build_loss(cfg, prevalence=prevalence.tolist())
         check_weather_presence(self.model, self.train_set)
         self.frozen_epochs = frozen_epochs(cfg)
-        # frozen epochs read cached day features when there is a cache (checked against this
-        # model's backbone and store), else they run the frozen ResNet on the volumes
+        # frozen epochs read the cache when there is one (checked against this model and store), else run the ResNet
         self.cache = open_cache(cfg, self.model, self.train_set.store) if self.frozen_epochs else None
         if getattr(self.model, "patient_offset", None) is not None and not cfg.get("weights"):   # else the checkpoint's
             fit_patient_offset(self.model, self.train_set, self.val_set if self.val_set is not None else
